@@ -1,0 +1,52 @@
+import type { Page, PageOptions, Repo } from './types.ts';
+import { seg, type Transport } from './transport.ts';
+
+export interface CreateRepoInput {
+  name: string;
+  defaultBranch?: string;
+  description?: string;
+}
+
+export interface UpdateRepoInput {
+  name?: string;
+  defaultBranch?: string;
+  description?: string;
+}
+
+/** `grove.repos`: repositories. */
+export class Repos {
+  readonly #http: Transport;
+  constructor(http: Transport) {
+    this.#http = http;
+  }
+
+  create(org: string, input: CreateRepoInput): Promise<Repo> {
+    return this.#http.request('POST', `/orgs/${seg(org)}/repos`, { body: input });
+  }
+
+  list(org: string, options: PageOptions = {}): Promise<Page<Repo>> {
+    return this.#http.request('GET', `/orgs/${seg(org)}/repos`, { query: { limit: options.limit, cursor: options.cursor } });
+  }
+
+  /** Every repository of an org, page by page. */
+  async *listAll(org: string, pageSize = 1000): AsyncGenerator<Repo> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list(org, { limit: pageSize, ...(cursor ? { cursor } : {}) });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  get(org: string, name: string): Promise<Repo> {
+    return this.#http.request('GET', `/repos/${seg(org)}/${seg(name)}`);
+  }
+
+  update(org: string, name: string, input: UpdateRepoInput): Promise<Repo> {
+    return this.#http.request('PATCH', `/repos/${seg(org)}/${seg(name)}`, { body: input });
+  }
+
+  delete(org: string, name: string): Promise<void> {
+    return this.#http.request('DELETE', `/repos/${seg(org)}/${seg(name)}`);
+  }
+}

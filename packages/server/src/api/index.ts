@@ -1,0 +1,44 @@
+/**
+ * The REST API under /api/v1: authentication for every route but the OpenAPI
+ * document, shared schemas, and one module per resource.
+ */
+import swagger from '@fastify/swagger';
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../http/context.ts';
+import { orgRoutes } from './orgs.ts';
+import { repoRoutes } from './repos.ts';
+import { SHARED_SCHEMAS } from './schemas.ts';
+
+export const API_PREFIX = '/api/v1';
+
+export async function registerApi(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Grove API', version: '0.1.0', description: 'Orgs, repositories and keys of a Grove git server. Errors are {"error": {"code", "message", "details"?}}.' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A Grove token' },
+          basic: { type: 'http', scheme: 'basic', description: 'Any username, a Grove token as the password' },
+        },
+      },
+      security: [{ bearer: [] }, { basic: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+
+  await app.register(async (api) => {
+    api.decorateRequest('principal', null);
+    api.addHook('onRequest', async (request) => {
+      if (request.routeOptions.url === `${API_PREFIX}/openapi.json`) return;
+      request.principal = ctx.auth.require(request);
+    });
+    api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    await orgRoutes(api, ctx);
+    await repoRoutes(api, ctx);
+    api.setNotFoundHandler((request, reply) => {
+      void reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
+    });
+  }, { prefix: API_PREFIX });
+}

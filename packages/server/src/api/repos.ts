@@ -1,0 +1,181 @@
+/**
+ * Repos: `POST/GET /api/v1/orgs/{org}/repos`, `GET/PATCH/DELETE /api/v1/repos/{org}/{repo}`.
+ * A repo is a row plus a bare repository named by the row's id; creation writes the
+ * row first and removes it again if the repository cannot be made.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { isUniqueViolation } from '../db/database.ts';
+import { findOrgByName } from '../db/orgs.ts';
+import { deleteRepoRow, findRepo, insertRepo, listRepos, updateRepo, type RepoRow } from '../db/repos.ts';
+import { GroveError, notFound } from '../errors.ts';
+import { checkWritableRefName } from '../git/ref-name.ts';
+import { checkName } from '../names.ts';
+import type { AppContext } from '../http/context.ts';
+import { decodeCursor, page } from './pagination.ts';
+import { requireAccess } from './principal.ts';
+import { errorResponses, pageOf, paginationQuery } from './schemas.ts';
+
+const MAX_DESCRIPTION = 1000;
+
+function checkBranch(branch: string): void {
+  const problem = checkWritableRefName(`refs/heads/${branch}`);
+  if (problem) throw new GroveError('invalid_name', `defaultBranch ${JSON.stringify(branch)} is not a valid branch name: ${problem.replace(/^funny refname \(?|\)$/g, '') || 'invalid'}`);
+}
+
+function baseUrl(ctx: AppContext, request: FastifyRequest): string {
+  return ctx.config.publicUrl ?? `${request.protocol}://${request.host}`;
+}
+
+function repoJson(row: RepoRow, org: string, base: string) {
+  return {
+    id: row.id,
+    org,
+    name: row.name,
+    defaultBranch: row.default_branch,
+    description: row.description,
+    cloneUrl: `${base}/${org}/${row.name}.git`,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const repoParams = { type: 'object', required: ['org', 'repo'], properties: { org: { type: 'string' }, repo: { type: 'string' } } } as const;
+
+interface CreateRepoBody {
+  name: string;
+  defaultBranch?: string;
+  description?: string;
+}
+
+interface UpdateRepoBody {
+  name?: string;
+  defaultBranch?: string;
+  description?: string;
+}
+
+export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.post<{ Params: { org: string }; Body: CreateRepoBody }>('/orgs/:org/repos', {
+    schema: {
+      tags: ['repos'],
+      summary: 'Create a repository',
+      params: { type: 'object', required: ['org'], properties: { org: { type: 'string' } } },
+      body: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string' },
+          defaultBranch: { type: 'string', default: 'main', description: 'Branch HEAD points at (default main)' },
+          description: { type: 'string', maxLength: MAX_DESCRIPTION },
+        },
+      },
+      response: { 201: { $ref: 'Repo#' }, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const { org } = request.params;
+    const { name, defaultBranch = 'main', description = '' } = request.body;
+    requireAccess(request, 'admin', { kind: 'org', org });
+    const problem = checkName('repo', name);
+    if (problem) throw new GroveError('invalid_name', problem);
+    checkBranch(defaultBranch);
+    const orgRow = await findOrgByName(ctx.db, org);
+    if (!orgRow) throw notFound(`org ${org}`);
+    const now = new Date().toISOString();
+    const row: RepoRow = { id: randomUUID().replaceAll('-', ''), org_id: orgRow.id, name, default_branch: defaultBranch, description, created_at: now, updated_at: now };
+    try {
+      await insertRepo(ctx.db, row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new GroveError('already_exists', `repository ${org}/${name} already exists`);
+      throw error;
+    }
+    try {
+      await ctx.repos.create(row.id, defaultBranch);
+    } catch (error) {
+      await deleteRepoRow(ctx.db, row.id);
+      throw error;
+    }
+    return reply.code(201).send(repoJson(row, org, baseUrl(ctx, request)));
+  });
+
+  app.get<{ Params: { org: string }; Querystring: { limit: number; cursor?: string } }>('/orgs/:org/repos', {
+    schema: {
+      tags: ['repos'],
+      summary: "List an organization's repositories (paginated by name)",
+      params: { type: 'object', required: ['org'], properties: { org: { type: 'string' } } },
+      querystring: paginationQuery,
+      response: { 200: pageOf('Repo#'), ...errorResponses },
+    },
+  }, async (request) => {
+    const { org } = request.params;
+    requireAccess(request, 'read', { kind: 'org', org });
+    const orgRow = await findOrgByName(ctx.db, org);
+    if (!orgRow) throw notFound(`org ${org}`);
+    const { limit, cursor } = request.query;
+    const rows = await listRepos(ctx.db, orgRow.id, decodeCursor(cursor), limit + 1);
+    const base = baseUrl(ctx, request);
+    return page(rows, limit, (row) => repoJson(row, org, base));
+  });
+
+  app.get<{ Params: { org: string; repo: string } }>('/repos/:org/:repo', {
+    schema: { tags: ['repos'], summary: 'Get a repository', params: repoParams, response: { 200: { $ref: 'Repo#' }, ...errorResponses } },
+  }, async (request) => {
+    const { org, repo } = request.params;
+    requireAccess(request, 'read', { kind: 'repo', org, repo });
+    const row = await findRepo(ctx.db, org, repo);
+    if (!row) throw notFound(`repository ${org}/${repo}`);
+    return repoJson(row, org, baseUrl(ctx, request));
+  });
+
+  app.patch<{ Params: { org: string; repo: string }; Body: UpdateRepoBody }>('/repos/:org/:repo', {
+    schema: {
+      tags: ['repos'],
+      summary: 'Rename a repository, change its default branch or description',
+      params: repoParams,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: { name: { type: 'string' }, defaultBranch: { type: 'string' }, description: { type: 'string', maxLength: MAX_DESCRIPTION } },
+      },
+      response: { 200: { $ref: 'Repo#' }, ...errorResponses },
+    },
+  }, async (request) => {
+    const { org, repo } = request.params;
+    requireAccess(request, 'admin', { kind: 'repo', org, repo });
+    const row = await findRepo(ctx.db, org, repo);
+    if (!row) throw notFound(`repository ${org}/${repo}`);
+    const { name, defaultBranch, description } = request.body;
+    if (name !== undefined) {
+      const problem = checkName('repo', name);
+      if (problem) throw new GroveError('invalid_name', problem);
+    }
+    if (defaultBranch !== undefined) checkBranch(defaultBranch);
+    const changes = {
+      updated_at: new Date().toISOString(),
+      ...(name !== undefined ? { name } : {}),
+      ...(defaultBranch !== undefined ? { default_branch: defaultBranch } : {}),
+      ...(description !== undefined ? { description } : {}),
+    };
+    try {
+      await updateRepo(ctx.db, row.id, changes);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new GroveError('already_exists', `repository ${org}/${name} already exists`);
+      throw error;
+    }
+    if (defaultBranch !== undefined && defaultBranch !== row.default_branch) await ctx.repos.setDefaultBranch(row.id, defaultBranch);
+    return repoJson({ ...row, ...changes }, org, baseUrl(ctx, request));
+  });
+
+  app.delete<{ Params: { org: string; repo: string } }>('/repos/:org/:repo', {
+    schema: { tags: ['repos'], summary: 'Delete a repository and all its data', params: repoParams, response: { 204: { type: 'null' }, ...errorResponses } },
+  }, async (request, reply) => {
+    const { org, repo } = request.params;
+    requireAccess(request, 'admin', { kind: 'repo', org, repo });
+    const row = await findRepo(ctx.db, org, repo);
+    if (!row) throw notFound(`repository ${org}/${repo}`);
+    await deleteRepoRow(ctx.db, row.id);
+    await ctx.repos.remove(row.id);
+    return reply.code(204).send();
+  });
+}

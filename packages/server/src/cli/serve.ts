@@ -1,0 +1,34 @@
+/** `grove serve`: runs the server until SIGTERM/SIGINT, then drains and exits 0. */
+import pino from 'pino';
+import { loadConfig, type ConfigInput } from '../config.ts';
+import { startServer } from '../main.ts';
+
+export async function serve(options: ConfigInput): Promise<void> {
+  const config = loadConfig(options);
+  const logger = pino({ level: config.logLevel });
+  const server = await startServer(config, logger);
+  if (server.generatedAdminToken !== null) {
+    process.stdout.write(
+      `\nGrove generated the root admin token (shown only this once; also saved in ${config.dataDir}/admin-token, mode 0600):\n\n  ${server.generatedAdminToken}\n\n`,
+    );
+  }
+  logger.info({ url: server.url, data: config.dataDir }, 'grove is listening');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight work');
+    server.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

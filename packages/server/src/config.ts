@@ -1,0 +1,78 @@
+/** Flags, environment (GROVE_*) and defaults, validated once at startup. */
+import os from 'node:os';
+import path from 'node:path';
+
+export interface GroveConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  /** Used as given when set; otherwise generated on first start and kept in <data>/admin-token. */
+  readonly adminToken: string | null;
+  /** Base URL for clone URLs in API answers; derived from the request's Host when null. */
+  readonly publicUrl: string | null;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly limits: {
+    /** Largest pack one push may send. */
+    readonly maxPackBytes: number;
+    /** Most ref updates in one push. */
+    readonly maxPushCommands: number;
+    /** Largest decoded fetch negotiation body (git http-backend uses 10 MB). */
+    readonly maxNegotiationBytes: number;
+    /** git processes running at once; more wait in a queue. */
+    readonly maxGitProcesses: number;
+  };
+  /** How long shutdown waits for in-flight requests before killing them. */
+  readonly shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ConfigInput {
+  readonly data?: string | undefined;
+  readonly listen?: string | undefined;
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  if (!match) throw new ConfigError(`listen address ${JSON.stringify(value)} must be HOST:PORT`);
+  const port = Number(match[3]);
+  if (port > 65535) throw new ConfigError(`port ${port} is out of range`);
+  return { host: match[1] ?? (match[2] || '127.0.0.1'), port };
+}
+
+function positiveInteger(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed <= 0) throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): GroveConfig {
+  const dataDir = path.resolve(input.data ?? env.GROVE_DATA ?? './grove-data');
+  const { host, port } = parseListen(input.listen ?? env.GROVE_LISTEN ?? '127.0.0.1:8080');
+  const logLevel = (env.GROVE_LOG_LEVEL ?? 'info') as GroveConfig['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GROVE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const publicUrl = env.GROVE_PUBLIC_URL ? env.GROVE_PUBLIC_URL.replace(/\/+$/, '') : null;
+  if (publicUrl !== null && !/^https?:\/\//.test(publicUrl)) throw new ConfigError('GROVE_PUBLIC_URL must start with http:// or https://');
+  const adminToken = env.GROVE_ADMIN_TOKEN ? env.GROVE_ADMIN_TOKEN : null;
+  if (adminToken !== null && adminToken.length < 16) throw new ConfigError('GROVE_ADMIN_TOKEN must be at least 16 characters');
+  return {
+    dataDir,
+    host,
+    port,
+    adminToken,
+    publicUrl,
+    logLevel,
+    limits: {
+      maxPackBytes: positiveInteger('GROVE_MAX_PACK_BYTES', env.GROVE_MAX_PACK_BYTES, 5 * 1024 ** 3),
+      maxPushCommands: positiveInteger('GROVE_MAX_PUSH_COMMANDS', env.GROVE_MAX_PUSH_COMMANDS, 10_000),
+      maxNegotiationBytes: positiveInteger('GROVE_MAX_NEGOTIATION_BYTES', env.GROVE_MAX_NEGOTIATION_BYTES, 10 * 1024 ** 2),
+      maxGitProcesses: positiveInteger('GROVE_MAX_GIT_PROCESSES', env.GROVE_MAX_GIT_PROCESSES, Math.max(8, os.availableParallelism() * 4)),
+    },
+    shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
+  };
+}

@@ -1,0 +1,39 @@
+/** Repo rows. Listing pages through an org by name with the (org_id, name) unique index. */
+import type { Db } from './database.ts';
+import type { ReposTable } from './schema.ts';
+
+export type RepoRow = ReposTable;
+export type RepoWithOrg = RepoRow & { org_name: string };
+
+export async function insertRepo(db: Db, row: RepoRow): Promise<void> {
+  await db.insertInto('repos').values(row).execute();
+}
+
+export async function findRepo(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
+  return db
+    .selectFrom('repos')
+    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
+    .selectAll('repos')
+    .select('orgs.name as org_name')
+    .where('orgs.name', '=', orgName)
+    .where('repos.name', '=', repoName)
+    .executeTakeFirst();
+}
+
+export async function listRepos(db: Db, orgId: string, after: string | null, limit: number): Promise<RepoRow[]> {
+  let query = db.selectFrom('repos').selectAll().where('org_id', '=', orgId).orderBy('name').limit(limit);
+  if (after !== null) query = query.where('name', '>', after);
+  return query.execute();
+}
+
+export async function updateRepo(
+  db: Db,
+  id: string,
+  changes: Partial<Pick<RepoRow, 'name' | 'default_branch' | 'description'>> & { updated_at: string },
+): Promise<void> {
+  await db.updateTable('repos').set(changes).where('id', '=', id).execute();
+}
+
+export async function deleteRepoRow(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('repos').where('id', '=', id).execute();
+}

@@ -1,0 +1,46 @@
+/**
+ * The error catalogue (architecture §8): every error a client can see has a stable
+ * code, an HTTP status and a human message. REST answers
+ * `{"error": {"code", "message", "details"?}}`; the git routes turn the same errors
+ * into what a git client prints.
+ */
+
+export const ERROR_CATALOGUE = {
+  invalid_request: { status: 400, title: 'The request is malformed or has invalid fields' },
+  invalid_name: { status: 400, title: 'A name does not follow the naming rules' },
+  unauthorized: { status: 401, title: 'Missing, invalid, expired or revoked credentials' },
+  forbidden: { status: 403, title: 'The credentials do not allow this operation' },
+  not_found: { status: 404, title: 'No such resource (or not visible to these credentials)' },
+  method_not_allowed: { status: 405, title: 'The method is not allowed on this resource' },
+  already_exists: { status: 409, title: 'A resource with that name already exists' },
+  org_not_empty: { status: 409, title: 'The organization still has repositories' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  unsupported_media_type: { status: 415, title: 'The request body has the wrong content type' },
+  unavailable: { status: 503, title: 'The server is busy or shutting down; retry later' },
+  internal: { status: 500, title: 'An unexpected server error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** The one error type handlers throw; the HTTP layer renders it. */
+export class GroveError extends Error {
+  override name = 'GroveError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.details = details;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+    return { error: { code: this.code, message: this.message, ...(this.details ? { details: { ...this.details } } : {}) } };
+  }
+}
+
+export function notFound(what: string): GroveError {
+  return new GroveError('not_found', `${what} not found`);
+}

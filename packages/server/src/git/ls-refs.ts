@@ -1,0 +1,57 @@
+/**
+ * Protocol v2 `ls-refs` (gitprotocol-v2, "ls-refs"), answered from Grove's ref view:
+ *
+ *   args:   symrefs | peel | unborn | ref-prefix <prefix>
+ *   output: (<oid> | "unborn") SP <name> [SP "symref-target:" <target>] [SP "peeled:" <oid>] LF
+ *           ... flush-pkt
+ *
+ * HEAD comes first (if it resolves, or is unborn and `unborn` was asked for), then
+ * the refs in byte order. Prefixes only reduce output; git ignores them all past
+ * 65,536, and so does Grove.
+ */
+import { FLUSH_PKT, pktLine } from './pkt-line.ts';
+import { V2RequestError } from './v2-request.ts';
+import type { RefSnapshot } from '../repo/ref-snapshot.ts';
+
+export interface LsRefsArgs {
+  readonly symrefs: boolean;
+  readonly peel: boolean;
+  readonly unborn: boolean;
+  readonly prefixes: readonly string[];
+}
+
+const MAX_PREFIXES = 65536;
+
+export function parseLsRefsArgs(args: readonly string[]): LsRefsArgs {
+  let symrefs = false;
+  let peel = false;
+  let unborn = false;
+  const prefixes: string[] = [];
+  for (const arg of args) {
+    if (arg === 'symrefs') symrefs = true;
+    else if (arg === 'peel') peel = true;
+    else if (arg === 'unborn') unborn = true;
+    else if (arg.startsWith('ref-prefix ')) prefixes.push(arg.slice('ref-prefix '.length));
+    else throw new V2RequestError(`unexpected line: '${arg.slice(0, 100)}'`);
+  }
+  return { symrefs, peel, unborn, prefixes: prefixes.length >= MAX_PREFIXES ? [] : prefixes };
+}
+
+export function lsRefsResponse(snapshot: RefSnapshot, args: LsRefsArgs): Buffer {
+  const matches = (name: string) => args.prefixes.length === 0 || args.prefixes.some((p) => name.startsWith(p));
+  const lines: Buffer[] = [];
+  const head = snapshot.head;
+  if (head !== null && matches('HEAD')) {
+    const target = args.symrefs ? ` symref-target:${head.target}` : '';
+    const oid = snapshot.refs.find((ref) => ref.name === head.target)?.oid;
+    if (oid !== undefined) lines.push(pktLine(`${oid} HEAD${target}\n`));
+    else if (args.unborn) lines.push(pktLine(`unborn HEAD${target}\n`));
+  }
+  for (const ref of snapshot.refs) {
+    if (!matches(ref.name)) continue;
+    const peeled = args.peel && ref.peeled !== null ? ` peeled:${ref.peeled}` : '';
+    lines.push(pktLine(`${ref.oid} ${ref.name}${peeled}\n`));
+  }
+  lines.push(FLUSH_PKT);
+  return Buffer.concat(lines);
+}

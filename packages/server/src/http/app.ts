@@ -1,0 +1,96 @@
+/**
+ * The Fastify application: hooks for metrics, the error catalogue's rendering,
+ * health and metrics endpoints, the REST API and the git routes.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { ERROR_CATALOGUE, GroveError } from '../errors.ts';
+import { registerApi } from '../api/index.ts';
+import type { AppContext } from './context.ts';
+import { registerGitRoutes } from './git-routes.ts';
+
+export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger,
+    // Clones and pushes may run for hours: no total request timeout (stalls are the idle timeout's job).
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+    bodyLimit: 1024 * 1024,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const started = process.hrtime.bigint();
+    reply.raw.once('close', () => {
+      const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.raw.statusCode) };
+      ctx.metrics.requests.inc(labels);
+      ctx.metrics.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+  });
+
+  app.setErrorHandler((error: FastifyError | GroveError, request, reply) => {
+    const grove = toGroveError(error);
+    if (grove.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (grove.code === 'unauthorized') reply.header('WWW-Authenticate', 'Basic realm="grove"');
+    return reply.code(grove.status).send(grove.toJSON());
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const error = new GroveError('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`);
+    return reply.code(404).send(error.toJSON());
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async (_request, reply) => {
+    if (!ctx.isReady()) return reply.code(503).send({ status: 'shutting down' });
+    return { status: 'ok' };
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const body = await ctx.metrics.registry.metrics();
+    return reply.header('Content-Type', ctx.metrics.registry.contentType).send(body);
+  });
+
+  await registerApi(app, ctx);
+  await registerGitRoutes(app, ctx);
+  return app;
+}
+
+/** Maps anything thrown in a handler onto the catalogue. */
+export function toGroveError(error: FastifyError | GroveError | Error): GroveError {
+  if (error instanceof GroveError) return error;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const first = fastifyError.validation[0];
+    const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, '.') : (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
+    const where = fastifyError.validationContext ?? 'body';
+    const message = first?.keyword === 'required'
+      ? `${where}: missing required field ${JSON.stringify(field)}`
+      : first?.keyword === 'additionalProperties'
+        ? `${where}: unknown field ${JSON.stringify((first.params as { additionalProperty?: string }).additionalProperty)}`
+        : `${where}${field ? `.${field}` : ''} ${first?.message ?? 'is invalid'}`;
+    return new GroveError('invalid_request', message);
+  }
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GroveError('unsupported_media_type', 'unsupported Content-Type: the API takes application/json');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GroveError('payload_too_large', 'request body is too large');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GroveError('invalid_request', 'the JSON body is empty');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GroveError('invalid_request', 'Content-Length does not match the body');
+  }
+  if (fastifyError.statusCode === 400 || error instanceof SyntaxError) {
+    return new GroveError('invalid_request', `malformed request: ${error.message}`);
+  }
+  if (fastifyError.statusCode === 405) return new GroveError('method_not_allowed', error.message);
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    const entry = Object.entries(ERROR_CATALOGUE).find(([, v]) => v.status === fastifyError.statusCode);
+    return new GroveError((entry?.[0] ?? 'invalid_request') as keyof typeof ERROR_CATALOGUE, error.message);
+  }
+  return new GroveError('internal', 'internal server error');
+}

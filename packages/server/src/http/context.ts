@@ -1,0 +1,18 @@
+/** What every route handler can reach: built once by the composition root. */
+import type { GroveConfig } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import type { RepoStore } from '../repo/store.ts';
+import type { Authenticator } from './auth.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface AppContext {
+  readonly config: GroveConfig;
+  readonly db: Db;
+  readonly repos: RepoStore;
+  readonly auth: Authenticator;
+  readonly metrics: Metrics;
+  /** What Grove calls itself in `agent=` capabilities. */
+  readonly agent: string;
+  /** False once shutdown has begun: /healthz answers 503 so balancers move away. */
+  readonly isReady: () => boolean;
+}

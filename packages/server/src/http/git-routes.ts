@@ -1,0 +1,281 @@
+/**
+ * Git smart HTTP (gitprotocol-http): `/{org}/{repo}[.git]/info/refs`,
+ * `/git-upload-pack` and `/git-receive-pack`.
+ *
+ * Authentication and repository access are decided before any byte of a response is
+ * written (a status cannot change after that); refusals inside a transfer go in the
+ * protocol: `ERR` packets, side-band 3, or `ng <ref> <reason>`. Request bodies may be
+ * gzip-encoded or chunked; responses are never compressed and carry the exact
+ * content types clients compare against.
+ */
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { receivePackAdvertisement, serviceHeader, v2Capabilities, type GitService } from '../git/advertisement.ts';
+import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
+import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
+import { readReceivePackRequest, ReceivePackRequestError } from '../git/receive-pack-request.ts';
+import { reportStatus } from '../git/report-status.ts';
+import { SIDEBAND_DATA, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
+import { parseV2Request, V2RequestError } from '../git/v2-request.ts';
+import { authorize, type Action, type Principal } from '../auth/authorize.ts';
+import { GroveError } from '../errors.ts';
+import type { ProtocolVersion } from '../repo/upload-pack.ts';
+import { findRepo } from '../db/repos.ts';
+import type { AppContext } from './context.ts';
+
+const NO_CACHE_HEADERS = {
+  Expires: 'Fri, 01 Jan 1980 00:00:00 GMT',
+  Pragma: 'no-cache',
+  'Cache-Control': 'no-cache, max-age=0, must-revalidate',
+} as const;
+
+interface RepoParams {
+  org: string;
+  repo: string;
+}
+
+interface ResolvedRepo {
+  readonly principal: Principal;
+  readonly gitDir: string;
+  readonly org: string;
+  readonly repo: string;
+}
+
+export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  // Git request bodies are streamed by the handlers, never parsed by Fastify.
+  app.addContentTypeParser(
+    ['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'],
+    (_request, payload, done) => done(null, payload),
+  );
+
+  const hide = { schema: { hide: true } };
+
+  app.get<{ Params: RepoParams; Querystring: { service?: string } }>('/:org/:repo/info/refs', hide, async (request, reply) => {
+    const service = request.query.service;
+    if (service !== 'git-upload-pack' && service !== 'git-receive-pack') {
+      return sendText(reply, 403, 'Grove serves the smart HTTP protocol only: use a git client newer than 1.6.6');
+    }
+    const resolved = await resolveRepo(ctx, request, reply, service === 'git-receive-pack' ? 'write' : 'read');
+    if (resolved === null) return reply;
+    const version = protocolVersion(request.headers['git-protocol']);
+    const signal = abortOnClose(request, reply);
+    let body: Buffer;
+    if (service === 'git-upload-pack') {
+      body = version === 2
+        ? v2Capabilities(ctx.agent)
+        : await ctx.repos.uploadPack.advertiseRefs(resolved.gitDir, version, signal);
+    } else {
+      // Push is always v0 (git never asks for v2 here); `version=1` only adds a line.
+      const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+      body = receivePackAdvertisement(snapshot, ctx.agent, version === 1);
+    }
+    return reply
+      .code(200)
+      .headers({ ...NO_CACHE_HEADERS, 'Content-Type': `application/x-${service}-advertisement` })
+      .send(Buffer.concat([serviceHeader(service), body]));
+  });
+
+  app.post<{ Params: RepoParams }>('/:org/:repo/git-upload-pack', hide, async (request, reply) => {
+    const resolved = await resolveRepo(ctx, request, reply, 'read');
+    if (resolved === null) return reply;
+    let body: Buffer;
+    try {
+      body = await readBounded(requestBody(request), ctx.config.limits.maxNegotiationBytes);
+    } catch (error) {
+      if (error instanceof GroveError) return sendText(reply, error.status, error.message);
+      throw error;
+    }
+    const version = protocolVersion(request.headers['git-protocol']);
+    const signal = abortOnClose(request, reply);
+    const contentType = 'application/x-git-upload-pack-result';
+    if (version === 2) {
+      let command;
+      try {
+        command = parseV2Request(body);
+      } catch (error) {
+        if (error instanceof V2RequestError) return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
+        throw error;
+      }
+      if (command === null) return sendGit(reply, contentType, Buffer.alloc(0));
+      ctx.metrics.fetches.inc({ protocol: 'v2', command: command.command });
+      if (command.command === 'ls-refs') {
+        let args;
+        try {
+          args = parseLsRefsArgs(command.args);
+        } catch (error) {
+          if (error instanceof V2RequestError) return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
+          throw error;
+        }
+        const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+        return sendGit(reply, contentType, lsRefsResponse(snapshot, args));
+      }
+    } else {
+      if (body.equals(FLUSH_PKT)) return sendGit(reply, contentType, Buffer.alloc(0));
+      ctx.metrics.fetches.inc({ protocol: `v${version}`, command: 'upload-pack' });
+    }
+    reply.hijack();
+    const raw = reply.raw;
+    const sent = await ctx.repos.uploadPack
+      .serve(resolved.gitDir, version, body, {
+        start: () => {
+          raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+          return raw;
+        },
+      }, signal)
+      .catch((error: unknown) => {
+        if (!signal.aborted) request.log.error({ err: error }, 'upload-pack failed');
+        return 0;
+      });
+    ctx.metrics.fetchBytes.inc(sent);
+    if (!raw.headersSent) raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+    raw.end();
+  });
+
+  app.post<{ Params: RepoParams }>('/:org/:repo/git-receive-pack', hide, async (request, reply) => {
+    const resolved = await resolveRepo(ctx, request, reply, 'write');
+    if (resolved === null) return reply;
+    const contentType = 'application/x-git-receive-pack-result';
+    const reader = new PktLineReader(requestBody(request));
+    let pushRequest;
+    try {
+      pushRequest = await readReceivePackRequest(reader, { maxCommands: ctx.config.limits.maxPushCommands, maxPushOptions: 100 });
+    } catch (error) {
+      if (error instanceof ReceivePackRequestError || error instanceof PktLineError) {
+        ctx.metrics.pushes.inc({ result: 'rejected' });
+        await drain(reader.rest());
+        return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
+      }
+      throw error;
+    }
+    // The auth probe and a push with nothing to do: an empty 200.
+    if (pushRequest.commands.length === 0) {
+      await drain(reader.rest());
+      return sendGit(reply, contentType, Buffer.alloc(0));
+    }
+    const signal = abortOnClose(request, reply);
+    const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
+    const quiet = pushRequest.capabilities.has('quiet');
+    const progress: string[] = [];
+    const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+    const outcome = await ctx.repos.push.run({
+      gitDir: resolved.gitDir,
+      request: pushRequest,
+      pack: reader.rest(),
+      snapshot,
+      authorize: () => null,
+      progress: (text) => {
+        if (!quiet && sideband) progress.push(text);
+      },
+      signal,
+      limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
+    });
+    ctx.metrics.pushBytes.inc(outcome.packBytes);
+    const okCount = outcome.results.filter((r) => r.ok).length;
+    ctx.metrics.refUpdates.inc({ result: 'ok' }, okCount);
+    ctx.metrics.refUpdates.inc({ result: 'rejected' }, outcome.results.length - okCount);
+    ctx.metrics.pushes.inc({ result: okCount === outcome.results.length ? 'ok' : okCount === 0 ? 'rejected' : 'partial' });
+    request.log.info(
+      { org: resolved.org, repo: resolved.repo, refs: outcome.results.length, updated: okCount, packBytes: outcome.packBytes, unpackError: outcome.unpackError },
+      'push',
+    );
+    const report = reportStatus(outcome.unpackError, outcome.results);
+    const parts: Buffer[] = [];
+    if (sideband) {
+      for (const text of progress) parts.push(...sidebandPackets(SIDEBAND_PROGRESS, text, sideband));
+      parts.push(...sidebandPackets(SIDEBAND_DATA, report, sideband), FLUSH_PKT);
+    } else {
+      parts.push(report);
+    }
+    return sendGit(reply, contentType, Buffer.concat(parts));
+  });
+}
+
+/** Authenticates, finds the repository and authorizes; answers the refusal itself and returns null. */
+async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Params: RepoParams }>, reply: FastifyReply, action: Action): Promise<ResolvedRepo | null> {
+  const principal = ctx.auth.principalFor(request);
+  if (principal === null) {
+    reply.header('WWW-Authenticate', 'Basic realm="grove"');
+    await drainRequest(request);
+    sendText(reply, 401, request.headers.authorization ? 'Authentication failed: the token is invalid, expired or revoked' : 'Authentication required: use a Grove token as the password');
+    return null;
+  }
+  const org = request.params.org;
+  const repo = request.params.repo.endsWith('.git') ? request.params.repo.slice(0, -4) : request.params.repo;
+  const row = await findRepo(ctx.db, org, repo);
+  const decision = authorize(principal, action, { kind: 'repo', org, repo });
+  if (row === undefined || (!decision.allowed && decision.status === 'not_found')) {
+    await drainRequest(request);
+    sendText(reply, 404, `Repository ${org}/${repo} not found`);
+    return null;
+  }
+  if (!decision.allowed) {
+    await drainRequest(request);
+    sendText(reply, 403, decision.reason);
+    return null;
+  }
+  return { principal, gitDir: ctx.repos.gitDir(row.id), org, repo };
+}
+
+function protocolVersion(header: string | string[] | undefined): ProtocolVersion {
+  const value = Array.isArray(header) ? header.join(':') : header ?? '';
+  let version: ProtocolVersion = 0;
+  for (const parameter of value.split(':')) {
+    if (parameter === 'version=2') version = 2;
+    else if (parameter === 'version=1' && version === 0) version = 1;
+  }
+  return version;
+}
+
+function requestBody(request: FastifyRequest): AsyncIterable<Buffer> {
+  const raw = request.body as Readable | undefined ?? request.raw;
+  const encoding = (request.headers['content-encoding'] ?? '').toLowerCase();
+  if (encoding === 'gzip' || encoding === 'x-gzip') return raw.pipe(createGunzip());
+  return raw as AsyncIterable<Buffer>;
+}
+
+async function readBounded(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      total += chunk.length;
+      if (total > limit) throw new GroveError('payload_too_large', `request body exceeds ${limit} bytes after decoding`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof GroveError) throw error;
+    throw new GroveError('invalid_request', `could not read the request body: ${(error as Error).message}`);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function drain(body: AsyncIterable<Buffer>): Promise<void> {
+  try {
+    for await (const _ of body) void _;
+  } catch {
+    // the client went away or sent garbage; nothing to keep
+  }
+}
+
+async function drainRequest(request: FastifyRequest): Promise<void> {
+  if (request.method === 'POST') await drain(request.raw as AsyncIterable<Buffer>);
+}
+
+function sendText(reply: FastifyReply, status: number, text: string): FastifyReply {
+  return reply.code(status).header('Content-Type', 'text/plain; charset=utf-8').send(`${text}\n`);
+}
+
+function sendGit(reply: FastifyReply, contentType: string, body: Buffer): FastifyReply {
+  return reply.code(200).headers({ ...NO_CACHE_HEADERS, 'Content-Type': contentType }).send(body);
+}
+
+/** Aborts (killing git children) when the client goes away before the response is complete. */
+function abortOnClose(request: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  request.raw.once('aborted', () => controller.abort(new Error('client disconnected')));
+  return controller.signal;
+}

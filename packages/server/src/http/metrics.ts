@@ -1,0 +1,34 @@
+/** Prometheus metrics served at /metrics; one registry per server instance. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Limiter } from '../repo/limiter.ts';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'method' | 'route' | 'status'>;
+  readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly pushes: Counter<'result'>;
+  readonly pushBytes: Counter;
+  readonly refUpdates: Counter<'result'>;
+  readonly fetches: Counter<'protocol' | 'command'>;
+  readonly fetchBytes: Counter;
+
+  constructor(gitLimiter: Limiter) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'grove_process_' });
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'grove_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers });
+    this.requestDuration = new Histogram({
+      name: 'grove_http_request_duration_seconds',
+      help: 'HTTP request latency by route and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    new Gauge({ name: 'grove_git_processes_running', help: 'git child processes running', registers, collect() { this.set(gitLimiter.running); } });
+    new Gauge({ name: 'grove_git_processes_queued', help: 'git child processes waiting for a slot', registers, collect() { this.set(gitLimiter.queued); } });
+    this.pushes = new Counter({ name: 'grove_git_pushes_total', help: 'Pushes by result (ok: every ref updated, partial, rejected)', labelNames: ['result'], registers });
+    this.pushBytes = new Counter({ name: 'grove_git_push_bytes_total', help: 'Pack bytes received by pushes', registers });
+    this.refUpdates = new Counter({ name: 'grove_git_ref_updates_total', help: 'Ref updates requested by pushes, by result', labelNames: ['result'], registers });
+    this.fetches = new Counter({ name: 'grove_git_fetch_requests_total', help: 'upload-pack requests by protocol version and command', labelNames: ['protocol', 'command'], registers });
+    this.fetchBytes = new Counter({ name: 'grove_git_fetch_bytes_total', help: 'Bytes sent in upload-pack responses', registers });
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The composition root: config → data dir → database → repository store → HTTP.
+ * `startServer` returns once the server is listening; `close()` drains it.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { loadAdminToken } from './auth/admin-token.ts';
+import type { GroveConfig } from './config.ts';
+import { openDatabase, type Db } from './db/database.ts';
+import { buildApp } from './http/app.ts';
+import { Authenticator } from './http/auth.ts';
+import { Metrics } from './http/metrics.ts';
+import { RepoStore } from './repo/store.ts';
+
+export const VERSION = '0.1.0';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly db: Db;
+  readonly repos: RepoStore;
+  /** The admin token if this start generated it (print it once), else null. */
+  readonly generatedAdminToken: string | null;
+  /** Stops accepting, lets in-flight requests finish within the grace period, then kills the rest. */
+  close(): Promise<void>;
+}
+
+export async function startServer(config: GroveConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
+  const db = await openDatabase(path.join(config.dataDir, 'grove.db'));
+  const repos = new RepoStore(config.dataDir, config.limits.maxGitProcesses);
+  await repos.open();
+  const metrics = new Metrics(repos.git.limiter);
+  let ready = true;
+  const app = await buildApp(
+    {
+      config,
+      db,
+      repos,
+      auth: new Authenticator(adminToken.digest),
+      metrics,
+      agent: `grove/${VERSION}`,
+      isReady: () => ready,
+    },
+    logger,
+  );
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${host}:${address.port}`,
+    app,
+    db,
+    repos,
+    generatedAdminToken: adminToken.generated,
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        const timer = setTimeout(() => {
+          logger.warn({ children: repos.git.activeChildren }, 'shutdown grace period over: aborting in-flight work');
+          repos.git.killAll();
+          app.server.closeAllConnections();
+        }, config.shutdownGraceMs);
+        timer.unref();
+        await app.close();
+        clearTimeout(timer);
+        await db.destroy();
+      })();
+      return closing;
+    },
+  };
+}

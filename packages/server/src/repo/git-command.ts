@@ -1,0 +1,190 @@
+/**
+ * The one place Grove spawns git (architecture §3). Children get an allow-listed
+ * environment (no inherited GIT_* variables, no system or global config, no prompts),
+ * Grove's config as protected `-c` options, their own process group so the whole
+ * tree can be killed, and a slot from the process limiter.
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { Limiter } from './limiter.ts';
+
+/** Config every git child runs with; mirrors what Grove writes into each repo's config. */
+const BASE_CONFIG: readonly string[] = [
+  'safe.directory=*',
+  'core.useReplaceRefs=false',
+  'core.fsync=committed,reference',
+  'core.fsyncMethod=fsync',
+  'core.bigFileThreshold=50m',
+  'core.packedRefsTimeout=10000',
+  'core.filesRefLockTimeout=1000',
+  'gc.auto=0',
+  'maintenance.auto=0',
+  'receive.autogc=false',
+  'transfer.fsckObjects=true',
+  'receive.fsck.badTimezone=ignore',
+  'receive.fsck.missingSpaceBeforeDate=ignore',
+  'receive.fsck.zeroPaddedFilemode=ignore',
+  'fetch.fsck.badTimezone=ignore',
+  'fetch.fsck.missingSpaceBeforeDate=ignore',
+  'fetch.fsck.zeroPaddedFilemode=ignore',
+  'uploadpack.allowFilter=true',
+  'uploadpack.allowRefInWant=false',
+  'repack.updateServerInfo=false',
+  'pack.writeReverseIndex=true',
+];
+
+const INHERITED_ENV = ['PATH', 'TZ', 'LD_LIBRARY_PATH', 'GIT_EXEC_PATH'] as const;
+
+export interface GitSpawnOptions {
+  /** The repository (`--git-dir`); omitted for commands that take no repository. */
+  readonly gitDir?: string;
+  /** Extra environment: quarantine directories, GIT_PROTOCOL. Values are set as given. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Kills the child (and its process group) when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+export interface GitResult {
+  readonly code: number;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+export type GitChild = ChildProcessByStdio<Writable, Readable, Readable>;
+
+export class GitCommandError extends Error {
+  override name = 'GitCommandError';
+  readonly code: number;
+  readonly stderr: string;
+  constructor(args: readonly string[], result: GitResult) {
+    super(`git ${args[0] ?? ''} exited with ${result.code}: ${result.stderr.trim().split('\n').pop() ?? ''}`);
+    this.code = result.code;
+    this.stderr = result.stderr;
+  }
+}
+
+export interface GitRunnerOptions {
+  readonly binary?: string;
+  /** An empty directory used as HOME, so no user config or credentials leak in. */
+  readonly homeDir: string;
+  readonly maxProcesses: number;
+}
+
+export class GitRunner {
+  readonly #binary: string;
+  readonly #env: Readonly<Record<string, string>>;
+  readonly limiter: Limiter;
+  readonly #children = new Set<GitChild>();
+
+  constructor(options: GitRunnerOptions) {
+    this.#binary = options.binary ?? 'git';
+    this.limiter = new Limiter(options.maxProcesses);
+    const env: Record<string, string> = {
+      HOME: options.homeDir,
+      XDG_CONFIG_HOME: options.homeDir,
+      LANG: 'C',
+      LC_ALL: 'C',
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+      GIT_TERMINAL_PROMPT: '0',
+      GIT_NO_REPLACE_OBJECTS: '1',
+      GIT_ASKPASS: '/bin/false',
+    };
+    for (const name of INHERITED_ENV) {
+      const value = process.env[name];
+      if (value !== undefined) env[name] = value;
+    }
+    this.#env = env;
+  }
+
+  /** Children currently alive (for shutdown). */
+  get activeChildren(): number {
+    return this.#children.size;
+  }
+
+  /**
+   * Starts git once a process slot is free. The slot is held until the child exits.
+   * The caller owns the child's stdio.
+   */
+  async spawn(args: readonly string[], options: GitSpawnOptions = {}): Promise<GitChild> {
+    const release = await this.limiter.acquire();
+    if (options.signal?.aborted) {
+      release();
+      throw options.signal.reason ?? new Error('aborted');
+    }
+    const argv = [...BASE_CONFIG.flatMap((c) => ['-c', c])];
+    if (options.gitDir !== undefined) argv.push(`--git-dir=${options.gitDir}`);
+    argv.push(...args);
+    let child: GitChild;
+    try {
+      child = spawn(this.#binary, argv, {
+        env: { ...this.#env, ...options.env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
+      });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    this.#children.add(child);
+    const kill = () => killTree(child);
+    options.signal?.addEventListener('abort', kill, { once: true });
+    child.once('close', () => {
+      this.#children.delete(child);
+      options.signal?.removeEventListener('abort', kill);
+      release();
+    });
+    // A child that dies early must not crash the server with EPIPE on its stdin.
+    child.stdin.on('error', () => {});
+    child.once('error', () => {
+      this.#children.delete(child);
+      release();
+    });
+    return child;
+  }
+
+  /** Runs git to completion, feeding `input` and collecting its output. */
+  async run(args: readonly string[], options: GitSpawnOptions & { readonly input?: Buffer | string } = {}): Promise<GitResult> {
+    const child = await this.spawn(args, options);
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdin.end(options.input);
+    const code = await exitCode(child);
+    return { code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8') };
+  }
+
+  /** Like run(), but a non-zero exit is an error. */
+  async check(args: readonly string[], options: GitSpawnOptions & { readonly input?: Buffer | string } = {}): Promise<Buffer> {
+    const result = await this.run(args, options);
+    if (result.code !== 0) throw new GitCommandError(args, result);
+    return result.stdout;
+  }
+
+  /** Kills every running child; used when shutdown runs out of patience. */
+  killAll(): void {
+    for (const child of this.#children) killTree(child);
+  }
+}
+
+export function exitCode(child: GitChild): Promise<number> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1)));
+    child.once('error', () => resolve(127));
+  });
+}
+
+export function killTree(child: GitChild): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * The push pipeline (architecture §2): Grove has already parsed the command list;
+ * this runs
+ *
+ *   1. per-ref checks that need no objects (name, authorization, current branch);
+ *   2. the pack into a quarantine (`git index-pack --stdin --fix-thin --strict`);
+ *   3. connectivity and object types of the new tips, inside the quarantine;
+ *   4. migration of the quarantine into the repository (fsync);
+ *   5. one compare-and-swap ref transaction (all-or-nothing when `atomic`);
+ *
+ * and returns the report. A failed step leaves the repository as it was.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isZeroOid } from '../git/oid.ts';
+import { checkWritableRefName } from '../git/ref-name.ts';
+import type { RefCommand, ReceivePackRequest } from '../git/receive-pack-request.ts';
+import type { RefResult } from '../git/report-status.ts';
+import { exitCode, type GitRunner } from './git-command.ts';
+import { Quarantine, removeKeepFiles } from './quarantine.ts';
+import type { RefSnapshot } from './ref-snapshot.ts';
+import type { RefTransaction, RefUpdate, TransactionResult } from './ref-transaction.ts';
+
+export interface PushLimits {
+  readonly maxPackBytes: number;
+}
+
+export interface PushInput {
+  readonly gitDir: string;
+  readonly request: ReceivePackRequest;
+  /** The bytes after the command list: the pack, if any. */
+  readonly pack: AsyncIterable<Buffer>;
+  /** Refs as they were when the request arrived (for the current-branch rule). */
+  readonly snapshot: RefSnapshot;
+  /** Returns why a command is denied, or null; pure, called before any object is read. */
+  readonly authorize: (command: RefCommand) => string | null;
+  /** Progress text for the client (`remote: …`). */
+  readonly progress: (text: string) => void;
+  readonly signal: AbortSignal;
+  readonly limits: PushLimits;
+}
+
+export interface PushOutcome {
+  readonly unpackError: string | null;
+  readonly results: readonly RefResult[];
+  readonly packBytes: number;
+  /** The updates that were applied. */
+  readonly applied: readonly RefCommand[];
+}
+
+const PACK_HEADER_BYTES = 12;
+
+/** The pack could not be read; every non-delete command fails with "unpacker error". */
+class UnpackError extends Error {
+  override name = 'UnpackError';
+}
+
+export class PushPipeline {
+  readonly #git: GitRunner;
+  readonly #transaction: RefTransaction;
+
+  constructor(git: GitRunner, transaction: RefTransaction) {
+    this.#git = git;
+    this.#transaction = transaction;
+  }
+
+  async run(input: PushInput): Promise<PushOutcome> {
+    const { request, gitDir } = input;
+    const rejected = new Map<RefCommand, string>();
+    const seen = new Set<string>();
+    for (const command of request.commands) {
+      const reason = precheck(command, input, seen);
+      if (reason !== null) rejected.set(command, reason);
+      seen.add(command.ref);
+    }
+    const atomic = request.capabilities.has('atomic');
+    const wantsObjects = request.commands.some((c) => c.kind !== 'delete');
+    const quarantine = wantsObjects ? await Quarantine.create(gitDir) : null;
+    let packBytes = 0;
+    try {
+      let unpackError: string | null = null;
+      if (wantsObjects) {
+        try {
+          packBytes = await this.#receivePack(input, quarantine!);
+        } catch (error) {
+          if (!(error instanceof UnpackError)) throw error;
+          unpackError = error.message;
+        }
+      } else {
+        for await (const chunk of input.pack) packBytes += chunk.length; // nothing should follow; drain it
+      }
+      if (unpackError !== null) {
+        for (const command of request.commands) {
+          if (!rejected.has(command)) rejected.set(command, command.kind === 'delete' ? 'unpacker error' : 'unpacker error');
+        }
+        return finish(request.commands, rejected, unpackError, packBytes, []);
+      }
+      await this.#checkObjects(input, quarantine, rejected);
+      if (atomic && rejected.size > 0) {
+        for (const command of request.commands) if (!rejected.has(command)) rejected.set(command, 'atomic push failure');
+        return finish(request.commands, rejected, null, packBytes, []);
+      }
+      const accepted = request.commands.filter((c) => !rejected.has(c));
+      if (accepted.length === 0) return finish(request.commands, rejected, null, packBytes, []);
+      const keeps = quarantine ? await quarantine.migrate() : [];
+      try {
+        const updates: RefUpdate[] = accepted.map((c) => ({ ref: c.ref, oldOid: c.oldOid, newOid: c.newOid }));
+        let outcomes: TransactionResult[];
+        if (atomic) {
+          const result = await this.#transaction.apply(gitDir, updates);
+          outcomes = updates.map(() => result);
+        } else {
+          outcomes = await this.#transaction.applyEach(gitDir, updates);
+        }
+        const applied: RefCommand[] = [];
+        accepted.forEach((command, index) => {
+          const outcome = outcomes[index]!;
+          if (outcome.ok) applied.push(command);
+          else rejected.set(command, outcome.reason);
+        });
+        if (applied.length > 0) input.progress(`grove: updated ${applied.length} ref${applied.length === 1 ? '' : 's'}\n`);
+        return finish(request.commands, rejected, null, packBytes, applied);
+      } finally {
+        await removeKeepFiles(keeps);
+      }
+    } finally {
+      await quarantine?.remove();
+    }
+  }
+
+  /** Streams the pack into the quarantine; returns its size in bytes. */
+  async #receivePack(input: PushInput, quarantine: Quarantine): Promise<number> {
+    const iterator = input.pack[Symbol.asyncIterator]();
+    let head = Buffer.alloc(0);
+    while (head.length < PACK_HEADER_BYTES) {
+      const next = await iterator.next();
+      if (next.done) throw new UnpackError(head.length === 0 ? 'eof before pack header was fully read' : 'truncated pack header');
+      head = Buffer.concat([head, next.value]);
+    }
+    if (head.toString('latin1', 0, 4) !== 'PACK') throw new UnpackError('protocol error (pack signature mismatch detected)');
+    const version = head.readUInt32BE(4);
+    if (version !== 2 && version !== 3) throw new UnpackError(`protocol error (pack version ${version} unsupported)`);
+    const objectCount = head.readUInt32BE(8);
+    let total = head.length;
+    const maxBytes = input.limits.maxPackBytes;
+    const counted = async function* (): AsyncGenerator<Buffer> {
+      yield head;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        total += next.value.length;
+        if (total > maxBytes) throw new UnpackError(`pack exceeds the maximum size of ${maxBytes} bytes`);
+        yield next.value;
+      }
+    };
+    if (objectCount === 0) {
+      // The empty pack git sends when every new tip already exists: nothing to index.
+      for await (const _ of counted()) void _;
+      if (total !== PACK_HEADER_BYTES + 20) throw new UnpackError('malformed empty pack');
+      return total;
+    }
+    input.progress(`grove: receiving ${objectCount} object${objectCount === 1 ? '' : 's'}\n`);
+    const child = await this.#git.spawn(
+      ['index-pack', '--stdin', '--fix-thin', '--strict', `--keep=grove push ${process.pid}`, `--max-input-size=${maxBytes}`],
+      { gitDir: input.gitDir, env: quarantine.env, signal: input.signal },
+    );
+    const stderr: Buffer[] = [];
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdout.resume();
+    const exited = exitCode(child);
+    try {
+      await pipeline(Readable.from(counted()), child.stdin);
+    } catch (error) {
+      child.kill('SIGKILL');
+      await exited;
+      if (error instanceof UnpackError) throw error;
+      if (input.signal.aborted) throw error;
+      // index-pack closed its stdin early: it found the pack bad; its stderr says why.
+    }
+    const code = await exited;
+    if (code !== 0) {
+      const message = Buffer.concat(stderr).toString('utf8').trim().split('\n').filter(Boolean);
+      const reason = message.find((line) => line.startsWith('fatal:') || line.startsWith('error:')) ?? message.pop() ?? 'index-pack failed';
+      throw new UnpackError(reason.replace(/^(fatal|error):\s*/, ''));
+    }
+    return total;
+  }
+
+  /** Connectivity and types of every accepted new tip, inside the quarantine. */
+  async #checkObjects(input: PushInput, quarantine: Quarantine | null, rejected: Map<RefCommand, string>): Promise<void> {
+    const candidates = input.request.commands.filter((c) => !rejected.has(c) && c.kind !== 'delete');
+    if (candidates.length === 0) return;
+    const env = quarantine?.env;
+    const tips = [...new Set(candidates.map((c) => c.newOid))];
+    const types = await this.#objectTypes(input.gitDir, tips, env);
+    const present = tips.filter((oid) => types.get(oid) !== undefined);
+    const connected = new Set<string>();
+    if (present.length > 0) {
+      if (await this.#connected(input.gitDir, present, env)) present.forEach((oid) => connected.add(oid));
+      else if (present.length > 1) {
+        for (const oid of present) if (await this.#connected(input.gitDir, [oid], env)) connected.add(oid);
+      }
+    }
+    const shallowClient = input.request.shallow.length > 0;
+    for (const command of candidates) {
+      const type = types.get(command.newOid);
+      if (type === undefined || !connected.has(command.newOid)) {
+        rejected.set(command, shallowClient ? 'shallow update not allowed' : 'missing necessary objects');
+      } else if (command.ref.startsWith('refs/heads/') && type !== 'commit') {
+        rejected.set(command, `branches must point at commits, not a ${type}`);
+      }
+    }
+  }
+
+  async #objectTypes(gitDir: string, oids: readonly string[], env: Record<string, string> | undefined): Promise<Map<string, string>> {
+    const out = await this.#git.check(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+      gitDir,
+      ...(env ? { env } : {}),
+      input: `${oids.join('\n')}\n`,
+    });
+    const types = new Map<string, string>();
+    for (const line of out.toString('utf8').split('\n')) {
+      const [oid, type] = line.split(' ');
+      if (oid && type && type !== 'missing') types.set(oid, type);
+    }
+    return types;
+  }
+
+  async #connected(gitDir: string, oids: readonly string[], env: Record<string, string> | undefined): Promise<boolean> {
+    const result = await this.#git.run(['rev-list', '--objects', '--stdin', '--not', '--all', '--quiet'], {
+      gitDir,
+      ...(env ? { env } : {}),
+      input: `${oids.join('\n')}\n`,
+    });
+    return result.code === 0;
+  }
+}
+
+function precheck(command: RefCommand, input: PushInput, seen: ReadonlySet<string>): string | null {
+  const nameProblem = checkWritableRefName(command.ref);
+  if (nameProblem !== null) return nameProblem;
+  if (seen.has(command.ref)) return 'duplicate ref in the same push';
+  const denial = input.authorize(command);
+  if (denial !== null) return denial;
+  if (command.kind === 'delete' && !isZeroOid(command.oldOid) && input.snapshot.head?.target === command.ref) {
+    return 'deletion of the current branch prohibited (change the default branch first)';
+  }
+  return null;
+}
+
+function finish(
+  commands: readonly RefCommand[],
+  rejected: ReadonlyMap<RefCommand, string>,
+  unpackError: string | null,
+  packBytes: number,
+  applied: readonly RefCommand[],
+): PushOutcome {
+  const results: RefResult[] = commands.map((command) => {
+    const reason = rejected.get(command);
+    return reason === undefined ? { ref: command.ref, ok: true } : { ref: command.ref, ok: false, reason };
+  });
+  return { unpackError, results, packBytes, applied };
+}

@@ -1,0 +1,103 @@
+/**
+ * A quarantine object directory for incoming objects (git's tmp-objdir): new objects
+ * are written under `objects/incoming-*` and become visible only when migrated, so a
+ * failed push leaves the repository exactly as it was. Deleting the quarantine is the
+ * only cleanup.
+ *
+ * Migration follows `tmp_objdir_migrate()`: hard-link then unlink (a link never
+ * clobbers an existing file), fsync each file and directory, and move pack files in
+ * the order .keep → .pack → .rev → .idx so no reader ever sees an index without its pack.
+ */
+import { link, mkdir, mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { fsyncPath } from './fsync.ts';
+
+export const QUARANTINE_PREFIX = 'incoming-grove-';
+
+const PACK_ORDER = ['.keep', '.pack', '.rev', '.idx'];
+
+function packRank(name: string): number {
+  const index = PACK_ORDER.findIndex((ext) => name.endsWith(ext));
+  return index === -1 ? PACK_ORDER.length : index;
+}
+
+export class Quarantine {
+  readonly dir: string;
+  readonly #objectsDir: string;
+
+  private constructor(dir: string, objectsDir: string) {
+    this.dir = dir;
+    this.#objectsDir = objectsDir;
+  }
+
+  static async create(gitDir: string): Promise<Quarantine> {
+    const objectsDir = path.resolve(gitDir, 'objects');
+    const dir = await mkdtemp(path.join(objectsDir, QUARANTINE_PREFIX));
+    return new Quarantine(dir, objectsDir);
+  }
+
+  /** The environment under which git reads old objects and writes new ones here. */
+  get env(): Record<string, string> {
+    return {
+      GIT_OBJECT_DIRECTORY: this.dir,
+      GIT_ALTERNATE_OBJECT_DIRECTORIES: this.#objectsDir,
+      GIT_QUARANTINE_PATH: this.dir,
+    };
+  }
+
+  /** Moves every object into the repository, durably. Returns the migrated .keep files. */
+  async migrate(): Promise<string[]> {
+    const keeps: string[] = [];
+    const touchedDirs = new Set<string>();
+    const entries = await readdir(this.dir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue;
+      const sourceDir = path.join(this.dir, entry.name);
+      const targetDir = path.join(this.#objectsDir, entry.name);
+      const files = (await readdir(sourceDir)).sort((a, b) => packRank(a) - packRank(b));
+      if (files.length === 0) continue;
+      await mkdir(targetDir, { recursive: true });
+      for (const file of files) {
+        const target = path.join(targetDir, file);
+        await moveDurably(path.join(sourceDir, file), target);
+        if (file.endsWith('.keep')) keeps.push(target);
+      }
+      touchedDirs.add(targetDir);
+    }
+    for (const dir of touchedDirs) await fsyncPath(dir);
+    if (touchedDirs.size > 0) await fsyncPath(this.#objectsDir);
+    return keeps;
+  }
+
+  async remove(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function moveDurably(source: string, target: string): Promise<void> {
+  try {
+    await link(source, target);
+  } catch (error) {
+    // The same object or pack already exists: content-addressed, so it is identical.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  await fsyncPath(target);
+  await unlink(source);
+}
+
+/** Removes quarantines left by a crash (startup recovery). */
+export async function removeStaleQuarantines(gitDir: string): Promise<number> {
+  const objectsDir = path.join(gitDir, 'objects');
+  let removed = 0;
+  for (const name of await readdir(objectsDir).catch(() => [] as string[])) {
+    if (name.startsWith(QUARANTINE_PREFIX)) {
+      await rm(path.join(objectsDir, name), { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
+}
+
+export async function removeKeepFiles(keeps: readonly string[]): Promise<void> {
+  await Promise.all(keeps.map((keep) => unlink(keep).catch(() => undefined)));
+}

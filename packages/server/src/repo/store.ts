@@ -1,0 +1,71 @@
+/**
+ * The repositories on disk: creating, deleting and locating them, and the shared
+ * machinery every repository operation goes through (git runner, ref view, ref
+ * transactions). Only code under repo/ touches repository files.
+ */
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { GitRunner } from './git-command.ts';
+import { initBareRepository, writeHead } from './init.ts';
+import { gitHomeDir, repoDir, trashDir } from './layout.ts';
+import { PushPipeline } from './push.ts';
+import { RefTransaction } from './ref-transaction.ts';
+import { RefView } from './ref-view.ts';
+import { UploadPack } from './upload-pack.ts';
+
+export class RepoStore {
+  readonly dataDir: string;
+  readonly git: GitRunner;
+  readonly refs: RefView;
+  readonly transaction: RefTransaction;
+  readonly push: PushPipeline;
+  readonly uploadPack: UploadPack;
+
+  constructor(dataDir: string, maxGitProcesses: number) {
+    this.dataDir = dataDir;
+    this.git = new GitRunner({ homeDir: gitHomeDir(dataDir), maxProcesses: maxGitProcesses });
+    this.refs = new RefView(this.git);
+    this.transaction = new RefTransaction(this.git, this.refs);
+    this.push = new PushPipeline(this.git, this.transaction);
+    this.uploadPack = new UploadPack(this.git);
+  }
+
+  /** Creates the directories the store needs and clears what a crash left in the trash. */
+  async open(): Promise<void> {
+    await mkdir(path.join(this.dataDir, 'repos'), { recursive: true });
+    await mkdir(gitHomeDir(this.dataDir), { recursive: true });
+    await rm(trashDir(this.dataDir), { recursive: true, force: true });
+  }
+
+  gitDir(repoId: string): string {
+    return repoDir(this.dataDir, repoId);
+  }
+
+  async create(repoId: string, defaultBranch: string): Promise<void> {
+    await initBareRepository(this.gitDir(repoId), defaultBranch);
+  }
+
+  async setDefaultBranch(repoId: string, branch: string): Promise<void> {
+    const dir = this.gitDir(repoId);
+    this.refs.invalidate(dir);
+    await writeHead(dir, branch);
+    this.refs.invalidate(dir);
+  }
+
+  /** Moves the repository out of sight at once, then deletes it in the background. */
+  async remove(repoId: string): Promise<void> {
+    const dir = this.gitDir(repoId);
+    this.refs.forget(dir);
+    const trash = trashDir(this.dataDir);
+    await mkdir(trash, { recursive: true });
+    const target = path.join(trash, `${repoId}-${randomBytes(4).toString('hex')}`);
+    try {
+      await rename(dir, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    void rm(target, { recursive: true, force: true });
+  }
+}
