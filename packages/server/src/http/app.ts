@@ -2,7 +2,7 @@
  * The Fastify application: hooks for metrics, the error catalogue's rendering,
  * health and metrics endpoints, the REST API and the git routes.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERROR_CATALOGUE, GroveError } from '../errors.ts';
 import { registerApi } from '../api/index.ts';
 import type { AppContext } from './context.ts';
@@ -16,7 +16,7 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
     bodyLimit: 1024 * 1024,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
