@@ -11,7 +11,7 @@ import { loadAdminToken } from './auth/admin-token.ts';
 import type { GroveConfig } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { buildApp } from './http/app.ts';
-import { Authenticator } from './http/auth.ts';
+import { Authenticator } from './auth/authenticator.ts';
 import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
 
@@ -41,7 +41,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
       config,
       db,
       repos,
-      auth: new Authenticator(adminToken.digest),
+      auth: new Authenticator(db, adminToken.digest),
       metrics,
       agent: `grove/${VERSION}`,
       isReady: () => ready,

@@ -4,9 +4,13 @@
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
+import { GroveError } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
+import { keyRoutes } from './keys.ts';
 import { orgRoutes } from './orgs.ts';
+import { policyRoutes } from './policies.ts';
 import { repoRoutes } from './repos.ts';
+import { signingKeyRoutes } from './signing-keys.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
 export const API_PREFIX = '/api/v1';
@@ -29,14 +33,26 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
   await app.register(async (api) => {
+    // The API speaks JSON only: any other body is 415, not parsed as text.
+    api.removeContentTypeParser(['text/plain']);
     api.decorateRequest('principal', null);
     api.addHook('onRequest', async (request) => {
       if (request.routeOptions.url === `${API_PREFIX}/openapi.json`) return;
-      request.principal = ctx.auth.require(request);
+      const principal = await ctx.auth.authenticate(request.headers.authorization);
+      if (principal === null) {
+        throw new GroveError(
+          'unauthorized',
+          request.headers.authorization ? 'invalid credentials: the token is unknown, expired, revoked or malformed' : 'authentication required: send a token as Bearer or as the Basic password',
+        );
+      }
+      request.principal = principal;
     });
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     await orgRoutes(api, ctx);
     await repoRoutes(api, ctx);
+    await keyRoutes(api, ctx);
+    await signingKeyRoutes(api, ctx);
+    await policyRoutes(api, ctx);
     api.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     });

@@ -7,7 +7,7 @@ import { GroveError, notFound } from '../errors.ts';
 import { checkName } from '../names.ts';
 import type { AppContext } from '../http/context.ts';
 import { decodeCursor, page } from './pagination.ts';
-import { requireAccess } from './principal.ts';
+import { principalOf, requireAccess } from './principal.ts';
 import { errorResponses, pageOf, paginationQuery } from './schemas.ts';
 
 export function orgJson(row: OrgRow) {
@@ -42,14 +42,15 @@ export async function orgRoutes(app: FastifyInstance, ctx: AppContext): Promise<
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/orgs', {
     schema: {
       tags: ['orgs'],
-      summary: 'List organizations (paginated by name)',
+      summary: 'List organizations (paginated by name); a key sees the orgs of its resources',
       querystring: paginationQuery,
       response: { 200: pageOf('Org#'), ...errorResponses },
     },
   }, async (request) => {
-    requireAccess(request, 'read', { kind: 'server' });
+    const principal = principalOf(request);
     const { limit, cursor } = request.query;
-    const rows = await listOrgs(ctx.db, decodeCursor(cursor), limit + 1);
+    const visible = principal.kind === 'root' ? undefined : [...new Set(principal.resources.map((g) => g.org))];
+    const rows = await listOrgs(ctx.db, decodeCursor(cursor), limit + 1, visible);
     return page(rows, limit, orgJson);
   });
 
@@ -73,7 +74,7 @@ export async function orgRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     requireAccess(request, 'admin', { kind: 'org', org: request.params.org });
     const row = await findOrgByName(ctx.db, request.params.org);
     if (!row) throw notFound(`org ${request.params.org}`);
-    if (!(await deleteEmptyOrg(ctx.db, row.id))) {
+    if (!(await deleteEmptyOrg(ctx.db, row, new Date().toISOString()))) {
       throw new GroveError('org_not_empty', `org ${row.name} still has repositories; delete them first`);
     }
     return reply.code(204).send();

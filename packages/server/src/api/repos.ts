@@ -13,7 +13,8 @@ import { checkWritableRefName } from '../git/ref-name.ts';
 import { checkName } from '../names.ts';
 import type { AppContext } from '../http/context.ts';
 import { decodeCursor, page } from './pagination.ts';
-import { requireAccess } from './principal.ts';
+import { principalOf, requireAccess } from './principal.ts';
+import type { Principal } from '../auth/principal.ts';
 import { errorResponses, pageOf, paginationQuery } from './schemas.ts';
 
 const MAX_DESCRIPTION = 1000;
@@ -38,6 +39,14 @@ function repoJson(row: RepoRow, org: string, base: string) {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** undefined = every repo of the org; otherwise only the repos the principal's grants name. */
+function visibleRepos(principal: Principal, org: string): string[] | undefined {
+  if (principal.kind === 'root') return undefined;
+  const grants = principal.resources.filter((g) => g.org === org);
+  if (grants.some((g) => g.repo === undefined)) return undefined;
+  return [...new Set(grants.map((g) => g.repo!))];
 }
 
 const repoParams = { type: 'object', required: ['org', 'repo'], properties: { org: { type: 'string' }, repo: { type: 'string' } } } as const;
@@ -112,7 +121,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
     const orgRow = await findOrgByName(ctx.db, org);
     if (!orgRow) throw notFound(`org ${org}`);
     const { limit, cursor } = request.query;
-    const rows = await listRepos(ctx.db, orgRow.id, decodeCursor(cursor), limit + 1);
+    const rows = await listRepos(ctx.db, orgRow.id, decodeCursor(cursor), limit + 1, visibleRepos(principalOf(request), org));
     const base = baseUrl(ctx, request);
     return page(rows, limit, (row) => repoJson(row, org, base));
   });

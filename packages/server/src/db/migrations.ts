@@ -27,6 +27,48 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_keys_signing_keys_policies': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('resources', 'text', (c) => c.notNull())
+        .addColumn('name', 'text')
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .addColumn('last_used_at', 'text')
+        .execute();
+      await db.schema.createIndex('api_keys_created_by').on('api_keys').columns(['created_by', 'id']).execute();
+      // "org:<name>" and "label:<k>=<v>" tags, so keys can be filtered without JSON operators.
+      await db.schema
+        .createTable('api_key_tags')
+        .addColumn('key_id', 'text', (c) => c.notNull().references('api_keys.id').onDelete('cascade'))
+        .addColumn('tag', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('api_key_tags_pk', ['key_id', 'tag'])
+        .execute();
+      await db.schema.createIndex('api_key_tags_tag').on('api_key_tags').columns(['tag', 'key_id']).execute();
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public_jwk', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('signing_keys_org').on('signing_keys').columns(['org_id']).execute();
+      await db.schema
+        .createTable('repo_policies')
+        .addColumn('repo_id', 'text', (c) => c.primaryKey().references('repos.id').onDelete('cascade'))
+        .addColumn('rules', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {

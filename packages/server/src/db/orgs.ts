@@ -12,18 +12,32 @@ export async function findOrgByName(db: Db, name: string): Promise<OrgRow | unde
   return db.selectFrom('orgs').selectAll().where('name', '=', name).executeTakeFirst();
 }
 
-export async function listOrgs(db: Db, after: string | null, limit: number): Promise<OrgRow[]> {
+/** Orgs by name; `only` restricts the listing to those names (what a key can see). */
+export async function listOrgs(db: Db, after: string | null, limit: number, only?: readonly string[]): Promise<OrgRow[]> {
+  if (only !== undefined && only.length === 0) return [];
   let query = db.selectFrom('orgs').selectAll().orderBy('name').limit(limit);
   if (after !== null) query = query.where('name', '>', after);
+  if (only !== undefined) query = query.where('name', 'in', only);
   return query.execute();
 }
 
-/** Deletes the org if it has no repos; returns false when it still has some. */
-export async function deleteEmptyOrg(db: Db, id: string): Promise<boolean> {
+/**
+ * Deletes the org if it has no repos; returns false when it still has some. Its
+ * signing keys go with it, and every API key that names the org is revoked, so a
+ * later org of the same name is not reachable by old keys.
+ */
+export async function deleteEmptyOrg(db: Db, org: OrgRow, at: string): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    const repo = await trx.selectFrom('repos').select('id').where('org_id', '=', id).limit(1).executeTakeFirst();
+    const repo = await trx.selectFrom('repos').select('id').where('org_id', '=', org.id).limit(1).executeTakeFirst();
     if (repo) return false;
-    await trx.deleteFrom('orgs').where('id', '=', id).execute();
+    await trx.deleteFrom('signing_keys').where('org_id', '=', org.id).execute();
+    await trx
+      .updateTable('api_keys')
+      .set({ revoked_at: at })
+      .where('revoked_at', 'is', null)
+      .where('id', 'in', trx.selectFrom('api_key_tags').select('key_id').where('tag', '=', `org:${org.name}`))
+      .execute();
+    await trx.deleteFrom('orgs').where('id', '=', org.id).execute();
     return true;
   });
 }

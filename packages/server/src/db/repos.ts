@@ -20,9 +20,12 @@ export async function findRepo(db: Db, orgName: string, repoName: string): Promi
     .executeTakeFirst();
 }
 
-export async function listRepos(db: Db, orgId: string, after: string | null, limit: number): Promise<RepoRow[]> {
+/** An org's repos by name; `only` restricts the listing to those names (what a key can see). */
+export async function listRepos(db: Db, orgId: string, after: string | null, limit: number, only?: readonly string[]): Promise<RepoRow[]> {
+  if (only !== undefined && only.length === 0) return [];
   let query = db.selectFrom('repos').selectAll().where('org_id', '=', orgId).orderBy('name').limit(limit);
   if (after !== null) query = query.where('name', '>', after);
+  if (only !== undefined) query = query.where('name', 'in', only);
   return query.execute();
 }
 

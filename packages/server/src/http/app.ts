@@ -2,6 +2,7 @@
  * The Fastify application: hooks for metrics, the error catalogue's rendering,
  * health and metrics endpoints, the REST API and the git routes.
  */
+import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERROR_CATALOGUE, GroveError } from '../errors.ts';
 import { registerApi } from '../api/index.ts';
@@ -21,6 +22,7 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    schemaController: { compilersFactory: { buildValidator: strictBodies as never } },
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -57,6 +59,20 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   await registerApi(app, ctx);
   await registerGitRoutes(app, ctx);
   return app;
+}
+
+const buildAjvValidator = AjvCompiler();
+
+/**
+ * Query strings and params are text, so they are coerced (`limit=5` → 5); JSON bodies
+ * are not, so `{"name": 123}` is refused instead of becoming "123".
+ */
+function strictBodies(externalSchemas: unknown, options?: { customOptions?: object }): (route: AjvCompiler.RouteDefinition) => unknown {
+  type Build = (schemas: unknown, options?: { customOptions?: object }) => (route: AjvCompiler.RouteDefinition) => unknown;
+  const build = buildAjvValidator as unknown as Build;
+  const coercing = build(externalSchemas, options);
+  const strict = build(externalSchemas, { ...options, customOptions: { ...options?.customOptions, coerceTypes: false } });
+  return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route));
 }
 
 /** Maps anything thrown in a handler onto the catalogue. */

@@ -2,7 +2,7 @@
 import type { GroveConfig } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { RepoStore } from '../repo/store.ts';
-import type { Authenticator } from './auth.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface AppContext {

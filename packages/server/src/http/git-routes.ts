@@ -18,7 +18,8 @@ import { readReceivePackRequest, ReceivePackRequestError } from '../git/receive-
 import { reportStatus } from '../git/report-status.ts';
 import { SIDEBAND_DATA, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
 import { parseV2Request, V2RequestError } from '../git/v2-request.ts';
-import { authorize, type Action, type Principal } from '../auth/authorize.ts';
+import { authorize, authorizeRefUpdate, needsAncestry, type Action, type Principal } from '../auth/authorize.ts';
+import { readRefRules } from '../db/policies.ts';
 import { GroveError } from '../errors.ts';
 import type { ProtocolVersion } from '../repo/upload-pack.ts';
 import { findRepo } from '../db/repos.ts';
@@ -37,6 +38,7 @@ interface RepoParams {
 
 interface ResolvedRepo {
   readonly principal: Principal;
+  readonly repoId: string;
   readonly gitDir: string;
   readonly org: string;
   readonly repo: string;
@@ -158,12 +160,15 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
     const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+    const rules = await readRefRules(ctx.db, resolved.repoId);
+    const { principal, org, repo } = resolved;
     const outcome = await ctx.repos.push.run({
       gitDir: resolved.gitDir,
       request: pushRequest,
       pack: reader.rest(),
       snapshot,
-      authorize: () => null,
+      authorize: (command, forced) => authorizeRefUpdate(principal, org, repo, rules, { ref: command.ref, kind: command.kind, ...(forced !== undefined ? { forced } : {}) }),
+      needsAncestry: (command) => needsAncestry(rules, { ref: command.ref, kind: command.kind }),
       progress: (text) => {
         if (!quiet && sideband) progress.push(text);
       },
@@ -193,7 +198,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
 
 /** Authenticates, finds the repository and authorizes; answers the refusal itself and returns null. */
 async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Params: RepoParams }>, reply: FastifyReply, action: Action): Promise<ResolvedRepo | null> {
-  const principal = ctx.auth.principalFor(request);
+  const principal = await ctx.auth.authenticate(request.headers.authorization);
   if (principal === null) {
     reply.header('WWW-Authenticate', 'Basic realm="grove"');
     await drainRequest(request);
@@ -214,7 +219,7 @@ async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Params: Re
     sendText(reply, 403, decision.reason);
     return null;
   }
-  return { principal, gitDir: ctx.repos.gitDir(row.id), org, repo };
+  return { principal, repoId: row.id, gitDir: ctx.repos.gitDir(row.id), org, repo };
 }
 
 function protocolVersion(header: string | string[] | undefined): ProtocolVersion {

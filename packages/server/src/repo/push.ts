@@ -32,8 +32,14 @@ export interface PushInput {
   readonly pack: AsyncIterable<Buffer>;
   /** Refs as they were when the request arrived (for the current-branch rule). */
   readonly snapshot: RefSnapshot;
-  /** Returns why a command is denied, or null; pure, called before any object is read. */
-  readonly authorize: (command: RefCommand) => string | null;
+  /**
+   * Returns why a command is denied, or null. Called before any object is read
+   * (`forced` undefined), and again with `forced` known for commands that
+   * needsAncestry() names, once the new objects are in the quarantine.
+   */
+  readonly authorize: (command: RefCommand, forced?: boolean) => string | null;
+  /** Whether deciding this update needs to know if it is a force push. */
+  readonly needsAncestry: (command: RefCommand) => boolean;
   /** Progress text for the client (`remote: …`). */
   readonly progress: (text: string) => void;
   readonly signal: AbortSignal;
@@ -91,7 +97,7 @@ export class PushPipeline {
       }
       if (unpackError !== null) {
         for (const command of request.commands) {
-          if (!rejected.has(command)) rejected.set(command, command.kind === 'delete' ? 'unpacker error' : 'unpacker error');
+          if (!rejected.has(command)) rejected.set(command, 'unpacker error');
         }
         return finish(request.commands, rejected, unpackError, packBytes, []);
       }
@@ -210,6 +216,18 @@ export class PushPipeline {
         rejected.set(command, `branches must point at commits, not a ${type}`);
       }
     }
+    for (const command of candidates) {
+      if (rejected.has(command) || command.kind !== 'update' || !input.needsAncestry(command)) continue;
+      const forced = !(await this.#isAncestor(input.gitDir, command.oldOid, command.newOid, env));
+      const denial = input.authorize(command, forced);
+      if (denial !== null) rejected.set(command, denial);
+    }
+  }
+
+  /** Force-push detection by ancestry on the pushed objects (there is no flag on the wire). */
+  async #isAncestor(gitDir: string, ancestor: string, descendant: string, env: Record<string, string> | undefined): Promise<boolean> {
+    const result = await this.#git.run(['merge-base', '--is-ancestor', ancestor, descendant], { gitDir, ...(env ? { env } : {}) });
+    return result.code === 0;
   }
 
   async #objectTypes(gitDir: string, oids: readonly string[], env: Record<string, string> | undefined): Promise<Map<string, string>> {
