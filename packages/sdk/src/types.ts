@@ -28,3 +28,52 @@ export interface PageOptions {
   limit?: number;
   cursor?: string;
 }
+
+export type Scope = 'read' | 'write' | 'admin';
+
+/** What a key reaches: an org, optionally one repo, optionally only some branches (for writes). */
+export interface Grant {
+  org: string;
+  repo?: string;
+  /** Branch globs (`agent-7/*`, `feature/**`) a write key may create, update or delete. */
+  branches?: string[];
+}
+
+export interface ApiKey {
+  id: string;
+  scope: Scope;
+  resources: Grant[];
+  name: string | null;
+  labels: Record<string, string>;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+/** Returned once, at creation: the only time the token is visible. */
+export interface CreatedApiKey extends ApiKey {
+  token: string;
+}
+
+export interface SigningKey {
+  id: string;
+  org: string;
+  name: string;
+  publicKey: Record<string, string>;
+  createdAt: string;
+}
+
+export interface RefRule {
+  /** Branch glob, as in key branches. */
+  pattern: string;
+  /** Only admin keys may move or delete matching branches. */
+  protected?: boolean;
+  noForcePush?: boolean;
+  noDelete?: boolean;
+}
+
+export interface RefPolicy {
+  rules: RefRule[];
+}

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { ConfigError } from '../config.ts';
 import { VERSION } from '../main.ts';
+import { registerAccessCommands } from './access-commands.ts';
 import { describeCliError, registerClientCommands } from './client-commands.ts';
 import { serve } from './serve.ts';
 
@@ -19,6 +20,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     .action(async (options: { data?: string; listen?: string }) => serve(options));
 
   registerClientCommands(program);
+  registerAccessCommands(program);
 
   try {
     await program.parseAsync([...argv]);
