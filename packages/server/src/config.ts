@@ -21,6 +21,8 @@ export interface GroveConfig {
     /** git processes running at once; more wait in a queue. */
     readonly maxGitProcesses: number;
   };
+  /** A git transfer with no bytes moving in either direction for this long is ended. */
+  readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
   readonly shutdownGraceMs: number;
 }
@@ -73,6 +75,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxNegotiationBytes: positiveInteger('GROVE_MAX_NEGOTIATION_BYTES', env.GROVE_MAX_NEGOTIATION_BYTES, 10 * 1024 ** 2),
       maxGitProcesses: positiveInteger('GROVE_MAX_GIT_PROCESSES', env.GROVE_MAX_GIT_PROCESSES, Math.max(8, os.availableParallelism() * 4)),
     },
+    idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
   };
 }

@@ -33,7 +33,10 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
   const db = await openDatabase(path.join(config.dataDir, 'grove.db'));
   const repos = new RepoStore(config.dataDir, config.limits.maxGitProcesses);
-  await repos.open();
+  const recovery = await repos.open();
+  if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
+    logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
+  }
   const metrics = new Metrics(repos.git.limiter);
   let ready = true;
   const app = await buildApp(
@@ -61,6 +64,9 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     close() {
       closing ??= (async () => {
         ready = false;
+        // Keep-alive connections that finish their request during the drain are closed as
+        // soon as they go idle, instead of holding shutdown open until the grace period.
+        const closeIdle = setInterval(() => app.server.closeIdleConnections(), 50);
         const timer = setTimeout(() => {
           logger.warn({ children: repos.git.activeChildren }, 'shutdown grace period over: aborting in-flight work');
           repos.git.killAll();
@@ -69,6 +75,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         timer.unref();
         await app.close();
         clearTimeout(timer);
+        clearInterval(closeIdle);
         await db.destroy();
       })();
       return closing;

@@ -34,7 +34,16 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
 
   await app.register(async (api) => {
     // The API speaks JSON only: any other body is 415, not parsed as text.
-    api.removeContentTypeParser(['text/plain']);
+    api.removeContentTypeParser(['text/plain', 'application/json']);
+    // An empty JSON body (a DELETE from a client that always sends the header) is no body.
+    api.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+      if (text === '') return done(null, undefined);
+      try {
+        done(null, JSON.parse(text as string));
+      } catch (error) {
+        done(new GroveError('invalid_request', `malformed JSON body: ${(error as Error).message}`), undefined);
+      }
+    });
     api.decorateRequest('principal', null);
     api.addHook('onRequest', async (request) => {
       if (request.routeOptions.url === `${API_PREFIX}/openapi.json`) return;

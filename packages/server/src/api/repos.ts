@@ -20,6 +20,7 @@ import { errorResponses, pageOf, paginationQuery } from './schemas.ts';
 const MAX_DESCRIPTION = 1000;
 
 function checkBranch(branch: string): void {
+  if (branch === '') throw new GroveError('invalid_name', 'defaultBranch must not be empty');
   const problem = checkWritableRefName(`refs/heads/${branch}`);
   if (problem) throw new GroveError('invalid_name', `defaultBranch ${JSON.stringify(branch)} is not a valid branch name: ${problem.replace(/^funny refname \(?|\)$/g, '') || 'invalid'}`);
 }

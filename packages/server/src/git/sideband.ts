@@ -15,6 +15,9 @@ export const SIDEBAND_ERROR = 3;
 export type Band = typeof SIDEBAND_DATA | typeof SIDEBAND_PROGRESS | typeof SIDEBAND_ERROR;
 
 export const SIDEBAND_64K_MAX_DATA = 65515;
+
+/** An empty band-1 packet: clients ignore it; it keeps idle timers and proxies from cutting a slow response. */
+export const SIDEBAND_KEEPALIVE = Buffer.from('0005\x01', 'latin1');
 export const SIDEBAND_MAX_DATA = 995;
 
 /** Frames `data` on `band`, split into as many packets as the limit requires. */

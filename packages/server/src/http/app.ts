@@ -21,7 +21,7 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, allowUnionTypes: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodies as never } },
   });
 
@@ -34,8 +34,14 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     });
   });
 
+  app.addHook('onSend', async (_request, reply) => {
+    // While draining, every answer asks the client to close its keep-alive connection.
+    if (!ctx.isReady()) reply.header('Connection', 'close');
+  });
+
   app.setErrorHandler((error: FastifyError | GroveError, request, reply) => {
-    const grove = toGroveError(error);
+    const emptyBody = (error as FastifyError).validationContext === 'body' && request.body === undefined;
+    const grove = emptyBody ? new GroveError('invalid_request', 'the request needs a JSON body, and it is empty') : toGroveError(error);
     if (grove.status >= 500) request.log.error({ err: error }, 'request failed');
     if (grove.code === 'unauthorized') reply.header('WWW-Authenticate', 'Basic realm="grove"');
     return reply.code(grove.status).send(grove.toJSON());

@@ -16,7 +16,7 @@ import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
 import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
 import { readReceivePackRequest, ReceivePackRequestError } from '../git/receive-pack-request.ts';
 import { reportStatus } from '../git/report-status.ts';
-import { SIDEBAND_DATA, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
+import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
 import { parseV2Request, V2RequestError } from '../git/v2-request.ts';
 import { authorize, authorizeRefUpdate, needsAncestry, type Action, type Principal } from '../auth/authorize.ts';
 import { readRefRules } from '../db/policies.ts';
@@ -30,6 +30,9 @@ const NO_CACHE_HEADERS = {
   Pragma: 'no-cache',
   'Cache-Control': 'no-cache, max-age=0, must-revalidate',
 } as const;
+
+/** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive). */
+const KEEPALIVE_INTERVAL_MS = 5000;
 
 interface RepoParams {
   org: string;
@@ -61,7 +64,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const resolved = await resolveRepo(ctx, request, reply, service === 'git-receive-pack' ? 'write' : 'read');
     if (resolved === null) return reply;
     const version = protocolVersion(request.headers['git-protocol']);
-    const signal = abortOnClose(request, reply);
+    const signal = transferSignal(ctx, request, reply);
     let body: Buffer;
     if (service === 'git-upload-pack') {
       body = version === 2
@@ -89,7 +92,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
       throw error;
     }
     const version = protocolVersion(request.headers['git-protocol']);
-    const signal = abortOnClose(request, reply);
+    const signal = transferSignal(ctx, request, reply);
     const contentType = 'application/x-git-upload-pack-result';
     if (version === 2) {
       let command;
@@ -155,44 +158,74 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
       await drain(reader.rest());
       return sendGit(reply, contentType, Buffer.alloc(0));
     }
-    const signal = abortOnClose(request, reply);
+    const signal = transferSignal(ctx, request, reply);
     const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
     const snapshot = await ctx.repos.refs.read(resolved.gitDir);
     const rules = await readRefRules(ctx.db, resolved.repoId);
     const { principal, org, repo } = resolved;
-    const outcome = await ctx.repos.push.run({
-      gitDir: resolved.gitDir,
-      request: pushRequest,
-      pack: reader.rest(),
-      snapshot,
-      authorize: (command, forced) => authorizeRefUpdate(principal, org, repo, rules, { ref: command.ref, kind: command.kind, ...(forced !== undefined ? { forced } : {}) }),
-      needsAncestry: (command) => needsAncestry(rules, { ref: command.ref, kind: command.kind }),
-      progress: (text) => {
-        if (!quiet && sideband) progress.push(text);
-      },
-      signal,
-      limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
-    });
-    ctx.metrics.pushBytes.inc(outcome.packBytes);
-    const okCount = outcome.results.filter((r) => r.ok).length;
-    ctx.metrics.refUpdates.inc({ result: 'ok' }, okCount);
-    ctx.metrics.refUpdates.inc({ result: 'rejected' }, outcome.results.length - okCount);
-    ctx.metrics.pushes.inc({ result: okCount === outcome.results.length ? 'ok' : okCount === 0 ? 'rejected' : 'partial' });
-    request.log.info(
-      { org: resolved.org, repo: resolved.repo, refs: outcome.results.length, updated: okCount, packBytes: outcome.packBytes, unpackError: outcome.unpackError },
-      'push',
-    );
-    const report = reportStatus(outcome.unpackError, outcome.results);
-    const parts: Buffer[] = [];
-    if (sideband) {
-      for (const text of progress) parts.push(...sidebandPackets(SIDEBAND_PROGRESS, text, sideband));
-      parts.push(...sidebandPackets(SIDEBAND_DATA, report, sideband), FLUSH_PKT);
-    } else {
-      parts.push(report);
+    // From here on every outcome is reported in the protocol, so the response is ours to stream:
+    // once the pack is in, headers go out and side-band keepalives cover slow checks.
+    reply.hijack();
+    const raw = reply.raw;
+    let streaming = false;
+    let keepalive: NodeJS.Timeout | undefined;
+    const write = (bytes: Buffer) => {
+      if (!raw.destroyed) raw.write(bytes);
+    };
+    const startStreaming = () => {
+      if (streaming) return;
+      streaming = true;
+      raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+      if (!sideband) return;
+      for (const text of progress.splice(0)) write(Buffer.concat(sidebandPackets(SIDEBAND_PROGRESS, text, sideband)));
+      keepalive = setInterval(() => write(SIDEBAND_KEEPALIVE), KEEPALIVE_INTERVAL_MS);
+    };
+    try {
+      const outcome = await ctx.repos.push.run({
+        gitDir: resolved.gitDir,
+        request: pushRequest,
+        pack: reader.rest(),
+        snapshot,
+        authorize: (command, forced) => authorizeRefUpdate(principal, org, repo, rules, { ref: command.ref, kind: command.kind, ...(forced !== undefined ? { forced } : {}) }),
+        needsAncestry: (command) => needsAncestry(rules, { ref: command.ref, kind: command.kind }),
+        progress: (text) => {
+          if (quiet || !sideband) return;
+          if (streaming) write(Buffer.concat(sidebandPackets(SIDEBAND_PROGRESS, text, sideband)));
+          else progress.push(text);
+        },
+        onReceived: startStreaming,
+        signal,
+        limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
+      });
+      ctx.metrics.pushBytes.inc(outcome.packBytes);
+      const okCount = outcome.results.filter((r) => r.ok).length;
+      ctx.metrics.refUpdates.inc({ result: 'ok' }, okCount);
+      ctx.metrics.refUpdates.inc({ result: 'rejected' }, outcome.results.length - okCount);
+      ctx.metrics.pushes.inc({ result: okCount === outcome.results.length ? 'ok' : okCount === 0 ? 'rejected' : 'partial' });
+      request.log.info(
+        { org, repo, refs: outcome.results.length, updated: okCount, packBytes: outcome.packBytes, unpackError: outcome.unpackError },
+        'push',
+      );
+      clearInterval(keepalive);
+      startStreaming();
+      const report = reportStatus(outcome.unpackError, outcome.results);
+      write(sideband ? Buffer.concat([...sidebandPackets(SIDEBAND_DATA, report, sideband), FLUSH_PKT]) : report);
+    } catch (error) {
+      clearInterval(keepalive);
+      if (signal.aborted) {
+        raw.destroy();
+        return;
+      }
+      request.log.error({ err: error, org, repo }, 'push failed');
+      startStreaming();
+      const message = 'grove: internal error while applying the push; no ref was changed by the failed step';
+      write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
+    } finally {
+      clearInterval(keepalive);
     }
-    return sendGit(reply, contentType, Buffer.concat(parts));
+    raw.end();
   });
 }
 
@@ -275,9 +308,17 @@ function sendGit(reply: FastifyReply, contentType: string, body: Buffer): Fastif
   return reply.code(200).headers({ ...NO_CACHE_HEADERS, 'Content-Type': contentType }).send(body);
 }
 
-/** Aborts (killing git children) when the client goes away before the response is complete. */
-function abortOnClose(request: FastifyRequest, reply: FastifyReply): AbortSignal {
+/**
+ * Aborts (killing git children) when the client goes away before the response is
+ * complete, or when nothing moves on the connection for the idle timeout (a stalled
+ * transfer; there is deliberately no total timeout).
+ */
+function transferSignal(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
+  request.raw.setTimeout(ctx.config.idleTimeoutMs, () => {
+    controller.abort(new Error('transfer idle timeout'));
+    request.raw.socket.destroy();
+  });
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
   });

@@ -10,6 +10,8 @@
  *
  * and returns the report. A failed step leaves the repository as it was.
  */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isZeroOid } from '../git/oid.ts';
@@ -42,6 +44,8 @@ export interface PushInput {
   readonly needsAncestry: (command: RefCommand) => boolean;
   /** Progress text for the client (`remote: …`). */
   readonly progress: (text: string) => void;
+  /** Called once the whole request body has been read. */
+  readonly onReceived?: () => void;
   readonly signal: AbortSignal;
   readonly limits: PushLimits;
 }
@@ -95,7 +99,10 @@ export class PushPipeline {
       } else {
         for await (const chunk of input.pack) packBytes += chunk.length; // nothing should follow; drain it
       }
+      input.onReceived?.();
       if (unpackError !== null) {
+        // Read what the client still sends, so it gets the report instead of a broken pipe.
+        for await (const _ of input.pack) if (input.signal.aborted) break;
         for (const command of request.commands) {
           if (!rejected.has(command)) rejected.set(command, 'unpacker error');
         }
@@ -166,8 +173,16 @@ export class PushPipeline {
       return total;
     }
     input.progress(`grove: receiving ${objectCount} object${objectCount === 1 ? '' : 's'}\n`);
+    // A shallow client's pack stops at its shallow commits: tell index-pack (as receive-pack does),
+    // and let the connectivity check decide whether the push would add shallow roots.
+    const shallowArgs: string[] = [];
+    if (input.request.shallow.length > 0) {
+      const shallowFile = path.join(quarantine.dir, 'shallow');
+      await writeFile(shallowFile, `${input.request.shallow.join('\n')}\n`);
+      shallowArgs.push('--shallow-file', shallowFile);
+    }
     const child = await this.#git.spawn(
-      ['index-pack', '--stdin', '--fix-thin', '--strict', `--keep=grove push ${process.pid}`, `--max-input-size=${maxBytes}`],
+      [...shallowArgs, 'index-pack', '--stdin', '--fix-thin', '--strict', `--keep=grove push ${process.pid}`, `--max-input-size=${maxBytes}`],
       { gitDir: input.gitDir, env: quarantine.env, signal: input.signal },
     );
     const stderr: Buffer[] = [];

@@ -11,6 +11,7 @@ import { initBareRepository, writeHead } from './init.ts';
 import { gitHomeDir, repoDir, trashDir } from './layout.ts';
 import { PushPipeline } from './push.ts';
 import { RefTransaction } from './ref-transaction.ts';
+import { recoverRepositories, type RecoveryReport } from './recovery.ts';
 import { RefView } from './ref-view.ts';
 import { UploadPack } from './upload-pack.ts';
 
@@ -31,11 +32,12 @@ export class RepoStore {
     this.uploadPack = new UploadPack(this.git);
   }
 
-  /** Creates the directories the store needs and clears what a crash left in the trash. */
-  async open(): Promise<void> {
+  /** Creates the directories the store needs and clears what a crash left behind (see recovery.ts). */
+  async open(): Promise<RecoveryReport> {
     await mkdir(path.join(this.dataDir, 'repos'), { recursive: true });
     await mkdir(gitHomeDir(this.dataDir), { recursive: true });
     await rm(trashDir(this.dataDir), { recursive: true, force: true });
+    return recoverRepositories(path.join(this.dataDir, 'repos'));
   }
 
   gitDir(repoId: string): string {
