@@ -26,9 +26,15 @@ interface CreateKeyBody {
   labels?: Record<string, string>;
 }
 
-/** Ids sort by creation time, so listing pages in id order is listing in creation order. */
+let lastIdTime = 0;
+
+/**
+ * Ids sort by creation time (a strictly increasing millisecond clock within the
+ * process), so listing in id order is listing in creation order.
+ */
 function newKeyId(): string {
-  return `key_${Date.now().toString(36).padStart(9, '0')}${randomBytes(6).toString('hex')}`;
+  lastIdTime = Math.max(Date.now(), lastIdTime + 1);
+  return `key_${lastIdTime.toString(36).padStart(9, '0')}${randomBytes(6).toString('hex')}`;
 }
 
 function keyJson(row: ApiKeyRow) {

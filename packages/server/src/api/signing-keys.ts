@@ -10,7 +10,7 @@ import { findOrgByName } from '../db/orgs.ts';
 import { deleteSigningKey, insertSigningKey, listSigningKeys, type SigningKeyRow } from '../db/signing-keys.ts';
 import { GroveError, notFound } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
-import { requireAccess } from './principal.ts';
+import { principalOf, requireAccess } from './principal.ts';
 import { errorResponses } from './schemas.ts';
 
 function signingKeyJson(row: SigningKeyRow, org: string) {
@@ -70,6 +70,12 @@ export async function signingKeyRoutes(app: FastifyInstance, ctx: AppContext): P
   }, async (request, reply) => {
     const { org } = request.params;
     requireAccess(request, 'admin', { kind: 'org', org });
+    // A signing key mints tokens until it is deleted: only a credential that does not expire may add one.
+    const principal = principalOf(request);
+    if (principal.kind === 'signed') throw new GroveError('forbidden', 'signed tokens cannot register signing keys');
+    if (principal.kind === 'key' && principal.expiresAt !== null) {
+      throw new GroveError('forbidden', 'only the root token or an admin key that does not expire can register signing keys (a signing key would outlive this key)');
+    }
     const orgRow = await findOrgByName(ctx.db, org);
     if (!orgRow) throw notFound(`org ${org}`);
     const jwk = publicJwkFrom(request.body.publicKey);

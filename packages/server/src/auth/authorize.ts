@@ -60,6 +60,10 @@ export function authorize(principal: Principal, action: Action, resource: Resour
       const grants = grantsForRepo(principal.resources, resource.org, resource.repo);
       if (grants.length === 0) return deny('not_found', `repository ${resource.org}/${resource.repo} not found`);
       if (!scopeOk) return deny('forbidden', scopeReason);
+      // Branch globs confine a key to some refs: it may not rename, delete or re-policy the whole repo.
+      if (action === 'admin' && !grants.some((g) => g.branches === undefined)) {
+        return deny('forbidden', `administering ${resource.org}/${resource.repo} needs a grant that is not limited to branches`);
+      }
       return ALLOW;
     }
   }
