@@ -20,6 +20,10 @@ export interface GroveConfig {
     readonly maxNegotiationBytes: number;
     /** git processes running at once; more wait in a queue. */
     readonly maxGitProcesses: number;
+    /** git processes running at once for one repository. */
+    readonly maxGitProcessesPerRepo: number;
+    /** How long work may wait in those queues before a retryable "busy" error. */
+    readonly queueTimeoutMs: number;
   };
   /** A git transfer with no bytes moving in either direction for this long is ended. */
   readonly idleTimeoutMs: number;
@@ -74,6 +78,8 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxPushCommands: positiveInteger('GROVE_MAX_PUSH_COMMANDS', env.GROVE_MAX_PUSH_COMMANDS, 10_000),
       maxNegotiationBytes: positiveInteger('GROVE_MAX_NEGOTIATION_BYTES', env.GROVE_MAX_NEGOTIATION_BYTES, 10 * 1024 ** 2),
       maxGitProcesses: positiveInteger('GROVE_MAX_GIT_PROCESSES', env.GROVE_MAX_GIT_PROCESSES, Math.max(8, os.availableParallelism() * 4)),
+      maxGitProcessesPerRepo: positiveInteger('GROVE_MAX_GIT_PROCESSES_PER_REPO', env.GROVE_MAX_GIT_PROCESSES_PER_REPO, Math.max(4, os.availableParallelism() * 2)),
+      queueTimeoutMs: positiveInteger('GROVE_QUEUE_TIMEOUT_MS', env.GROVE_QUEUE_TIMEOUT_MS, 60_000),
     },
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),

@@ -5,7 +5,7 @@
  *   output: (<oid> | "unborn") SP <name> [SP "symref-target:" <target>] [SP "peeled:" <oid>] LF
  *           ... flush-pkt
  *
- * HEAD comes first (if it resolves, or is unborn and `unborn` was asked for), then
+ * HEAD comes first (if it resolves, or is unborn and `unborn` and `symrefs` were asked for), then
  * the refs in byte order. Prefixes only reduce output; git ignores them all past
  * 65,536, and so does Grove.
  */
@@ -45,7 +45,7 @@ export function lsRefsResponse(snapshot: RefSnapshot, args: LsRefsArgs): Buffer 
     const target = args.symrefs ? ` symref-target:${head.target}` : '';
     const oid = snapshot.refs.find((ref) => ref.name === head.target)?.oid;
     if (oid !== undefined) lines.push(pktLine(`${oid} HEAD${target}\n`));
-    else if (args.unborn) lines.push(pktLine(`unborn HEAD${target}\n`));
+    else if (args.unborn && args.symrefs) lines.push(pktLine(`unborn HEAD${target}\n`)); // as git: unborn needs symrefs
   }
   for (const ref of snapshot.refs) {
     if (!matches(ref.name)) continue;

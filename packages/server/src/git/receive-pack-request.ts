@@ -49,6 +49,9 @@ export interface ReceivePackLimits {
   readonly maxPushOptions: number;
 }
 
+/** Longest command or push-option line accepted: two ids, a 1 KiB ref name and the capabilities fit well within it. */
+export const MAX_COMMAND_LINE_BYTES = 8192;
+
 export const DEFAULT_RECEIVE_PACK_LIMITS: ReceivePackLimits = { maxCommands: 10_000, maxPushOptions: 100 };
 
 /** A receive-pack request the server cannot accept; the message is shown to the client. */
@@ -114,6 +117,7 @@ export async function readReceivePackRequest(
     }
     if (packet.kind === 'flush') break;
     if (packet.kind !== 'data') throw new ReceivePackRequestError('protocol error: unexpected special packet in the command list');
+    if (packet.payload.length > MAX_COMMAND_LINE_BYTES) throw new ReceivePackRequestError(`protocol error: command line longer than ${MAX_COMMAND_LINE_BYTES} bytes`);
     const nul = packet.payload.indexOf(0);
     const line = packetText(nul === -1 ? packet.payload : packet.payload.subarray(0, nul));
     if (commands.length === 0 && line.startsWith('shallow ')) {
@@ -143,6 +147,7 @@ export async function readReceivePackRequest(
       if (packet === null) throw new ReceivePackRequestError('protocol error: request ended inside the push options');
       if (packet.kind === 'flush') break;
       if (packet.kind !== 'data') throw new ReceivePackRequestError('protocol error: unexpected special packet in the push options');
+      if (packet.payload.length > MAX_COMMAND_LINE_BYTES) throw new ReceivePackRequestError(`push option longer than ${MAX_COMMAND_LINE_BYTES} bytes`);
       if (pushOptions.length >= limits.maxPushOptions) throw new ReceivePackRequestError(`too many push options (limit ${limits.maxPushOptions})`);
       pushOptions.push(packetText(packet.payload));
     }

@@ -72,6 +72,7 @@ describe('ls-refs', () => {
     const empty = { head: { target: 'refs/heads/trunk' }, refs: [] };
     assert.equal(lsRefsResponse(empty, parseLsRefsArgs(['symrefs', 'unborn'])).toString(), `${pktLine('unborn HEAD symref-target:refs/heads/trunk\n')}0000`);
     assert.equal(lsRefsResponse(empty, parseLsRefsArgs(['symrefs'])).toString(), '0000');
+    assert.equal(lsRefsResponse(empty, parseLsRefsArgs(['unborn'])).toString(), '0000');
   });
 
   it('refuses unknown arguments', () => {

@@ -21,6 +21,7 @@ import { parseV2Request, V2RequestError } from '../git/v2-request.ts';
 import { authorize, authorizeRefUpdate, needsAncestry, type Action, type Principal } from '../auth/authorize.ts';
 import { readRefRules } from '../db/policies.ts';
 import { GroveError } from '../errors.ts';
+import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { ProtocolVersion } from '../repo/upload-pack.ts';
 import { findRepo } from '../db/repos.ts';
 import type { AppContext } from './context.ts';
@@ -30,6 +31,8 @@ const NO_CACHE_HEADERS = {
   Pragma: 'no-cache',
   'Cache-Control': 'no-cache, max-age=0, must-revalidate',
 } as const;
+
+const BUSY_MESSAGE = 'grove: the server is busy (git process queue timed out); retry shortly';
 
 /** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive). */
 const KEEPALIVE_INTERVAL_MS = 5000;
@@ -66,14 +69,19 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const version = protocolVersion(request.headers['git-protocol']);
     const signal = transferSignal(ctx, request, reply);
     let body: Buffer;
-    if (service === 'git-upload-pack') {
-      body = version === 2
-        ? v2Capabilities(ctx.agent)
-        : await ctx.repos.uploadPack.advertiseRefs(resolved.gitDir, version, signal);
-    } else {
-      // Push is always v0 (git never asks for v2 here); `version=1` only adds a line.
-      const snapshot = await ctx.repos.refs.read(resolved.gitDir);
-      body = receivePackAdvertisement(snapshot, ctx.agent, version === 1);
+    try {
+      if (service === 'git-upload-pack') {
+        body = version === 2
+          ? v2Capabilities(ctx.agent)
+          : await ctx.repos.uploadPack.advertiseRefs(resolved.gitDir, version, signal);
+      } else {
+        // Push is always v0 (git never asks for v2 here); `version=1` only adds a line.
+        const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+        body = receivePackAdvertisement(snapshot, ctx.agent, version === 1);
+      }
+    } catch (error) {
+      if (error instanceof LimiterTimeoutError) return sendText(reply.header('Retry-After', '5'), 503, BUSY_MESSAGE);
+      throw error;
     }
     return reply
       .code(200)
@@ -112,7 +120,13 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
           if (error instanceof V2RequestError) return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
           throw error;
         }
-        const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+        let snapshot;
+        try {
+          snapshot = await ctx.repos.refs.read(resolved.gitDir);
+        } catch (error) {
+          if (error instanceof LimiterTimeoutError) return sendGit(reply, contentType, pktLine(`ERR ${BUSY_MESSAGE}\n`));
+          throw error;
+        }
         return sendGit(reply, contentType, lsRefsResponse(snapshot, args));
       }
     } else {
@@ -129,7 +143,12 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
         },
       }, signal)
       .catch((error: unknown) => {
-        if (!signal.aborted) request.log.error({ err: error }, 'upload-pack failed');
+        if (error instanceof LimiterTimeoutError && !raw.headersSent) {
+          raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+          raw.write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
+        } else if (!signal.aborted) {
+          request.log.error({ err: error }, 'upload-pack failed');
+        }
         return 0;
       });
     ctx.metrics.fetchBytes.inc(sent);
@@ -162,7 +181,6 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
-    const snapshot = await ctx.repos.refs.read(resolved.gitDir);
     const rules = await readRefRules(ctx.db, resolved.repoId);
     const { principal, org, repo } = resolved;
     // From here on every outcome is reported in the protocol, so the response is ours to stream:
@@ -183,6 +201,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
       keepalive = setInterval(() => write(SIDEBAND_KEEPALIVE), KEEPALIVE_INTERVAL_MS);
     };
     try {
+      const snapshot = await ctx.repos.refs.read(resolved.gitDir);
       const outcome = await ctx.repos.push.run({
         gitDir: resolved.gitDir,
         request: pushRequest,
@@ -218,9 +237,10 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
         raw.destroy();
         return;
       }
-      request.log.error({ err: error, org, repo }, 'push failed');
+      const busy = error instanceof LimiterTimeoutError;
+      if (!busy) request.log.error({ err: error, org, repo }, 'push failed');
       startStreaming();
-      const message = 'grove: internal error while applying the push; no ref was changed by the failed step';
+      const message = busy ? `${BUSY_MESSAGE}; no ref was changed` : 'grove: internal error while applying the push; no ref was changed by the failed step';
       write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     } finally {
       clearInterval(keepalive);

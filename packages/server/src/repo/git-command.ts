@@ -67,18 +67,28 @@ export interface GitRunnerOptions {
   readonly binary?: string;
   /** An empty directory used as HOME, so no user config or credentials leak in. */
   readonly homeDir: string;
+  /** git children at once, over all repositories. */
   readonly maxProcesses: number;
+  /** git children at once for one repository. */
+  readonly maxProcessesPerRepo: number;
+  /** How long a spawn may wait for a slot before failing with LimiterTimeoutError. */
+  readonly queueTimeoutMs: number;
 }
 
 export class GitRunner {
   readonly #binary: string;
   readonly #env: Readonly<Record<string, string>>;
   readonly limiter: Limiter;
+  readonly #repoLimiters = new Map<string, Limiter>();
+  readonly #maxPerRepo: number;
+  readonly #queueTimeoutMs: number;
   readonly #children = new Set<GitChild>();
 
   constructor(options: GitRunnerOptions) {
     this.#binary = options.binary ?? 'git';
     this.limiter = new Limiter(options.maxProcesses);
+    this.#maxPerRepo = options.maxProcessesPerRepo;
+    this.#queueTimeoutMs = options.queueTimeoutMs;
     const env: Record<string, string> = {
       HOME: options.homeDir,
       XDG_CONFIG_HOME: options.homeDir,
@@ -107,7 +117,7 @@ export class GitRunner {
    * The caller owns the child's stdio.
    */
   async spawn(args: readonly string[], options: GitSpawnOptions = {}): Promise<GitChild> {
-    const release = await this.limiter.acquire();
+    const release = await this.#acquire(options.gitDir);
     if (options.signal?.aborted) {
       release();
       throw options.signal.reason ?? new Error('aborted');
@@ -141,6 +151,36 @@ export class GitRunner {
       release();
     });
     return child;
+  }
+
+  /** A slot in the repository's queue, then one in the global queue; both within the queue timeout. */
+  async #acquire(gitDir: string | undefined): Promise<() => void> {
+    const started = Date.now();
+    let repoLimiter: Limiter | undefined;
+    let releaseRepo = () => {};
+    if (gitDir !== undefined) {
+      repoLimiter = this.#repoLimiters.get(gitDir);
+      if (repoLimiter === undefined) {
+        repoLimiter = new Limiter(this.#maxPerRepo);
+        this.#repoLimiters.set(gitDir, repoLimiter);
+      }
+      releaseRepo = await repoLimiter.acquire(this.#queueTimeoutMs);
+    }
+    const forget = () => {
+      if (gitDir !== undefined && repoLimiter!.running === 0 && repoLimiter!.queued === 0) this.#repoLimiters.delete(gitDir);
+    };
+    try {
+      const releaseGlobal = await this.limiter.acquire(Math.max(1, this.#queueTimeoutMs - (Date.now() - started)));
+      return () => {
+        releaseGlobal();
+        releaseRepo();
+        forget();
+      };
+    } catch (error) {
+      releaseRepo();
+      forget();
+      throw error;
+    }
   }
 
   /** Runs git to completion, feeding `input` and collecting its output. */

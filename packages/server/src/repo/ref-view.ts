@@ -62,13 +62,23 @@ export class RefView {
 export async function readSnapshot(git: GitRunner, gitDir: string): Promise<RefSnapshot> {
   const [head, listing] = await Promise.all([
     readFile(path.join(gitDir, 'HEAD'), 'utf8').catch(() => ''),
-    git.check(['for-each-ref', '--format=%(objectname) %(refname) %(*objectname)'], { gitDir }),
+    git.check(['for-each-ref', '--format=%(objectname) %(refname) %(*objecttype) %(*objectname)'], { gitDir }),
   ]);
   const refs: RefEntry[] = [];
+  const tagsOfTags: number[] = [];
   for (const line of listing.toString('utf8').split('\n')) {
     if (line === '') continue;
-    const [oid, name, peeled] = line.split(' ') as [string, string, string | undefined];
+    const [oid, name, peeledType, peeled] = line.split(' ') as [string, string, string, string];
+    if (peeledType === 'tag') tagsOfTags.push(refs.length);
     refs.push({ name, oid, peeled: peeled ? peeled : null });
+  }
+  if (tagsOfTags.length > 0) {
+    // for-each-ref's %(*objectname) peels one level; ls-refs and v0 show the fully peeled object.
+    const out = await git.check(['cat-file', '--batch-check=%(objectname)'], { gitDir, input: tagsOfTags.map((i) => `${refs[i]!.oid}^{}\n`).join('') });
+    const peeled = out.toString('utf8').trim().split('\n');
+    tagsOfTags.forEach((index, n) => {
+      refs[index] = { ...refs[index]!, peeled: peeled[n] ?? null };
+    });
   }
   const match = /^ref: (refs\/\S+)\s*$/.exec(head);
   return { head: match ? { target: match[1]! } : null, refs };

@@ -23,9 +23,14 @@ export class RepoStore {
   readonly push: PushPipeline;
   readonly uploadPack: UploadPack;
 
-  constructor(dataDir: string, maxGitProcesses: number) {
+  constructor(dataDir: string, limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number }) {
     this.dataDir = dataDir;
-    this.git = new GitRunner({ homeDir: gitHomeDir(dataDir), maxProcesses: maxGitProcesses });
+    this.git = new GitRunner({
+      homeDir: gitHomeDir(dataDir),
+      maxProcesses: limits.maxGitProcesses,
+      maxProcessesPerRepo: limits.maxGitProcessesPerRepo,
+      queueTimeoutMs: limits.queueTimeoutMs,
+    });
     this.refs = new RefView(this.git);
     this.transaction = new RefTransaction(this.git, this.refs);
     this.push = new PushPipeline(this.git, this.transaction);
