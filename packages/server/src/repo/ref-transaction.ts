@@ -51,15 +51,33 @@ export function describeFailure(stderr: string): string {
 export class RefTransaction {
   readonly #git: GitRunner;
   readonly #refView: RefView;
+  /** The tail of each repository's queue of transactions. */
+  readonly #queues = new Map<string, Promise<unknown>>();
 
   constructor(git: GitRunner, refView: RefView) {
     this.#git = git;
     this.#refView = refView;
   }
 
-  /** All updates or none. */
+  /**
+   * All updates or none. Transactions on one repository run one at a time: racing
+   * writers then fail on the compare-and-swap (a clear "fetch first"), never on
+   * git's ref lock files.
+   */
   async apply(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult> {
     if (updates.length === 0) return { ok: true };
+    const previous = this.#queues.get(gitDir) ?? Promise.resolve();
+    const run = previous.then(() => this.#applyNow(gitDir, updates));
+    const tail = run.catch(() => undefined);
+    this.#queues.set(gitDir, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#queues.get(gitDir) === tail) this.#queues.delete(gitDir);
+    }
+  }
+
+  async #applyNow(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult> {
     this.#refView.invalidate(gitDir);
     try {
       const result = await this.#git.run(['update-ref', '--stdin', '-z'], { gitDir, input: transactionInput(updates) });
