@@ -25,6 +25,11 @@ export interface GroveConfig {
     /** How long work may wait in those queues before a retryable "busy" error. */
     readonly queueTimeoutMs: number;
   };
+  readonly packCache: {
+    /** Disk budget for cached fetch responses; 0 turns the cache off. */
+    readonly maxBytes: number;
+    readonly maxAgeMs: number;
+  };
   /** A git transfer with no bytes moving in either direction for this long is ended. */
   readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
@@ -55,6 +60,11 @@ function positiveInteger(name: string, value: string | undefined, fallback: numb
   return parsed;
 }
 
+function nonNegativeInteger(name: string, value: string | undefined, fallback: number): number {
+  if (value === '0') return 0;
+  return positiveInteger(name, value, fallback);
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): GroveConfig {
@@ -80,6 +90,10 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxGitProcesses: positiveInteger('GROVE_MAX_GIT_PROCESSES', env.GROVE_MAX_GIT_PROCESSES, Math.max(8, os.availableParallelism() * 4)),
       maxGitProcessesPerRepo: positiveInteger('GROVE_MAX_GIT_PROCESSES_PER_REPO', env.GROVE_MAX_GIT_PROCESSES_PER_REPO, Math.max(4, os.availableParallelism() * 2)),
       queueTimeoutMs: positiveInteger('GROVE_QUEUE_TIMEOUT_MS', env.GROVE_QUEUE_TIMEOUT_MS, 60_000),
+    },
+    packCache: {
+      maxBytes: nonNegativeInteger('GROVE_PACK_CACHE_BYTES', env.GROVE_PACK_CACHE_BYTES, 2 * 1024 ** 3),
+      maxAgeMs: positiveInteger('GROVE_PACK_CACHE_MAX_AGE_MS', env.GROVE_PACK_CACHE_MAX_AGE_MS, 10 * 60_000),
     },
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),

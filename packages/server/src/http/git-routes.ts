@@ -9,7 +9,7 @@
  * content types clients compare against.
  */
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { receivePackAdvertisement, serviceHeader, v2Capabilities, type GitService } from '../git/advertisement.ts';
 import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
@@ -17,11 +17,13 @@ import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line
 import { readReceivePackRequest, ReceivePackRequestError } from '../git/receive-pack-request.ts';
 import { reportStatus } from '../git/report-status.ts';
 import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
-import { parseV2Request, V2RequestError } from '../git/v2-request.ts';
+import { parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
+import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { authorize, authorizeRefUpdate, needsAncestry, type Action, type Principal } from '../auth/authorize.ts';
 import { readRefRules } from '../db/policies.ts';
 import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
+import type { RefSnapshot } from '../repo/ref-snapshot.ts';
 import type { ProtocolVersion } from '../repo/upload-pack.ts';
 import { findRepo } from '../db/repos.ts';
 import type { AppContext } from './context.ts';
@@ -102,6 +104,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const version = protocolVersion(request.headers['git-protocol']);
     const signal = transferSignal(ctx, request, reply);
     const contentType = 'application/x-git-upload-pack-result';
+    let v2Command: V2Request | null = null;
     if (version === 2) {
       let command;
       try {
@@ -111,6 +114,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
         throw error;
       }
       if (command === null) return sendGit(reply, contentType, Buffer.alloc(0));
+      v2Command = command;
       ctx.metrics.fetches.inc({ protocol: 'v2', command: command.command });
       if (command.command === 'ls-refs') {
         let args;
@@ -120,39 +124,52 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
           if (error instanceof V2RequestError) return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
           throw error;
         }
-        let snapshot;
-        try {
-          snapshot = await ctx.repos.refs.read(resolved.gitDir);
-        } catch (error) {
-          if (error instanceof LimiterTimeoutError) return sendGit(reply, contentType, pktLine(`ERR ${BUSY_MESSAGE}\n`));
-          throw error;
-        }
-        return sendGit(reply, contentType, lsRefsResponse(snapshot, args));
+        const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
+        return snapshot === null ? reply : sendGit(reply, contentType, lsRefsResponse(snapshot, args));
       }
     } else {
       if (body.equals(FLUSH_PKT)) return sendGit(reply, contentType, Buffer.alloc(0));
       ctx.metrics.fetches.inc({ protocol: `v${version}`, command: 'upload-pack' });
     }
+    // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
+    const cache = ctx.repos.packCache;
+    let cacheKey: string | null = null;
+    if (cache !== null) {
+      const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
+      if (snapshot === null) return reply;
+      cacheKey = fetchCacheKey(resolved.repoId, snapshot.digest, version, body, v2Command);
+    }
     reply.hijack();
     const raw = reply.raw;
-    const sent = await ctx.repos.uploadPack
-      .serve(resolved.gitDir, version, body, {
-        start: () => {
-          raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
-          return raw;
+    const output = {
+      start: () => {
+        raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+        return raw;
+      },
+    };
+    const { gitDir } = resolved;
+    const produceInto = (sink: Writable, producerSignal: AbortSignal) =>
+      ctx.repos.uploadPack.serve(gitDir, version, body, { start: () => sink }, producerSignal).then(
+        (r) => r.code,
+        (error: unknown) => {
+          if (!(error instanceof LimiterTimeoutError)) throw error;
+          sink.write(pktLine(`ERR ${BUSY_MESSAGE}\n`)); // readers replay it; the failed entry is then dropped
+          return 1;
         },
-      }, signal)
-      .catch((error: unknown) => {
-        if (error instanceof LimiterTimeoutError && !raw.headersSent) {
-          raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
-          raw.write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
-        } else if (!signal.aborted) {
-          request.log.error({ err: error }, 'upload-pack failed');
-        }
-        return 0;
-      });
+      );
+    const served = cacheKey !== null && cache !== null
+      ? cache.serve(cacheKey, (sink, producerSignal) => produceInto(sink, producerSignal), output, signal)
+      : ctx.repos.uploadPack.serve(gitDir, version, body, output, signal);
+    const sent = await served.then((r) => r.bytes, (error: unknown) => {
+      if (error instanceof LimiterTimeoutError && !raw.headersSent) {
+        output.start().write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
+      } else if (!signal.aborted) {
+        request.log.error({ err: error }, 'upload-pack failed');
+      }
+      return 0;
+    });
     ctx.metrics.fetchBytes.inc(sent);
-    if (!raw.headersSent) raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+    if (!raw.headersSent) output.start();
     raw.end();
   });
 
@@ -247,6 +264,17 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     }
     raw.end();
   });
+}
+
+/** The repository's refs, or null after answering a busy ERR (the git process queue timed out). */
+async function snapshotOrBusy(ctx: AppContext, gitDir: string, reply: FastifyReply, contentType: string): Promise<RefSnapshot | null> {
+  try {
+    return await ctx.repos.refs.read(gitDir);
+  } catch (error) {
+    if (!(error instanceof LimiterTimeoutError)) throw error;
+    sendGit(reply, contentType, pktLine(`ERR ${BUSY_MESSAGE}\n`));
+    return null;
+  }
 }
 
 /** Authenticates, finds the repository and authorizes; answers the refusal itself and returns null. */

@@ -1,6 +1,7 @@
 /** Prometheus metrics served at /metrics; one registry per server instance. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Limiter } from '../repo/limiter.ts';
+import type { PackCache } from '../repo/pack-cache.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -12,7 +13,7 @@ export class Metrics {
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
 
-  constructor(gitLimiter: Limiter) {
+  constructor(gitLimiter: Limiter, packCache: PackCache | null) {
     collectDefaultMetrics({ register: this.registry, prefix: 'grove_process_' });
     const registers = [this.registry];
     this.requests = new Counter({ name: 'grove_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers });
@@ -30,5 +31,21 @@ export class Metrics {
     this.refUpdates = new Counter({ name: 'grove_git_ref_updates_total', help: 'Ref updates requested by pushes, by result', labelNames: ['result'], registers });
     this.fetches = new Counter({ name: 'grove_git_fetch_requests_total', help: 'upload-pack requests by protocol version and command', labelNames: ['protocol', 'command'], registers });
     this.fetchBytes = new Counter({ name: 'grove_git_fetch_bytes_total', help: 'Bytes sent in upload-pack responses', registers });
+    if (packCache !== null) {
+      const stats = packCache.stats;
+      new Gauge({
+        name: 'grove_pack_cache_requests',
+        help: 'Pack cache lookups since start: hit (complete entry), joined (single flight), miss (produced)',
+        labelNames: ['result'],
+        registers,
+        collect() {
+          this.set({ result: 'hit' }, stats.hits);
+          this.set({ result: 'joined' }, stats.joined);
+          this.set({ result: 'miss' }, stats.misses);
+        },
+      });
+      new Gauge({ name: 'grove_pack_cache_bytes', help: 'Bytes held by the pack cache', registers, collect() { this.set(packCache.bytes); } });
+      new Gauge({ name: 'grove_pack_cache_evictions', help: 'Pack cache entries evicted since start', registers, collect() { this.set(stats.evictions); } });
+    }
   }
 }

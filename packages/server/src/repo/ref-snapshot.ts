@@ -13,6 +13,8 @@ export interface RefSnapshot {
   readonly head: { readonly target: string } | null;
   /** Every ref under `refs/`, sorted by name in byte order. */
   readonly refs: readonly RefEntry[];
+  /** Changes whenever any ref or HEAD changes: part of the pack cache's key. */
+  readonly digest: string;
 }
 
 export function findRef(snapshot: RefSnapshot, name: string): RefEntry | undefined {

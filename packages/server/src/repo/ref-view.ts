@@ -3,6 +3,7 @@
  * ref (every ref change goes through RefTransaction, which invalidates). Reads that
  * race an invalidation are not cached, so a reader never keeps a stale view.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GitRunner } from './git-command.ts';
@@ -81,5 +82,6 @@ export async function readSnapshot(git: GitRunner, gitDir: string): Promise<RefS
     });
   }
   const match = /^ref: (refs\/\S+)\s*$/.exec(head);
-  return { head: match ? { target: match[1]! } : null, refs };
+  const digest = createHash('sha1').update(head).update('\0').update(listing).digest('hex');
+  return { head: match ? { target: match[1]! } : null, refs, digest };
 }

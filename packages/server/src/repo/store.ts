@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { GitRunner } from './git-command.ts';
 import { initBareRepository, writeHead } from './init.ts';
 import { gitHomeDir, repoDir, trashDir } from './layout.ts';
+import { PackCache } from './pack-cache.ts';
 import { PushPipeline } from './push.ts';
 import { RefTransaction } from './ref-transaction.ts';
 import { recoverRepositories, type RecoveryReport } from './recovery.ts';
@@ -22,9 +23,16 @@ export class RepoStore {
   readonly transaction: RefTransaction;
   readonly push: PushPipeline;
   readonly uploadPack: UploadPack;
+  /** null when the cache is turned off. */
+  readonly packCache: PackCache | null;
 
-  constructor(dataDir: string, limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number }) {
+  constructor(
+    dataDir: string,
+    limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number },
+    packCache: { maxBytes: number; maxAgeMs: number },
+  ) {
     this.dataDir = dataDir;
+    this.packCache = packCache.maxBytes > 0 ? new PackCache({ dir: path.join(dataDir, 'cache', 'packs'), ...packCache }) : null;
     this.git = new GitRunner({
       homeDir: gitHomeDir(dataDir),
       maxProcesses: limits.maxGitProcesses,
@@ -42,6 +50,7 @@ export class RepoStore {
     await mkdir(path.join(this.dataDir, 'repos'), { recursive: true });
     await mkdir(gitHomeDir(this.dataDir), { recursive: true });
     await rm(trashDir(this.dataDir), { recursive: true, force: true });
+    await this.packCache?.open();
     return recoverRepositories(path.join(this.dataDir, 'repos'));
   }
 

@@ -31,8 +31,8 @@ export class UploadPack {
     });
   }
 
-  /** Runs one stateless request; returns the bytes written to the client. */
-  async serve(gitDir: string, version: ProtocolVersion, body: Buffer, output: UploadPackOutput, signal: AbortSignal): Promise<number> {
+  /** Runs one stateless request; returns the bytes written and git's exit code. */
+  async serve(gitDir: string, version: ProtocolVersion, body: Buffer, output: UploadPackOutput, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
     const child = await this.#git.spawn(['upload-pack', '--stateless-rpc', gitDir], { env: protocolEnv(version), signal });
     const stderr: Buffer[] = [];
     child.stderr.on('data', (chunk: Buffer) => {
@@ -59,9 +59,9 @@ export class UploadPack {
       const text = `upload-pack: ${message.replace(/^fatal:\s*/, '') || `failed with exit code ${code}`}`;
       const error = pktLine(`ERR ${text}\n`);
       output.start().write(error);
-      return error.length;
+      return { bytes: error.length, code };
     }
-    return written;
+    return { bytes: written, code };
   }
 }
 

@@ -1,0 +1,257 @@
+/**
+ * The pack cache (architecture §6): identical fetch requests against the same refs
+ * share one `git upload-pack` run (single flight), and later ones are served from
+ * disk. What is cached is the whole upload-pack response — section headers,
+ * side-band pack data and progress — so it replays exactly.
+ *
+ * - Key: the repository, a digest of its refs, the protocol version and the request
+ *   with the client's `agent` removed. A ref change gives a new key, so a moved
+ *   branch or a new tag is never served from a stale entry (include-tag, v0 "our ref"
+ *   checks and HEAD all depend on refs; the pack for given wants does not otherwise).
+ * - Only requests without `have`s that end negotiation (`done`) are cached: clones,
+ *   shallow clones and partial clones, the swarm case. Incremental fetches pass through.
+ * - The producer writes to a file that every reader (the first client included)
+ *   streams from as it grows, so a client that disconnects does not affect the others.
+ *   When the last reader leaves before the response is complete, the producer is
+ *   stopped and the entry dropped.
+ * - Bounded in bytes, evicted least-recently-used, and by age.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { packetText, parsePackets } from '../git/pkt-line.ts';
+import type { V2Request } from '../git/v2-request.ts';
+
+export interface PackCacheOptions {
+  readonly dir: string;
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
+}
+
+/** Produces a response into `sink`; resolves with git's exit code. */
+export type Producer = (sink: Writable, signal: AbortSignal) => Promise<number>;
+
+interface Entry {
+  readonly key: string;
+  readonly file: string;
+  /** Settles once the file exists (readers open it after). */
+  readonly created: Promise<void>;
+  readonly events: EventEmitter;
+  readonly abort: AbortController;
+  size: number;
+  done: boolean;
+  failed: boolean;
+  readers: number;
+  lastUsed: number;
+  readonly createdAt: number;
+}
+
+export interface CacheStats {
+  /** Served from a complete entry. */
+  hits: number;
+  /** Produced anew. */
+  misses: number;
+  /** Joined a response still being produced (single flight). */
+  joined: number;
+  evictions: number;
+}
+
+const READ_CHUNK = 256 * 1024;
+
+/**
+ * The cache key for a fetch request, or null when it should not be cached (it
+ * carries `have`s or does not end negotiation).
+ */
+export function fetchCacheKey(repoKey: string, refsDigest: string, version: 0 | 1 | 2, body: Buffer, v2: V2Request | null): string | null {
+  let lines: string[];
+  if (version === 2) {
+    if (v2 === null || v2.command !== 'fetch') return null;
+    if (!v2.args.includes('done') || v2.args.some((arg) => arg.startsWith('have '))) return null;
+    lines = ['fetch', ...v2.serverOptions.map((o) => `server-option=${o}`), ...v2.args];
+  } else {
+    try {
+      lines = parsePackets(body).map((p) => (p.kind === 'data' ? packetText(p.payload).replace(/ agent=\S+/, '') : `<${p.kind}>`));
+    } catch {
+      return null;
+    }
+    if (!lines.includes('done') || lines.some((line) => line.startsWith('have '))) return null;
+  }
+  const hash = createHash('sha256');
+  hash.update(`${repoKey}\0${refsDigest}\0v${version}\0`);
+  for (const line of lines) hash.update(`${line}\n`);
+  return hash.digest('hex');
+}
+
+export class PackCache {
+  readonly #options: PackCacheOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly stats: CacheStats = { hits: 0, misses: 0, joined: 0, evictions: 0 };
+
+  constructor(options: PackCacheOptions) {
+    this.#options = options;
+  }
+
+  /** Empties the cache directory (entries do not survive a restart). */
+  async open(): Promise<void> {
+    await rm(this.#options.dir, { recursive: true, force: true });
+    await mkdir(this.#options.dir, { recursive: true });
+  }
+
+  /**
+   * Streams the response for `key` to `output`, producing it at most once at a time.
+   * Returns the bytes written and git's exit code (0 for a replay).
+   */
+  async serve(key: string, produce: Producer, output: { start: () => Writable }, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
+    this.#expire();
+    let entry = this.#entries.get(key);
+    if (entry && !entry.failed) {
+      if (entry.done) this.stats.hits++;
+      else this.stats.joined++;
+    } else {
+      this.stats.misses++;
+      entry = this.#startProducer(key, produce);
+    }
+    // Move to the back: the map's order is least recently used first.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    entry.lastUsed = Date.now();
+    return this.#stream(entry, output, signal);
+  }
+
+  /** Registers the entry synchronously (so concurrent identical requests join it), then produces. */
+  #startProducer(key: string, produce: Producer): Entry {
+    const file = path.join(this.#options.dir, `${key.slice(0, 16)}-${randomBytes(4).toString('hex')}`);
+    const opening = open(file, 'wx');
+    const entry: Entry = {
+      key,
+      file,
+      created: opening.then(() => undefined),
+      events: new EventEmitter(),
+      abort: new AbortController(),
+      size: 0,
+      done: false,
+      failed: false,
+      readers: 0,
+      lastUsed: Date.now(),
+      createdAt: Date.now(),
+    };
+    entry.events.setMaxListeners(0);
+    this.#entries.set(key, entry);
+    void opening.then((handle) => this.#produce(entry, handle, produce), () => {
+      entry.failed = true;
+      entry.done = true;
+      entry.events.emit('grow');
+      this.#drop(entry);
+    });
+    return entry;
+  }
+
+  #produce(entry: Entry, handle: FileHandle, produce: Producer): void {
+    // Writable calls write() one chunk at a time, so positional writes stay in order.
+    const sink = new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        handle.write(chunk, 0, chunk.length, entry.size).then(() => {
+          entry.size += chunk.length;
+          entry.events.emit('grow');
+          callback();
+        }, callback);
+      },
+    });
+    void produce(sink, entry.abort.signal)
+      .then(async (code) => {
+        // Everything the producer wrote must be on disk before readers are told it is done.
+        sink.end();
+        await finished(sink);
+        entry.failed = code !== 0;
+      })
+      .catch(() => {
+        entry.failed = true;
+        sink.destroy();
+      })
+      .finally(async () => {
+        entry.done = true;
+        await handle.close().catch(() => undefined);
+        entry.events.emit('grow');
+        if (entry.failed || entry.size > this.#options.maxBytes) this.#drop(entry);
+        else this.#evictToFit();
+      });
+  }
+
+  async #stream(entry: Entry, output: { start: () => Writable }, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
+    entry.readers++;
+    let handle: FileHandle | null = null;
+    let offset = 0;
+    let sink: Writable | null = null;
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    try {
+      await entry.created;
+      if (entry.failed && entry.size === 0) return { bytes: 0, code: 1 };
+      handle = await open(entry.file, 'r');
+      for (;;) {
+        if (signal.aborted) throw signal.reason;
+        if (offset < entry.size) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, entry.size - offset), offset);
+          if (bytesRead === 0) continue;
+          offset += bytesRead;
+          sink ??= output.start();
+          if (!sink.write(Buffer.from(buffer.subarray(0, bytesRead)))) await once(sink, 'drain', { signal });
+          continue;
+        }
+        if (entry.done) break;
+        await once(entry.events, 'grow', { signal });
+      }
+      return { bytes: offset, code: entry.failed ? 1 : 0 };
+    } finally {
+      await handle?.close();
+      entry.readers--;
+      if (entry.readers === 0 && !entry.done) {
+        // Nobody is waiting for this response any more: stop producing it.
+        entry.abort.abort(new Error('no readers left'));
+        this.#drop(entry);
+      } else if (entry.readers === 0 && this.#entries.get(entry.key) !== entry) {
+        void rm(entry.file, { force: true }); // dropped while this reader was still streaming it
+      }
+    }
+  }
+
+  #drop(entry: Entry): void {
+    if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
+    if (entry.readers === 0) void rm(entry.file, { force: true });
+  }
+
+  /** Bytes held by the entries now in the cache. */
+  get bytes(): number {
+    let total = 0;
+    for (const entry of this.#entries.values()) total += entry.size;
+    return total;
+  }
+
+  get entries(): number {
+    return this.#entries.size;
+  }
+
+  /** Drops least-recently-used complete entries until the total fits the budget. */
+  #evictToFit(): void {
+    let total = this.bytes;
+    for (const entry of this.#entries.values()) {
+      if (total <= this.#options.maxBytes) break;
+      total -= entry.size;
+      if (!entry.done) continue;
+      this.stats.evictions++;
+      this.#drop(entry);
+    }
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    for (const entry of this.#entries.values()) {
+      if (entry.done && now - entry.createdAt > this.#options.maxAgeMs) {
+        this.stats.evictions++;
+        this.#drop(entry);
+      }
+    }
+  }
+}
