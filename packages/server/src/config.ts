@@ -30,6 +30,8 @@ export interface GroveConfig {
     readonly maxBytes: number;
     readonly maxAgeMs: number;
   };
+  /** Pushes to a repository after which background maintenance repacks it; 0 turns it off. */
+  readonly maintenancePushes: number;
   /** A git transfer with no bytes moving in either direction for this long is ended. */
   readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
@@ -95,6 +97,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxBytes: nonNegativeInteger('GROVE_PACK_CACHE_BYTES', env.GROVE_PACK_CACHE_BYTES, 2 * 1024 ** 3),
       maxAgeMs: positiveInteger('GROVE_PACK_CACHE_MAX_AGE_MS', env.GROVE_PACK_CACHE_MAX_AGE_MS, 10 * 60_000),
     },
+    maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
   };

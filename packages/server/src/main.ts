@@ -32,12 +32,12 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
   const db = await openDatabase(path.join(config.dataDir, 'grove.db'));
-  const repos = new RepoStore(config.dataDir, config.limits, config.packCache);
+  const repos = new RepoStore(config.dataDir, config.limits, config.packCache, { pushesPerRun: config.maintenancePushes }, logger);
   const recovery = await repos.open();
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
   }
-  const metrics = new Metrics(repos.git.limiter, repos.packCache);
+  const metrics = new Metrics(repos.git.limiter, repos.packCache, repos.maintenance.stats);
   let ready = true;
   const app = await buildApp(
     {
@@ -74,6 +74,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         }, config.shutdownGraceMs);
         timer.unref();
         await app.close();
+        await repos.maintenance.stop();
         clearTimeout(timer);
         clearInterval(closeIdle);
         await db.destroy();

@@ -244,6 +244,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
         { org, repo, refs: outcome.results.length, updated: okCount, packBytes: outcome.packBytes, unpackError: outcome.unpackError },
         'push',
       );
+      if (outcome.applied.length > 0) ctx.repos.maintenance.notePush(resolved.gitDir);
       clearInterval(keepalive);
       startStreaming();
       const report = reportStatus(outcome.unpackError, outcome.results);

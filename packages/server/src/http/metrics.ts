@@ -1,6 +1,7 @@
 /** Prometheus metrics served at /metrics; one registry per server instance. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Limiter } from '../repo/limiter.ts';
+import type { MaintenanceStats } from '../repo/maintenance.ts';
 import type { PackCache } from '../repo/pack-cache.ts';
 
 export class Metrics {
@@ -13,7 +14,7 @@ export class Metrics {
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
 
-  constructor(gitLimiter: Limiter, packCache: PackCache | null) {
+  constructor(gitLimiter: Limiter, packCache: PackCache | null, maintenance: MaintenanceStats) {
     collectDefaultMetrics({ register: this.registry, prefix: 'grove_process_' });
     const registers = [this.registry];
     this.requests = new Counter({ name: 'grove_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers });
@@ -31,6 +32,16 @@ export class Metrics {
     this.refUpdates = new Counter({ name: 'grove_git_ref_updates_total', help: 'Ref updates requested by pushes, by result', labelNames: ['result'], registers });
     this.fetches = new Counter({ name: 'grove_git_fetch_requests_total', help: 'upload-pack requests by protocol version and command', labelNames: ['protocol', 'command'], registers });
     this.fetchBytes = new Counter({ name: 'grove_git_fetch_bytes_total', help: 'Bytes sent in upload-pack responses', registers });
+    new Gauge({
+      name: 'grove_maintenance_runs',
+      help: 'Background maintenance runs since start, by result',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.set({ result: 'ok' }, maintenance.runs);
+        this.set({ result: 'failed' }, maintenance.failures);
+      },
+    });
     if (packCache !== null) {
       const stats = packCache.stats;
       new Gauge({

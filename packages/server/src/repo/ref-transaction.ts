@@ -66,8 +66,13 @@ export class RefTransaction {
    */
   async apply(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult> {
     if (updates.length === 0) return { ok: true };
+    return this.exclusive(gitDir, () => this.#applyNow(gitDir, updates));
+  }
+
+  /** Runs `work` in the repository's ref queue: nothing else writes its refs meanwhile (pack-refs). */
+  async exclusive<T>(gitDir: string, work: () => Promise<T>): Promise<T> {
     const previous = this.#queues.get(gitDir) ?? Promise.resolve();
-    const run = previous.then(() => this.#applyNow(gitDir, updates));
+    const run = previous.then(work);
     const tail = run.catch(() => undefined);
     this.#queues.set(gitDir, tail);
     try {

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { GitRunner } from './git-command.ts';
 import { initBareRepository, writeHead } from './init.ts';
 import { gitHomeDir, repoDir, trashDir } from './layout.ts';
+import type { Logger } from 'pino';
+import { Maintenance, type MaintenanceOptions } from './maintenance.ts';
 import { PackCache } from './pack-cache.ts';
 import { PushPipeline } from './push.ts';
 import { RefTransaction } from './ref-transaction.ts';
@@ -25,11 +27,14 @@ export class RepoStore {
   readonly uploadPack: UploadPack;
   /** null when the cache is turned off. */
   readonly packCache: PackCache | null;
+  readonly maintenance: Maintenance;
 
   constructor(
     dataDir: string,
     limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number },
     packCache: { maxBytes: number; maxAgeMs: number },
+    maintenance: MaintenanceOptions,
+    logger: Pick<Logger, 'warn' | 'debug'>,
   ) {
     this.dataDir = dataDir;
     this.packCache = packCache.maxBytes > 0 ? new PackCache({ dir: path.join(dataDir, 'cache', 'packs'), ...packCache }) : null;
@@ -43,6 +48,7 @@ export class RepoStore {
     this.transaction = new RefTransaction(this.git, this.refs);
     this.push = new PushPipeline(this.git, this.transaction);
     this.uploadPack = new UploadPack(this.git);
+    this.maintenance = new Maintenance(this.git, this.transaction, maintenance, logger);
   }
 
   /** Creates the directories the store needs and clears what a crash left behind (see recovery.ts). */

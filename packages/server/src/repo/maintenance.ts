@@ -1,0 +1,105 @@
+/**
+ * Background maintenance (architecture §4, §6): after pushes accumulate in a
+ * repository, off the request path and one repository at a time,
+ *
+ *   git repack -d -l --geometric=2 --write-midx --write-bitmap-index
+ *   git commit-graph write --reachable --split
+ *   git pack-refs --all            (inside the repository's ref transaction queue)
+ *
+ * Geometric repacking rolls many small push packs into few without rewriting big
+ * ones; it keeps every object (it does not prune), leaves `.keep` packs of pushes in
+ * flight alone, and never touches quarantines, so neither an in-flight fetch nor an
+ * in-flight push loses an object. Each push adds one pack (index-pack), so without
+ * this a busy repository's fetches slow down with its pack count.
+ */
+import type { Logger } from 'pino';
+import type { GitRunner } from './git-command.ts';
+import type { RefTransaction } from './ref-transaction.ts';
+
+export interface MaintenanceOptions {
+  /** Pushes to a repository after which it is maintained; 0 turns maintenance off. */
+  readonly pushesPerRun: number;
+}
+
+export interface MaintenanceStats {
+  runs: number;
+  failures: number;
+  lastDurationMs: number;
+}
+
+export class Maintenance {
+  readonly #git: GitRunner;
+  readonly #transaction: RefTransaction;
+  readonly #options: MaintenanceOptions;
+  readonly #logger: Pick<Logger, 'warn' | 'debug'>;
+  readonly #pushes = new Map<string, number>();
+  readonly #queue = new Set<string>();
+  #running: Promise<void> | null = null;
+  #stopped = false;
+  readonly stats: MaintenanceStats = { runs: 0, failures: 0, lastDurationMs: 0 };
+
+  constructor(git: GitRunner, transaction: RefTransaction, options: MaintenanceOptions, logger: Pick<Logger, 'warn' | 'debug'>) {
+    this.#git = git;
+    this.#transaction = transaction;
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  /** Counts a push; schedules the repository once enough have accumulated. */
+  notePush(gitDir: string): void {
+    if (this.#options.pushesPerRun === 0) return;
+    const count = (this.#pushes.get(gitDir) ?? 0) + 1;
+    if (count < this.#options.pushesPerRun) {
+      this.#pushes.set(gitDir, count);
+      return;
+    }
+    this.#pushes.delete(gitDir);
+    this.schedule(gitDir);
+  }
+
+  schedule(gitDir: string): void {
+    if (this.#stopped) return;
+    this.#queue.add(gitDir);
+    this.#running ??= this.#drain().finally(() => {
+      this.#running = null;
+    });
+  }
+
+  /** Resolves when every scheduled repository has been maintained. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  /** Lets a run in progress finish, and starts no other. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#queue.clear();
+    await this.idle();
+  }
+
+  async #drain(): Promise<void> {
+    for (const gitDir of this.#queue) {
+      this.#queue.delete(gitDir);
+      if (this.#stopped) return;
+      await this.run(gitDir);
+    }
+  }
+
+  /** Maintains one repository now. Failures are logged, never thrown: maintenance is an optimisation. */
+  async run(gitDir: string): Promise<boolean> {
+    const started = Date.now();
+    try {
+      await this.#git.check(['repack', '-d', '-l', '--geometric=2', '--write-midx', '--write-bitmap-index', '-q'], { gitDir });
+      await this.#git.check(['commit-graph', 'write', '--reachable', '--split', '--no-progress'], { gitDir });
+      await this.#transaction.exclusive(gitDir, () => this.#git.check(['pack-refs', '--all'], { gitDir }));
+      this.stats.runs++;
+      this.stats.lastDurationMs = Date.now() - started;
+      this.#logger.debug({ gitDir, ms: this.stats.lastDurationMs }, 'maintenance done');
+      return true;
+    } catch (error) {
+      this.stats.failures++;
+      this.#logger.warn({ gitDir, err: error }, 'maintenance failed');
+      return false;
+    }
+  }
+}
