@@ -33,9 +33,8 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
   await app.register(async (api) => {
-    // The API speaks JSON only: any other body is 415, not parsed as text.
-    api.removeContentTypeParser(['text/plain', 'application/json']);
-    // An empty JSON body (a DELETE from a client that always sends the header) is no body.
+    // The API speaks JSON only: any other body is 415. An empty JSON body (a DELETE from a
+    // client that always sends the header) is no body.
     api.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
       if (text === '') return done(null, undefined);
       try {

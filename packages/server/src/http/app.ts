@@ -3,7 +3,7 @@
  * health and metrics endpoints, the REST API and the git routes.
  */
 import AjvCompiler from '@fastify/ajv-compiler';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { ERROR_CATALOGUE, GroveError } from '../errors.ts';
 import { registerApi } from '../api/index.ts';
 import type { AppContext } from './context.ts';
@@ -23,6 +23,13 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, allowUnionTypes: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodies as never } },
+    // Errors raised before routing (a malformed URL, a path segment over the limit) get the catalogue shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const grove = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new GroveError('invalid_request', 'a path segment is longer than 256 characters')
+        : new GroveError('invalid_request', `malformed request: ${error.message}`);
+      void (reply as FastifyReply).code(grove.status).send(grove.toJSON());
+    },
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -33,6 +40,9 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
       ctx.metrics.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
     });
   });
+
+  // No body parser is global: the API adds JSON for itself, the git routes their own stream types.
+  app.removeAllContentTypeParsers();
 
   app.addHook('onSend', async (_request, reply) => {
     // While draining, every answer asks the client to close its keep-alive connection.

@@ -92,6 +92,8 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
   });
 
   app.post<{ Params: RepoParams }>('/:org/:repo/git-upload-pack', hide, async (request, reply) => {
+    const signal = transferSignal(ctx, request, reply);
+    if (!(await hasContentType(request, reply, 'application/x-git-upload-pack-request'))) return reply;
     const resolved = await resolveRepo(ctx, request, reply, 'read');
     if (resolved === null) return reply;
     let body: Buffer;
@@ -102,7 +104,6 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
       throw error;
     }
     const version = protocolVersion(request.headers['git-protocol']);
-    const signal = transferSignal(ctx, request, reply);
     const contentType = 'application/x-git-upload-pack-result';
     let v2Command: V2Request | null = null;
     if (version === 2) {
@@ -174,6 +175,8 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
   });
 
   app.post<{ Params: RepoParams }>('/:org/:repo/git-receive-pack', hide, async (request, reply) => {
+    const signal = transferSignal(ctx, request, reply);
+    if (!(await hasContentType(request, reply, 'application/x-git-receive-pack-request'))) return reply;
     const resolved = await resolveRepo(ctx, request, reply, 'write');
     if (resolved === null) return reply;
     const contentType = 'application/x-git-receive-pack-result';
@@ -194,7 +197,6 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
       await drain(reader.rest());
       return sendGit(reply, contentType, Buffer.alloc(0));
     }
-    const signal = transferSignal(ctx, request, reply);
     const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
@@ -265,6 +267,17 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     }
     raw.end();
   });
+}
+
+/** git http-backend answers 415 to a POST of the wrong type; so does Grove (after reading the body away). */
+async function hasContentType(request: FastifyRequest, reply: FastifyReply, expected: string): Promise<boolean> {
+  const actual = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (actual === expected) return true;
+  const body = request.body as Readable | undefined;
+  if (body !== undefined && body !== null && typeof body.pipe === 'function') await drain(body);
+  else if (body === undefined) await drainRequest(request);
+  sendText(reply, 415, `Content-Type must be ${expected}`);
+  return false;
 }
 
 /** The repository's refs, or null after answering a busy ERR (the git process queue timed out). */
