@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { GroveError } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
+import { commitWriteRoutes } from './commit-writes.ts';
 import { keyRoutes } from './keys.ts';
 import { orgRoutes } from './orgs.ts';
 import { policyRoutes } from './policies.ts';
@@ -61,6 +62,7 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     await keyRoutes(api, ctx);
     await signingKeyRoutes(api, ctx);
     await policyRoutes(api, ctx);
+    await commitWriteRoutes(api, ctx);
     api.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     });

@@ -92,7 +92,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
     const orgRow = await findOrgByName(ctx.db, org);
     if (!orgRow) throw notFound(`org ${org}`);
     const now = new Date().toISOString();
-    const row: RepoRow = { id: randomUUID().replaceAll('-', ''), org_id: orgRow.id, name, default_branch: defaultBranch, description, created_at: now, updated_at: now };
+    const row: RepoRow = { id: randomUUID().replaceAll('-', ''), org_id: orgRow.id, name, default_branch: defaultBranch, description, created_at: now, updated_at: now, fork_of: null, expires_at: null };
     try {
       await insertRepo(ctx.db, row);
     } catch (error) {

@@ -69,6 +69,33 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_agent_api': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('idempotency_keys')
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('request_hash', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('response', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('idempotency_keys_pk', ['principal', 'key'])
+        .execute();
+      await db.schema.alterTable('repos').addColumn('fork_of', 'text').execute();
+      await db.schema.alterTable('repos').addColumn('expires_at', 'text').execute();
+      await db.schema.createIndex('repos_expires_at').on('repos').columns(['expires_at']).execute();
+      await db.schema.createIndex('repos_fork_of').on('repos').columns(['fork_of']).execute();
+      await db.schema
+        .createTable('branch_ttls')
+        .addColumn('repo_id', 'text', (c) => c.notNull().references('repos.id').onDelete('cascade'))
+        .addColumn('ref', 'text', (c) => c.notNull())
+        .addColumn('sha', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('branch_ttls_pk', ['repo_id', 'ref'])
+        .execute();
+      await db.schema.createIndex('branch_ttls_expires_at').on('branch_ttls').columns(['expires_at']).execute();
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {

@@ -13,6 +13,29 @@ export interface ReposTable {
   description: string;
   created_at: string;
   updated_at: string;
+  /** The repository whose objects this one borrows (a fork or snapshot), by id. */
+  fork_of: string | null;
+  /** When an ephemeral repository is deleted by the sweeper. */
+  expires_at: string | null;
+}
+
+export interface IdempotencyKeysTable {
+  /** Who sent the request: "root", a key id, or "signed:<org>:<jti>". */
+  principal: string;
+  key: string;
+  request_hash: string;
+  /** The stored answer's status; 0 while the first request is still running. */
+  status: number;
+  response: string | null;
+  created_at: string;
+}
+
+export interface BranchTtlsTable {
+  repo_id: string;
+  ref: string;
+  /** The value the branch was created at (the sweeper deletes the branch wherever it is by then). */
+  sha: string;
+  expires_at: string;
 }
 
 export interface ApiKeysTable {
@@ -61,4 +84,6 @@ export interface Database {
   api_key_tags: ApiKeyTagsTable;
   signing_keys: SigningKeysTable;
   repo_policies: RepoPoliciesTable;
+  idempotency_keys: IdempotencyKeysTable;
+  branch_ttls: BranchTtlsTable;
 }

@@ -6,6 +6,7 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { CommitBuilder } from './commit-builder.ts';
 import { GitRunner } from './git-command.ts';
 import { initBareRepository, writeHead } from './init.ts';
 import { gitHomeDir, repoDir, trashDir } from './layout.ts';
@@ -28,6 +29,7 @@ export class RepoStore {
   /** null when the cache is turned off. */
   readonly packCache: PackCache | null;
   readonly maintenance: Maintenance;
+  readonly commits: CommitBuilder;
 
   constructor(
     dataDir: string,
@@ -48,6 +50,7 @@ export class RepoStore {
     this.transaction = new RefTransaction(this.git, this.refs);
     this.push = new PushPipeline(this.git, this.transaction);
     this.uploadPack = new UploadPack(this.git);
+    this.commits = new CommitBuilder(this.git);
     this.maintenance = new Maintenance(this.git, this.transaction, maintenance, logger);
   }
 
