@@ -6,8 +6,10 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { GroveError } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
+import { branchRoutes } from './branches.ts';
 import { commitWriteRoutes } from './commit-writes.ts';
 import { keyRoutes } from './keys.ts';
+import { mergeRoutes } from './merges.ts';
 import { orgRoutes } from './orgs.ts';
 import { policyRoutes } from './policies.ts';
 import { repoRoutes } from './repos.ts';
@@ -63,6 +65,8 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     await signingKeyRoutes(api, ctx);
     await policyRoutes(api, ctx);
     await commitWriteRoutes(api, ctx);
+    await branchRoutes(api, ctx);
+    await mergeRoutes(api, ctx);
     api.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     });

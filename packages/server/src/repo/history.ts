@@ -1,0 +1,88 @@
+/**
+ * History reads for the API: commit listings (`git log`), one commit with the files
+ * it changed (`git diff-tree` against its first parent) and `git blame`. Every
+ * revision given to git here is a full object id resolved by read-objects.ts; paths
+ * go after `--` with literal pathspecs (no globs, no `:(magic)`).
+ */
+import { parseRawNumstat, type FileChange } from '../git/diff-format.ts';
+import { BlameParser, COMMIT_FORMAT, parseCommitRecords, type BlameRange, type CommitInfo } from '../git/log-format.ts';
+import type { GitRunner } from './git-command.ts';
+import { collectStderr, EMPTY_TREE, records } from './read-objects.ts';
+
+const FULL_OID = /^[0-9a-f]{40}$/;
+
+/** Paths are matched literally: `*.ts` or `:(exclude)x` name files, not patterns. */
+export const LITERAL_PATHSPECS = { GIT_LITERAL_PATHSPECS: '1' } as const;
+
+function checkOids(oids: readonly string[]): void {
+  for (const oid of oids) if (!FULL_OID.test(oid)) throw new Error(`not a full object id: ${JSON.stringify(oid)}`);
+}
+
+export interface LogOptions {
+  /** Commits to start from. */
+  readonly tips: readonly string[];
+  /** Commits (and their ancestors) to leave out. */
+  readonly exclude?: readonly string[];
+  /** Only commits that change this path (history simplified as `git log -- path` does). */
+  readonly path?: string;
+  readonly skip?: number;
+  readonly limit: number;
+  readonly signal?: AbortSignal;
+}
+
+/** `git log` in its default order: newest first. */
+export async function listCommits(git: GitRunner, gitDir: string, options: LogOptions): Promise<CommitInfo[]> {
+  const exclude = options.exclude ?? [];
+  checkOids([...options.tips, ...exclude]);
+  const args = [
+    'log', '-z', COMMIT_FORMAT, `--max-count=${options.limit}`, `--skip=${options.skip ?? 0}`,
+    '--end-of-options', ...options.tips, ...exclude.map((oid) => `^${oid}`),
+    '--', ...(options.path !== undefined && options.path !== '' ? [options.path] : []),
+  ];
+  const out = await git.check(args, { gitDir, env: LITERAL_PATHSPECS, ...(options.signal ? { signal: options.signal } : {}) });
+  return parseCommitRecords(out);
+}
+
+/** One commit's metadata, or null when the id is not a commit of this repository. */
+export async function readCommit(git: GitRunner, gitDir: string, oid: string, signal?: AbortSignal): Promise<CommitInfo | null> {
+  checkOids([oid]);
+  const result = await git.run(['log', '-z', COMMIT_FORMAT, '--max-count=1', '--no-walk', '--end-of-options', oid, '--'], { gitDir, ...(signal ? { signal } : {}) });
+  if (result.code !== 0) return null;
+  return parseCommitRecords(result.stdout)[0] ?? null;
+}
+
+/**
+ * What changed between two trees or commits (`from` null: the empty tree), with
+ * renames found, as git lists them: status, paths, modes, ids and line counts.
+ */
+export async function listChanges(git: GitRunner, gitDir: string, from: string | null, to: string, signal?: AbortSignal): Promise<FileChange[]> {
+  checkOids([from ?? EMPTY_TREE, to]);
+  const out = await git.check(['diff-tree', '-r', '-z', '-M', '--raw', '--numstat', from ?? EMPTY_TREE, to], { gitDir, ...(signal ? { signal } : {}) });
+  return parseRawNumstat(out);
+}
+
+/** A commit and the files it changed against its first parent (a root commit: against nothing). */
+export async function commitWithChanges(git: GitRunner, gitDir: string, commit: CommitInfo, signal?: AbortSignal): Promise<FileChange[]> {
+  return listChanges(git, gitDir, commit.parents[0] ?? null, commit.sha, signal);
+}
+
+/** `git blame --porcelain <commit> -- <path>`, streamed through the parser; ranges cover every line. */
+export async function blame(git: GitRunner, gitDir: string, commit: string, path: string, signal?: AbortSignal): Promise<BlameRange[]> {
+  checkOids([commit]);
+  const child = await git.spawn(['blame', '--porcelain', commit, '--', path], { gitDir, ...(signal ? { signal } : {}) });
+  child.stdin.end();
+  collectStderr(child);
+  const parser = new BlameParser();
+  for await (const line of records(child, 0x0a)) parser.push(line);
+  return parser.ranges();
+}
+
+/** The best common ancestor of two commits, or null for unrelated histories. */
+export async function mergeBase(git: GitRunner, gitDir: string, a: string, b: string, signal?: AbortSignal): Promise<string | null> {
+  checkOids([a, b]);
+  const result = await git.run(['merge-base', '--end-of-options', a, b], { gitDir, ...(signal ? { signal } : {}) });
+  const oid = result.stdout.toString('utf8').trim();
+  if (result.code === 0 && FULL_OID.test(oid)) return oid;
+  if (result.code === 1) return null;
+  throw new Error(`git merge-base exited with ${result.code}: ${result.stderr.trim()}`);
+}
