@@ -14,6 +14,8 @@ import { buildApp } from './http/app.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
+import type { AppContext } from './http/context.ts';
+import { Sweeper } from './services/sweeper.ts';
 
 export const VERSION = '0.1.0';
 
@@ -24,6 +26,8 @@ export interface RunningServer {
   readonly repos: RepoStore;
   /** The admin token if this start generated it (print it once), else null. */
   readonly generatedAdminToken: string | null;
+  /** Runs a sweep now (tests; the server sweeps on its own every GROVE_SWEEP_INTERVAL_MS). */
+  sweep(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then kills the rest. */
   close(): Promise<void>;
 }
@@ -39,19 +43,19 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   }
   const metrics = new Metrics(repos.git.limiter, repos.packCache, repos.maintenance.stats);
   let ready = true;
-  const app = await buildApp(
-    {
-      config,
-      db,
-      repos,
-      auth: new Authenticator(db, adminToken.digest),
-      metrics,
-      agent: `grove/${VERSION}`,
-      isReady: () => ready,
-    },
-    logger,
-  );
+  const ctx: AppContext = {
+    config,
+    db,
+    repos,
+    auth: new Authenticator(db, adminToken.digest),
+    metrics,
+    agent: `grove/${VERSION}`,
+    isReady: () => ready,
+  };
+  const app = await buildApp(ctx, logger);
+  const sweeper = new Sweeper(ctx, logger, config.sweepIntervalMs);
   await app.listen({ host: config.host, port: config.port });
+  sweeper.start();
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | null = null;
@@ -61,6 +65,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     db,
     repos,
     generatedAdminToken: adminToken.generated,
+    sweep: () => sweeper.sweep(),
     close() {
       closing ??= (async () => {
         ready = false;
@@ -74,6 +79,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         }, config.shutdownGraceMs);
         timer.unref();
         await app.close();
+        await sweeper.stop();
         await repos.maintenance.stop();
         clearTimeout(timer);
         clearInterval(closeIdle);

@@ -3,11 +3,12 @@
  * A repo is a row plus a bare repository named by the row's id; creation writes the
  * row first and removes it again if the repository cannot be made.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isUniqueViolation } from '../db/database.ts';
 import { findOrgByName } from '../db/orgs.ts';
-import { deleteRepoRow, findRepo, insertRepo, listRepos, updateRepo, type RepoRow } from '../db/repos.ts';
+import { findRepo, listRepos, updateRepo, type RepoRow } from '../db/repos.ts';
+import { createRepository, deleteRepository } from '../services/repositories.ts';
+import { MAX_KEY_TTL_SECONDS, parseTtl } from '../auth/ttl.ts';
 import { GroveError, notFound } from '../errors.ts';
 import { checkWritableRefName } from '../git/ref-name.ts';
 import { checkName } from '../names.ts';
@@ -39,6 +40,8 @@ function repoJson(row: RepoRow, org: string, base: string) {
     cloneUrl: `${base}/${org}/${row.name}.git`,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    forkOf: row.fork_of,
+    expiresAt: row.expires_at,
   };
 }
 
@@ -56,6 +59,9 @@ interface CreateRepoBody {
   name: string;
   defaultBranch?: string;
   description?: string;
+  from?: string;
+  snapshot?: boolean;
+  ttl?: string | number;
 }
 
 interface UpdateRepoBody {
@@ -68,7 +74,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
   app.post<{ Params: { org: string }; Body: CreateRepoBody }>('/orgs/:org/repos', {
     schema: {
       tags: ['repos'],
-      summary: 'Create a repository',
+      summary: 'Create a repository: empty, a fork (`from`), a snapshot (`from` + `snapshot`), optionally ephemeral (`ttl`)',
       params: { type: 'object', required: ['org'], properties: { org: { type: 'string' } } },
       body: {
         type: 'object',
@@ -76,35 +82,42 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
         additionalProperties: false,
         properties: {
           name: { type: 'string' },
-          defaultBranch: { type: 'string', default: 'main', description: 'Branch HEAD points at (default main)' },
+          defaultBranch: { type: 'string', description: 'Branch HEAD points at (default main, or the source\'s for a fork)' },
           description: { type: 'string', maxLength: MAX_DESCRIPTION },
+          from: { type: 'string', description: 'org/repo to fork: instant, shares objects; same org only' },
+          snapshot: { type: 'boolean', description: 'With from: one root commit holding the source\'s tree, no history' },
+          ttl: { type: ['string', 'integer'], description: 'Delete the repository after 90s, 30m, 1h, 7d or N seconds' },
         },
       },
-      response: { 201: { $ref: 'Repo#' }, ...errorResponses },
+      response: { 201: { $ref: 'Repo#' }, ...errorResponses, 422: { $ref: 'Error#' } },
     },
   }, async (request, reply) => {
     const { org } = request.params;
-    const { name, defaultBranch = 'main', description = '' } = request.body;
+    const { name, defaultBranch, description = '', from, snapshot = false, ttl } = request.body;
     requireAccess(request, 'admin', { kind: 'org', org });
     const problem = checkName('repo', name);
     if (problem) throw new GroveError('invalid_name', problem);
-    checkBranch(defaultBranch);
+    if (defaultBranch !== undefined) checkBranch(defaultBranch);
+    if (snapshot && from === undefined) throw new GroveError('invalid_request', 'snapshot needs from');
+    let expiresAt: string | null = null;
+    if (ttl !== undefined) {
+      const seconds = parseTtl(ttl);
+      if (seconds === null || seconds > MAX_KEY_TTL_SECONDS) throw new GroveError('invalid_request', 'ttl must be like "90s", "30m", "1h", "7d" or seconds, at most 366 days');
+      expiresAt = new Date(Date.now() + seconds * 1000).toISOString();
+    }
     const orgRow = await findOrgByName(ctx.db, org);
     if (!orgRow) throw notFound(`org ${org}`);
-    const now = new Date().toISOString();
-    const row: RepoRow = { id: randomUUID().replaceAll('-', ''), org_id: orgRow.id, name, default_branch: defaultBranch, description, created_at: now, updated_at: now, fork_of: null, expires_at: null };
-    try {
-      await insertRepo(ctx.db, row);
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new GroveError('already_exists', `repository ${org}/${name} already exists`);
-      throw error;
+    let source: { row: RepoRow; snapshot: boolean } | undefined;
+    if (from !== undefined) {
+      const [sourceOrg, sourceName, ...rest] = from.split('/');
+      if (!sourceOrg || !sourceName || rest.length > 0) throw new GroveError('invalid_request', 'from must be org/repo');
+      requireAccess(request, 'read', { kind: 'repo', org: sourceOrg, repo: sourceName });
+      const sourceRow = await findRepo(ctx.db, sourceOrg, sourceName);
+      if (!sourceRow) throw notFound(`repository ${from}`);
+      if (sourceOrg !== org) throw new GroveError('unprocessable', 'forks share objects, so they are made within one org only');
+      source = { row: sourceRow, snapshot };
     }
-    try {
-      await ctx.repos.create(row.id, defaultBranch);
-    } catch (error) {
-      await deleteRepoRow(ctx.db, row.id);
-      throw error;
-    }
+    const row = await createRepository(ctx, { orgId: orgRow.id, org, name, defaultBranch, description, expiresAt, source });
     return reply.code(201).send(repoJson(row, org, baseUrl(ctx, request)));
   });
 
@@ -184,8 +197,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
     requireAccess(request, 'admin', { kind: 'repo', org, repo });
     const row = await findRepo(ctx.db, org, repo);
     if (!row) throw notFound(`repository ${org}/${repo}`);
-    await deleteRepoRow(ctx.db, row.id);
-    await ctx.repos.remove(row.id);
+    await deleteRepository(ctx, row);
     return reply.code(204).send();
   });
 }

@@ -41,6 +41,8 @@ export const repoSchema = {
     cloneUrl: { type: 'string', description: 'Smart HTTP URL for git clone/fetch/push' },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
+    forkOf: { type: ['string', 'null'], description: 'Id of the repository whose objects this one shares (fork or snapshot)' },
+    expiresAt: { type: ['string', 'null'], format: 'date-time', description: 'When an ephemeral repository is deleted' },
   },
 } as const;
 

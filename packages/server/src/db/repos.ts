@@ -40,3 +40,24 @@ export async function updateRepo(
 export async function deleteRepoRow(db: Db, id: string): Promise<void> {
   await db.deleteFrom('repos').where('id', '=', id).execute();
 }
+
+/** Repositories that borrow objects from this one (forks and snapshots). */
+export async function findBorrowers(db: Db, repoId: string): Promise<RepoRow[]> {
+  return db.selectFrom('repos').selectAll().where('fork_of', '=', repoId).execute();
+}
+
+export async function clearForkOf(db: Db, repoId: string): Promise<void> {
+  await db.updateTable('repos').set({ fork_of: null }).where('id', '=', repoId).execute();
+}
+
+export async function expiredRepos(db: Db, now: string, limit: number): Promise<RepoWithOrg[]> {
+  return db
+    .selectFrom('repos')
+    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
+    .selectAll('repos')
+    .select('orgs.name as org_name')
+    .where('repos.expires_at', 'is not', null)
+    .where('repos.expires_at', '<=', now)
+    .limit(limit)
+    .execute();
+}

@@ -1,0 +1,87 @@
+/**
+ * Repository lifecycle across the database and the disk: creating (empty, fork or
+ * snapshot, optionally ephemeral) and deleting (dissociating borrowers first).
+ * Used by the REST API and by the sweeper.
+ */
+import { randomUUID } from 'node:crypto';
+import { isUniqueViolation } from '../db/database.ts';
+import { clearForkOf, deleteRepoRow, findBorrowers, insertRepo, type RepoRow } from '../db/repos.ts';
+import { GroveError } from '../errors.ts';
+import { ZERO_OID } from '../git/oid.ts';
+import type { AppContext } from '../http/context.ts';
+import { borrowObjects, copyRefs, dissociate } from '../repo/forks.ts';
+import { writeHead } from '../repo/init.ts';
+
+export interface NewRepository {
+  readonly orgId: string;
+  readonly org: string;
+  readonly name: string;
+  /** Defaults to the source's default branch for forks, else main. */
+  readonly defaultBranch?: string | undefined;
+  readonly description: string;
+  readonly expiresAt: string | null;
+  readonly source?: { readonly row: RepoRow; readonly snapshot: boolean } | undefined;
+}
+
+export async function createRepository(ctx: AppContext, spec: NewRepository): Promise<RepoRow> {
+  const now = new Date().toISOString();
+  const source = spec.source;
+  const defaultBranch = spec.defaultBranch ?? source?.row.default_branch ?? 'main';
+  const row: RepoRow = {
+    id: randomUUID().replaceAll('-', ''),
+    org_id: spec.orgId,
+    name: spec.name,
+    default_branch: defaultBranch,
+    description: spec.description,
+    created_at: now,
+    updated_at: now,
+    fork_of: source?.row.id ?? null,
+    expires_at: spec.expiresAt,
+  };
+  try {
+    await insertRepo(ctx.db, row);
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new GroveError('already_exists', `repository ${spec.org}/${spec.name} already exists`);
+    throw error;
+  }
+  try {
+    await ctx.repos.create(row.id, defaultBranch);
+    if (source) await populateFrom(ctx, row, source.row, source.snapshot, defaultBranch);
+  } catch (error) {
+    await deleteRepoRow(ctx.db, row.id);
+    await ctx.repos.remove(row.id);
+    throw error;
+  }
+  return row;
+}
+
+async function populateFrom(ctx: AppContext, row: RepoRow, sourceRow: RepoRow, snapshot: boolean, defaultBranch: string): Promise<void> {
+  const gitDir = ctx.repos.gitDir(row.id);
+  const sourceDir = ctx.repos.gitDir(sourceRow.id);
+  await borrowObjects(gitDir, sourceDir);
+  const refs = await ctx.repos.refs.read(sourceDir);
+  if (!snapshot) {
+    await copyRefs(gitDir, refs);
+    if (refs.head && defaultBranch === sourceRow.default_branch) await writeHead(gitDir, refs.head.target.replace(/^refs\/heads\//, ''));
+    return;
+  }
+  // A snapshot: one root commit holding the tree of the source's default branch.
+  const head = refs.refs.find((r) => r.name === `refs/heads/${sourceRow.default_branch}`);
+  if (head === undefined) return; // an empty source gives an empty snapshot
+  const commit = (await ctx.repos.git.check(['commit-tree', `${head.oid}^{tree}`, '-m', `Snapshot of ${sourceRow.name} at ${head.oid}`], {
+    gitDir,
+    env: { GIT_AUTHOR_NAME: 'Grove', GIT_AUTHOR_EMAIL: 'root@grove.invalid', GIT_COMMITTER_NAME: 'Grove', GIT_COMMITTER_EMAIL: 'root@grove.invalid' },
+  })).toString().trim();
+  const result = await ctx.repos.transaction.apply(gitDir, [{ ref: `refs/heads/${defaultBranch}`, oldOid: ZERO_OID, newOid: commit }]);
+  if (!result.ok) throw new Error(`snapshot ref update failed: ${result.reason}`);
+}
+
+/** Deletes a repository; repositories borrowing its objects get their own copies first. */
+export async function deleteRepository(ctx: AppContext, row: RepoRow): Promise<void> {
+  for (const borrower of await findBorrowers(ctx.db, row.id)) {
+    await dissociate(ctx.repos.git, ctx.repos.gitDir(borrower.id));
+    await clearForkOf(ctx.db, borrower.id);
+  }
+  await deleteRepoRow(ctx.db, row.id);
+  await ctx.repos.remove(row.id);
+}

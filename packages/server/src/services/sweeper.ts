@@ -1,0 +1,72 @@
+/**
+ * The sweeper: every few seconds, deletes ephemeral repositories and branches whose
+ * TTL has passed (so they go within a minute of expiry), and forgets Idempotency-Key
+ * answers older than a day. Branch deletions go through the one ref transaction,
+ * with the branch's current value as the expected one.
+ */
+import type { Logger } from 'pino';
+import { deleteBranchTtl, expiredBranches } from '../db/branch-ttls.ts';
+import { pruneIdempotencyKeys } from '../db/idempotency.ts';
+import { expiredRepos } from '../db/repos.ts';
+import { ZERO_OID } from '../git/oid.ts';
+import type { AppContext } from '../http/context.ts';
+import { findRef } from '../repo/ref-snapshot.ts';
+import { deleteRepository } from './repositories.ts';
+
+const BATCH = 100;
+const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+
+export class Sweeper {
+  readonly #ctx: AppContext;
+  readonly #logger: Pick<Logger, 'info' | 'warn'>;
+  readonly #intervalMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #pass: Promise<void> | null = null;
+
+  constructor(ctx: AppContext, logger: Pick<Logger, 'info' | 'warn'>, intervalMs: number) {
+    this.#ctx = ctx;
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.sweep(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#pass;
+  }
+
+  /** One pass; concurrent calls share it. */
+  sweep(): Promise<void> {
+    this.#pass ??= this.#sweep().finally(() => {
+      this.#pass = null;
+    });
+    return this.#pass;
+  }
+
+  async #sweep(): Promise<void> {
+    const ctx = this.#ctx;
+    const now = new Date().toISOString();
+    try {
+      for (const row of await expiredRepos(ctx.db, now, BATCH)) {
+        await deleteRepository(ctx, row);
+        this.#logger.info({ org: row.org_name, repo: row.name }, 'deleted an expired repository');
+      }
+      for (const ttl of await expiredBranches(ctx.db, now, BATCH)) {
+        const gitDir = ctx.repos.gitDir(ttl.repo_id);
+        const current = findRef(await ctx.repos.refs.read(gitDir), ttl.ref)?.oid;
+        if (current !== undefined) {
+          const result = await ctx.repos.transaction.apply(gitDir, [{ ref: ttl.ref, oldOid: current, newOid: ZERO_OID }]);
+          if (!result.ok) continue; // moved meanwhile: try again next pass
+        }
+        await deleteBranchTtl(ctx.db, ttl.repo_id, ttl.ref);
+      }
+      await pruneIdempotencyKeys(ctx.db, new Date(Date.now() - IDEMPOTENCY_RETENTION_MS).toISOString());
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'sweep failed; retrying next pass');
+    }
+  }
+}
