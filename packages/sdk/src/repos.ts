@@ -5,6 +5,12 @@ export interface CreateRepoInput {
   name: string;
   defaultBranch?: string;
   description?: string;
+  /** "org/repo" to fork (instant, shares objects; same org only). */
+  from?: string;
+  /** With from: a single root commit holding the source's tree. */
+  snapshot?: boolean;
+  /** Ephemeral: deleted after "30m", "1h", "7d" or N seconds. */
+  ttl?: string | number;
 }
 
 export interface UpdateRepoInput {
@@ -22,6 +28,11 @@ export class Repos {
 
   create(org: string, input: CreateRepoInput): Promise<Repo> {
     return this.#http.request('POST', `/orgs/${seg(org)}/repos`, { body: input });
+  }
+
+  /** A fork of `from` ("org/repo") named `name` in the same org: instant, whatever the size. */
+  fork(org: string, name: string, from: string, options: { snapshot?: boolean; ttl?: string | number; defaultBranch?: string } = {}): Promise<Repo> {
+    return this.create(org, { name, from, ...options });
   }
 
   list(org: string, options: PageOptions = {}): Promise<Page<Repo>> {

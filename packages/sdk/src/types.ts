@@ -16,6 +16,10 @@ export interface Repo {
   cloneUrl: string;
   createdAt: string;
   updatedAt: string;
+  /** Id of the repository whose objects this one shares (fork or snapshot). */
+  forkOf: string | null;
+  /** When an ephemeral repository is deleted. */
+  expiresAt: string | null;
 }
 
 /** One page of a listing; pass nextCursor back as cursor for the next page (null on the last). */
