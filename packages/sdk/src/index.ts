@@ -6,6 +6,11 @@
  *   const repo = await grove.repos.create('acme', { name: 'app' });
  */
 import { ApiKeys } from './api-keys.ts';
+import { Commits } from './commits.ts';
+import { Merges } from './merges.ts';
+import { Branches, Tags } from './refs.ts';
+import { Contents } from './contents.ts';
+import { Diffs } from './diffs.ts';
 import { Orgs } from './orgs.ts';
 import { Policies } from './policies.ts';
 import { Repos } from './repos.ts';
@@ -18,6 +23,15 @@ export class Grove {
   readonly apiKeys: ApiKeys;
   readonly signingKeys: SigningKeys;
   readonly policies: Policies;
+  /** Files, trees, history, blame and archives, without a clone. */
+  readonly contents: Contents;
+  /** Comparisons of two refs (base...head), as JSON or a unified diff. */
+  readonly diffs: Diffs;
+  /** Commits without a clone. */
+  readonly commits: Commits;
+  readonly branches: Branches;
+  readonly tags: Tags;
+  readonly merges: Merges;
 
   constructor(options: GroveOptions) {
     const http = new Transport(options);
@@ -26,6 +40,12 @@ export class Grove {
     this.apiKeys = new ApiKeys(http);
     this.signingKeys = new SigningKeys(http);
     this.policies = new Policies(http);
+    this.contents = new Contents(http);
+    this.diffs = new Diffs(http);
+    this.commits = new Commits(http);
+    this.branches = new Branches(http);
+    this.tags = new Tags(http);
+    this.merges = new Merges(http);
   }
 }
 
@@ -35,3 +55,8 @@ export { mintToken, MAX_TOKEN_TTL_SECONDS, type MintTokenInput } from './mint-to
 export type { CreateApiKeyInput } from './api-keys.ts';
 export type { CreateRepoInput, UpdateRepoInput } from './repos.ts';
 export type { ApiKey, CreatedApiKey, Grant, Org, Page, PageOptions, RefPolicy, RefRule, Repo, Scope, SigningKey } from './types.ts';
+export type { Blame, BlameRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';
+export type { CommitResult, CreateCommitInput, FileChange, Signature, UploadFileInput } from './commits.ts';
+export type { Branch, ListRefsOptions, Tag } from './refs.ts';
+export type { MergeConflictDetails, MergeInput, MergeResult } from './merges.ts';
+export type { CompareOptions, Comparison, DiffFile, DiffHunk } from './diffs.ts';

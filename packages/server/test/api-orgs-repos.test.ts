@@ -359,7 +359,7 @@ describe('REST API: repositories', () => {
     const response = await api(grove, 'POST', '/api/v1/orgs/acme/repos', { body: { name: 'app' } });
     assert.equal(response.status, 201, response.text);
     const repo = response.json as Repo;
-    assert.deepEqual(Object.keys(repo).sort(), ['cloneUrl', 'createdAt', 'defaultBranch', 'description', 'id', 'name', 'org', 'updatedAt']);
+    assert.deepEqual(Object.keys(repo).sort(), ['cloneUrl', 'createdAt', 'defaultBranch', 'description', 'expiresAt', 'forkOf', 'id', 'name', 'org', 'updatedAt']);
     assert.match(repo.id, /^[0-9a-f]{32}$/);
     assert.equal(repo.org, 'acme');
     assert.equal(repo.name, 'app');

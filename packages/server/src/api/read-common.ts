@@ -65,20 +65,39 @@ export interface ResolvedRead {
   readonly objects: (ObjectInfo | null)[];
 }
 
-/** Resolves `ref` (default: the default branch) to a commit and looks up paths in it; 404 when the ref names no commit. */
-export async function resolveRead(ctx: AppContext, target: ReadTarget, ref: string | undefined, paths: readonly string[] = [], signal?: AbortSignal): Promise<ResolvedRead> {
+/** The ref as asked for (default: the default branch) and the hex revision it names; 400 for an unsafe ref, 404 for an unknown one. */
+export async function revisionFor(ctx: AppContext, target: ReadTarget, ref: string | undefined): Promise<{ ref: string; revision: string }> {
   const name = ref ?? target.defaultBranch;
   checkRef(name);
   const snapshot = await ctx.repos.refs.read(target.gitDir);
   const revision = revisionOf(snapshot, name);
-  const resolved = revision === null ? null : await resolveRevision(ctx.repos.git, target.gitDir, revision, paths, signal);
-  if (resolved === null) throw notFound(ref === undefined ? `default branch ${name} (the repository is empty)` : `ref ${name}`);
+  if (revision === null) throw refNotFound(ref, name);
+  return { ref: name, revision };
+}
+
+export function refNotFound(ref: string | undefined, name: string): GroveError {
+  return notFound(ref === undefined ? `default branch ${name} (the repository is empty)` : `ref ${name}`);
+}
+
+/** Resolves `ref` (default: the default branch) to a commit and looks up paths in it; 404 when the ref names no commit. */
+export async function resolveRead(ctx: AppContext, target: ReadTarget, ref: string | undefined, paths: readonly string[] = [], signal?: AbortSignal): Promise<ResolvedRead> {
+  const { ref: name, revision } = await revisionFor(ctx, target, ref);
+  const resolved = await resolveRevision(ctx.repos.git, target.gitDir, revision, paths, signal);
+  if (resolved === null) throw refNotFound(ref, name);
   return { ref: name, commit: resolved.commit, objects: resolved.objects };
 }
 
-/** Aborted when the client goes away, so git children working for it are killed. */
-export function clientSignal(reply: FastifyReply): AbortSignal {
+/**
+ * Aborted when the client goes away, so git children working for it are killed; a
+ * client that stops reading for the idle timeout is cut off (it would hold a git
+ * process slot).
+ */
+export function clientSignal(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
+  request.raw.setTimeout(ctx.config.idleTimeoutMs, () => {
+    controller.abort(new Error('idle timeout'));
+    request.raw.socket.destroy();
+  });
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new Error('client went away'));
   });

@@ -3,7 +3,9 @@ import { Command } from 'commander';
 import { ConfigError } from '../config.ts';
 import { VERSION } from '../main.ts';
 import { registerAccessCommands } from './access-commands.ts';
+import { registerAgentCommands, registerForkCommand } from './agent-commands.ts';
 import { describeCliError, registerClientCommands } from './client-commands.ts';
+import { registerContentCommands } from './content-commands.ts';
 import { serve } from './serve.ts';
 
 export async function runCli(argv: readonly string[]): Promise<void> {
@@ -21,6 +23,10 @@ export async function runCli(argv: readonly string[]): Promise<void> {
 
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerContentCommands(program);
+  registerAgentCommands(program);
+  const repoCommand = program.commands.find((command) => command.name() === 'repo');
+  if (repoCommand) registerForkCommand(repoCommand);
 
   try {
     await program.parseAsync([...argv]);

@@ -50,6 +50,11 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   });
 
   app.setErrorHandler((error: FastifyError | GroveError, request, reply) => {
+    const service = /\/(git-upload-pack|git-receive-pack)$/.exec(request.url.split('?')[0] ?? '')?.[1];
+    if (service && (error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      // A git client prints this text; the JSON catalogue shape is for the API.
+      return reply.code(415).header('Content-Type', 'text/plain; charset=utf-8').send(`Content-Type must be application/x-${service}-request\n`);
+    }
     const emptyBody = (error as FastifyError).validationContext === 'body' && request.body === undefined;
     const grove = emptyBody ? new GroveError('invalid_request', 'the request needs a JSON body, and it is empty') : toGroveError(error);
     if (grove.status >= 500) request.log.error({ err: error }, 'request failed');

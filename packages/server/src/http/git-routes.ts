@@ -36,7 +36,7 @@ const NO_CACHE_HEADERS = {
 
 const BUSY_MESSAGE = 'grove: the server is busy (git process queue timed out); retry shortly';
 
-/** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive). */
+/** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive), at most. */
 const KEEPALIVE_INTERVAL_MS = 5000;
 
 interface RepoParams {
@@ -69,7 +69,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const resolved = await resolveRepo(ctx, request, reply, service === 'git-receive-pack' ? 'write' : 'read');
     if (resolved === null) return reply;
     const version = protocolVersion(request.headers['git-protocol']);
-    const signal = transferSignal(ctx, request, reply);
+    const { signal, responding } = transferSignal(ctx, request, reply);
     let body: Buffer;
     try {
       if (service === 'git-upload-pack') {
@@ -92,7 +92,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
   });
 
   app.post<{ Params: RepoParams }>('/:org/:repo/git-upload-pack', hide, async (request, reply) => {
-    const signal = transferSignal(ctx, request, reply);
+    const { signal, responding } = transferSignal(ctx, request, reply);
     if (!(await hasContentType(request, reply, 'application/x-git-upload-pack-request'))) return reply;
     const resolved = await resolveRepo(ctx, request, reply, 'read');
     if (resolved === null) return reply;
@@ -144,6 +144,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const raw = reply.raw;
     const output = {
       start: () => {
+        responding();
         raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
         return raw;
       },
@@ -175,7 +176,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
   });
 
   app.post<{ Params: RepoParams }>('/:org/:repo/git-receive-pack', hide, async (request, reply) => {
-    const signal = transferSignal(ctx, request, reply);
+    const { signal, responding } = transferSignal(ctx, request, reply);
     if (!(await hasContentType(request, reply, 'application/x-git-receive-pack-request'))) return reply;
     const resolved = await resolveRepo(ctx, request, reply, 'write');
     if (resolved === null) return reply;
@@ -214,10 +215,11 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const startStreaming = () => {
       if (streaming) return;
       streaming = true;
+      if (sideband) responding(); // keepalives will flow; without side-band nothing can until the report
       raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
       if (!sideband) return;
       for (const text of progress.splice(0)) write(Buffer.concat(sidebandPackets(SIDEBAND_PROGRESS, text, sideband)));
-      keepalive = setInterval(() => write(SIDEBAND_KEEPALIVE), KEEPALIVE_INTERVAL_MS);
+      keepalive = setInterval(() => write(SIDEBAND_KEEPALIVE), Math.min(KEEPALIVE_INTERVAL_MS, ctx.config.idleTimeoutMs / 2));
     };
     try {
       const snapshot = await ctx.repos.refs.read(resolved.gitDir);
@@ -372,18 +374,30 @@ function sendGit(reply: FastifyReply, contentType: string, body: Buffer): Fastif
 
 /**
  * Aborts (killing git children) when the client goes away before the response is
- * complete, or when nothing moves on the connection for the idle timeout (a stalled
- * transfer; there is deliberately no total timeout).
+ * complete, or when the client lets the connection sit idle for the idle timeout (a
+ * stalled transfer; there is deliberately no total timeout). The clock stops once the
+ * request body is in — from then on Grove is the one working, and a slow index-pack or
+ * pack-objects is not the client's stall — and restarts when the response streams
+ * (a client that stops reading is).
  */
-function transferSignal(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): AbortSignal {
+function transferSignal(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): Transfer {
   const controller = new AbortController();
-  request.raw.setTimeout(ctx.config.idleTimeoutMs, () => {
+  const idle = ctx.config.idleTimeoutMs;
+  request.raw.setTimeout(idle, () => {
     controller.abort(new Error('transfer idle timeout'));
     request.raw.socket.destroy();
   });
+  request.raw.once('end', () => request.raw.setTimeout(0));
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
   });
   request.raw.once('aborted', () => controller.abort(new Error('client disconnected')));
-  return controller.signal;
+  return { signal: controller.signal, responding: () => request.raw.setTimeout(idle) };
+}
+
+interface Transfer {
+  /** Aborted when the client disconnects or stalls. */
+  readonly signal: AbortSignal;
+  /** Restarts the idle clock once the response starts streaming. */
+  readonly responding: () => void;
 }

@@ -27,7 +27,8 @@ export function decideRange(header: string | undefined, size: number): RangeDeci
   }
   const start = Number(first);
   const end = last === '' ? size - 1 : Number(last);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'full' };
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return { kind: 'full' };
+  if (last !== '' && end < start) return { kind: 'full' }; // invalid: ignored
   if (start >= size) return { kind: 'unsatisfiable' };
   return { kind: 'partial', start, end: Math.min(end, size - 1) };
 }

@@ -44,7 +44,7 @@ export interface PushInput {
   readonly needsAncestry: (command: RefCommand) => boolean;
   /** Progress text for the client (`remote: …`). */
   readonly progress: (text: string) => void;
-  /** Called once the whole request body has been read. */
+  /** Called once the whole request body has been read (possibly before the pack is indexed). */
   readonly onReceived?: () => void;
   readonly signal: AbortSignal;
   readonly limits: PushLimits;
@@ -156,11 +156,15 @@ export class PushPipeline {
     const objectCount = head.readUInt32BE(8);
     let total = head.length;
     const maxBytes = input.limits.maxPackBytes;
+    const received = () => input.onReceived?.();
     const counted = async function* (): AsyncGenerator<Buffer> {
       yield head;
       for (;;) {
         const next = await iterator.next();
-        if (next.done) return;
+        if (next.done) {
+          received(); // the whole body is in: the client now waits for Grove
+          return;
+        }
         total += next.value.length;
         if (total > maxBytes) throw new UnpackError(`pack exceeds the maximum size of ${maxBytes} bytes`);
         yield next.value;

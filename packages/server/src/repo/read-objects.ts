@@ -5,7 +5,8 @@
  * User strings never reach git's argument list: a ref is looked up in the in-memory
  * ref view and replaced by its object id, full or abbreviated ids are checked to be
  * hex, and `<commit>:<path>` lookups go through `cat-file --batch-check` on stdin
- * (paths with a newline or NUL are refused by the caller).
+ * (paths with a newline or NUL are refused). Reading a file's bytes is in
+ * path-reader.ts.
  */
 import { Readable } from 'node:stream';
 import { parseLsTreeRecord, type TreeEntry } from '../git/log-format.ts';
@@ -79,39 +80,15 @@ export interface ByteRange {
   readonly end: number;
 }
 
-/**
- * A blob's bytes (or one range of them) as a stream, from `git cat-file blob`: never
- * held whole in memory. Destroying the stream kills git. Throws (before any byte)
- * when no process slot frees up in time.
- */
-export async function streamBlob(git: GitRunner, gitDir: string, oid: string, range: ByteRange | null, signal?: AbortSignal): Promise<Readable> {
-  if (!FULL_OID.test(oid)) throw new Error('streamBlob needs a full object id');
-  const child = await git.spawn(['cat-file', 'blob', oid], { gitDir, ...(signal ? { signal } : {}) });
-  child.stdin.end();
-  child.stderr.resume();
-  return stdoutStream(child, range);
+/** A child's stdout as a stream; its end or destruction kills the child, a failed exit errors it. */
+export function stdoutStream(child: GitChild): Readable {
+  return Readable.from(passThrough(child), { objectMode: false });
 }
 
-/** A child's stdout (or one byte range of it) as a stream; the end or destruction of the stream kills the child. */
-export function stdoutStream(child: GitChild, range: ByteRange | null = null): Readable {
-  return Readable.from(sliceStream(child, range), { objectMode: false });
-}
-
-async function* sliceStream(child: GitChild, range: ByteRange | null): AsyncGenerator<Buffer> {
+async function* passThrough(child: GitChild): AsyncGenerator<Buffer> {
   const exited = exitCode(child);
-  let offset = 0;
   try {
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
-      if (range === null) {
-        yield chunk;
-        continue;
-      }
-      const from = Math.max(range.start - offset, 0);
-      const to = Math.min(range.end + 1 - offset, chunk.length);
-      offset += chunk.length;
-      if (to > from) yield chunk.subarray(from, to);
-      if (offset > range.end) return;
-    }
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
     const code = await exited;
     if (code !== 0) throw new Error(`git exited with ${code}`);
   } finally {

@@ -1,0 +1,126 @@
+/**
+ * Read commands (`grove cat`, `ls`, `tree`, `log`, `show`, `diff`, `blame`,
+ * `archive`): files and history without a clone. `cat`, `archive` and `diff` write
+ * raw bytes or text to stdout, streamed; the others print JSON.
+ */
+import { once } from 'node:events';
+import type { Command } from 'commander';
+import { clientFromEnv, splitRepo, UsageError } from './client-commands.ts';
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Copies a stream to stdout with backpressure; a closed pipe (`| head`) ends quietly. */
+async function writeStream(body: ReadableStream<Uint8Array>): Promise<void> {
+  let failure: NodeJS.ErrnoException | null = null;
+  const onError = (error: NodeJS.ErrnoException) => {
+    failure = error;
+    process.stdout.emit('drain');
+  };
+  process.stdout.on('error', onError);
+  try {
+    for await (const chunk of body) {
+      if (failure !== null) break;
+      if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+    }
+  } finally {
+    process.stdout.off('error', onError);
+  }
+  if (failure !== null && (failure as NodeJS.ErrnoException).code !== 'EPIPE') throw failure;
+}
+
+function positive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`);
+  return n;
+}
+
+const refOption = ['--ref <ref>', 'branch, tag or commit sha (default: the default branch)'] as const;
+
+export function registerContentCommands(program: Command): void {
+  program.command('cat <org/repo> <path>').description("print a file's bytes")
+    .option(...refOption)
+    .action(async (target: string, path: string, options: { ref?: string }) => {
+      const { org, repo } = splitRepo(target);
+      const file = await clientFromEnv().contents.openFile(org, repo, path, options.ref !== undefined ? { ref: options.ref } : {});
+      if (file.body !== null) await writeStream(file.body);
+    });
+
+  program.command('ls <org/repo> [path]').description('list a directory as JSON')
+    .option(...refOption)
+    .option('--recursive', 'everything below the directory')
+    .action(async (target: string, path: string | undefined, options: { ref?: string; recursive?: boolean }) => {
+      const { org, repo } = splitRepo(target);
+      const grove = clientFromEnv();
+      if (options.recursive) print(await grove.contents.tree(org, repo, options.ref ?? '', { path: path ?? '', recursive: true }));
+      else print(await grove.contents.list(org, repo, path ?? '', options.ref !== undefined ? { ref: options.ref } : {}));
+    });
+
+  program.command('tree <org/repo> [ref]').description('list the tree at a ref as JSON')
+    .option('--path <path>', 'directory to list (default: the root)')
+    .option('--recursive', 'everything below the directory')
+    .option('--limit <n>', 'most entries')
+    .action(async (target: string, ref: string | undefined, options: { path?: string; recursive?: boolean; limit?: string }) => {
+      const { org, repo } = splitRepo(target);
+      const limit = positive('--limit', options.limit);
+      print(await clientFromEnv().contents.tree(org, repo, ref ?? '', {
+        ...(options.path !== undefined ? { path: options.path } : {}),
+        ...(options.recursive ? { recursive: true } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      }));
+    });
+
+  program.command('log <org/repo>').description('list commits, newest first, as JSON')
+    .option(...refOption)
+    .option('--path <path>', 'only commits that change this path')
+    .option('--limit <n>', 'page size').option('--cursor <cursor>', 'page cursor')
+    .action(async (target: string, options: { ref?: string; path?: string; limit?: string; cursor?: string }) => {
+      const { org, repo } = splitRepo(target);
+      const limit = positive('--limit', options.limit);
+      print(await clientFromEnv().contents.commits(org, repo, {
+        ...(options.ref !== undefined ? { ref: options.ref } : {}),
+        ...(options.path !== undefined ? { path: options.path } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+        ...(options.cursor !== undefined ? { cursor: options.cursor } : {}),
+      }));
+    });
+
+  program.command('show <org/repo> <sha>').description('show a commit and the files it changed, as JSON')
+    .action(async (target: string, sha: string) => {
+      const { org, repo } = splitRepo(target);
+      print(await clientFromEnv().contents.commit(org, repo, sha));
+    });
+
+  program.command('diff <org/repo> <base...head>').description('what head adds since it forked from base: a unified diff (or --json)')
+    .option('--json', 'the comparison as JSON: commits, files, hunks')
+    .option('--max-files <n>', 'with --json: files listed').option('--max-lines <n>', 'with --json: hunk lines')
+    .action(async (target: string, spec: string, options: { json?: boolean; maxFiles?: string; maxLines?: string }) => {
+      const { org, repo } = splitRepo(target);
+      const dots = spec.indexOf('...');
+      if (dots <= 0 || dots + 3 >= spec.length) throw new UsageError(`expected BASE...HEAD, got ${JSON.stringify(spec)}`);
+      const [base, head] = [spec.slice(0, dots), spec.slice(dots + 3)];
+      const grove = clientFromEnv();
+      if (!options.json) return writeStream(await grove.diffs.patchStream(org, repo, base, head));
+      const maxFiles = positive('--max-files', options.maxFiles);
+      const maxLines = positive('--max-lines', options.maxLines);
+      print(await grove.diffs.compare(org, repo, base, head, { ...(maxFiles !== undefined ? { maxFiles } : {}), ...(maxLines !== undefined ? { maxLines } : {}) }));
+    });
+
+  program.command('blame <org/repo> <path>').description('which commit last changed each line, as JSON')
+    .option(...refOption)
+    .action(async (target: string, path: string, options: { ref?: string }) => {
+      const { org, repo } = splitRepo(target);
+      print(await clientFromEnv().contents.blame(org, repo, path, options.ref !== undefined ? { ref: options.ref } : {}));
+    });
+
+  program.command('archive <org/repo> <ref>').description('write the files of a ref as .tar.gz to stdout (grove archive acme/app main > app.tar.gz)')
+    .option('--format <format>', 'tar.gz or zip', 'tar.gz')
+    .action(async (target: string, ref: string, options: { format: string }) => {
+      const { org, repo } = splitRepo(target);
+      if (options.format !== 'tar.gz' && options.format !== 'zip') throw new UsageError('--format must be tar.gz or zip');
+      if (process.stdout.isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout to a file');
+      await writeStream(await clientFromEnv().contents.archive(org, repo, ref, { format: options.format }));
+    });
+}
