@@ -9,7 +9,7 @@ import { GroveError } from '../errors.ts';
 import { checkWritableRefName } from '../git/ref-name.ts';
 import type { AppContext } from '../http/context.ts';
 import { parseTtl } from '../auth/ttl.ts';
-import { deleteBranchTtl, findBranchTtl, setBranchTtl } from '../db/branch-ttls.ts';
+import { deleteBranchTtl, findBranchTtl, forgetBranchTtls, setBranchTtl } from '../db/branch-ttls.ts';
 import { createAnnotatedTag } from '../repo/tags.ts';
 import { isAncestor } from '../repo/resolve.ts';
 import type { RefSnapshot } from '../repo/ref-snapshot.ts';
@@ -137,6 +137,7 @@ export async function branchRoutes(app: FastifyInstance, ctx: AppContext): Promi
       }
       await applyRefUpdate(ctx, target.gitDir, { ref, oldOid: ZERO_OID, newOid: value });
       if (expiresAt !== null) await setBranchTtl(ctx.db, { repo_id: target.row.id, ref, sha: value, expires_at: expiresAt });
+      else await forgetBranchTtls(ctx.db, target.row.id, [ref]);
       const body = kind === 'branch' ? { name, sha: value, expiresAt } : { name, sha: value, target: commit, annotated: value !== commit };
       return reply.code(201).send(body);
     });

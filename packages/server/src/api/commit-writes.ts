@@ -13,6 +13,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { forgetBranchTtls } from '../db/branch-ttls.ts';
 import { GroveError } from '../errors.ts';
 import { checkWritableRefName } from '../git/ref-name.ts';
 import type { AppContext } from '../http/context.ts';
@@ -123,6 +124,7 @@ export async function commitToBranch(ctx: AppContext, target: WriteTarget, reque
     if (!built.ok) throw new GroveError('unprocessable', built.reason);
     await quarantine.migrate();
     await applyRefUpdate(ctx, gitDir, { ref, oldOid: current ?? ZERO_OID, newOid: built.sha });
+    if (current === null) await forgetBranchTtls(ctx.db, target.row.id, [ref]);
     return { sha: built.sha, branch: request.branch, parents: [...built.parents], tree: built.tree };
   } finally {
     await quarantine.remove();
@@ -238,6 +240,8 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
     const target = await writeTarget(ctx, request, request.params.org, request.params.repo);
     const { branch, message, expectedHead, startFrom, mode } = request.query;
     const limit = ctx.config.limits.maxPackBytes;
+    const declared = Number(request.headers['content-length'] ?? NaN);
+    if (declared > limit) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
     const result = await commitToBranch(ctx, target, {
       branch,
       expectedHead,
@@ -247,11 +251,17 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
       changes: async (quarantine) => {
         const spool = path.join(quarantine.dir, 'upload');
         let size = 0;
-        body.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > limit) body.destroy(new GroveError('payload_too_large', `the file exceeds ${limit} bytes`));
-        });
-        await pipeline(body, createWriteStream(spool));
+        let tooLarge = false;
+        // Past the limit the rest is read and dropped, so the client gets the 413 rather than a reset.
+        const bounded = async function* (): AsyncGenerator<Buffer> {
+          for await (const chunk of body as AsyncIterable<Buffer>) {
+            size += chunk.length;
+            if (size > limit) tooLarge = true;
+            if (!tooLarge) yield chunk;
+          }
+        };
+        await pipeline(bounded(), createWriteStream(spool));
+        if (tooLarge) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
         return [{ path: filePath, file: spool, mode: mode ?? '100644' }];
       },
     });

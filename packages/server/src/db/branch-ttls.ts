@@ -23,3 +23,9 @@ export async function deleteBranchTtl(db: Db, repoId: string, ref: string): Prom
 export async function expiredBranches(db: Db, now: string, limit: number): Promise<BranchTtlRow[]> {
   return db.selectFrom('branch_ttls').selectAll().where('expires_at', '<=', now).orderBy('expires_at').limit(limit).execute();
 }
+
+/** Forgets the TTLs of branches that were just created or deleted some other way (a push, an API write). */
+export async function forgetBranchTtls(db: Db, repoId: string, refs: readonly string[]): Promise<void> {
+  if (refs.length === 0) return;
+  await db.deleteFrom('branch_ttls').where('repo_id', '=', repoId).where('ref', 'in', refs).execute();
+}

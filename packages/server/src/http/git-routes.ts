@@ -20,6 +20,7 @@ import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, S
 import { parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
 import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { authorize, authorizeRefUpdate, needsAncestry, type Action, type Principal } from '../auth/authorize.ts';
+import { forgetBranchTtls } from '../db/branch-ttls.ts';
 import { readRefRules } from '../db/policies.ts';
 import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
@@ -249,6 +250,8 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
         'push',
       );
       if (outcome.applied.length > 0) ctx.repos.maintenance.notePush(resolved.gitDir);
+      // A branch created or deleted by a push starts a new life: an old TTL does not apply to it.
+      await forgetBranchTtls(ctx.db, resolved.repoId, outcome.applied.filter((c) => c.kind !== 'update').map((c) => c.ref));
       clearInterval(keepalive);
       startStreaming();
       const report = reportStatus(outcome.unpackError, outcome.results);

@@ -69,6 +69,17 @@ function signatureEnv(prefix: 'AUTHOR' | 'COMMITTER', signature: Signature): Rec
   };
 }
 
+/** Two written paths of which one is a directory of the other (`a` and `a/b`), or null. Pure. */
+export function fileDirectoryClash(paths: readonly string[]): [string, string] | null {
+  const set = new Set(paths);
+  for (const p of paths) {
+    for (let cut = p.indexOf('/'); cut !== -1; cut = p.indexOf('/', cut + 1)) {
+      if (set.has(p.slice(0, cut))) return [p.slice(0, cut), p];
+    }
+  }
+  return null;
+}
+
 export class CommitBuilder {
   readonly #git: GitRunner;
 
@@ -104,6 +115,8 @@ export class CommitBuilder {
         if (match) sources.set(match[3]!, { mode: match[1]!, oid: match[2]! });
       }
     }
+    const clash = fileDirectoryClash(spec.changes.filter((c) => !('delete' in c)).map((c) => c.path));
+    if (clash) return { ok: false, reason: `${clash[0]} cannot be both a file and the directory of ${clash[1]}` };
     let input = '';
     let blob = 0;
     for (const change of spec.changes) {
@@ -120,6 +133,14 @@ export class CommitBuilder {
     if (input !== '') {
       const result = await this.#git.run(['update-index', '-z', '--index-info'], { gitDir, env, input });
       if (result.code !== 0) return { ok: false, reason: `cannot apply the file changes: ${lastLine(result.stderr)}` };
+      // --index-info replaces a file by a directory (or the reverse) silently; such a
+      // change would delete paths the request never named, so it is refused.
+      if (start !== undefined) {
+        const named = new Set(spec.changes.flatMap((c) => ('moveFrom' in c ? [c.path, c.moveFrom] : [c.path])));
+        const changed = await this.#git.check(['diff-index', '--cached', '--name-only', '--no-renames', '-z', start], { gitDir, env });
+        const unnamed = changed.toString('utf8').split('\0').filter((p) => p !== '' && !named.has(p));
+        if (unnamed.length > 0) return { ok: false, reason: `the changes conflict with existing paths (a file and a directory at once): ${unnamed.slice(0, 5).join(', ')}` };
+      }
     }
     const written = await this.#git.run(['write-tree'], { gitDir, env });
     if (written.code !== 0) return { ok: false, reason: `cannot write the tree: ${lastLine(written.stderr)}` };

@@ -76,9 +76,19 @@ async function populateFrom(ctx: AppContext, row: RepoRow, sourceRow: RepoRow, s
   if (!result.ok) throw new Error(`snapshot ref update failed: ${result.reason}`);
 }
 
-/** Deletes a repository; repositories borrowing its objects get their own copies first. */
+/**
+ * Deletes a repository. Every repository that borrows its objects, directly or through
+ * a chain of forks, first gets its own copies — the deepest first, so that a middle
+ * fork's repack never drops an object a fork of it still borrows.
+ */
 export async function deleteRepository(ctx: AppContext, row: RepoRow): Promise<void> {
-  for (const borrower of await findBorrowers(ctx.db, row.id)) {
+  const chain: RepoRow[] = [];
+  let level = await findBorrowers(ctx.db, row.id);
+  while (level.length > 0) {
+    chain.push(...level);
+    level = (await Promise.all(level.map((r) => findBorrowers(ctx.db, r.id)))).flat();
+  }
+  for (const borrower of chain.reverse()) {
     await dissociate(ctx.repos.git, ctx.repos.gitDir(borrower.id));
     await clearForkOf(ctx.db, borrower.id);
   }
