@@ -32,6 +32,8 @@ export interface GroveConfig {
   };
   /** Pushes to a repository after which background maintenance repacks it; 0 turns it off. */
   readonly maintenancePushes: number;
+  /** Audit entries older than this are deleted. */
+  readonly auditRetentionDays: number;
   /** How often expired repositories and branches are looked for. */
   readonly sweepIntervalMs: number;
   /** A git transfer with no bytes moving in either direction for this long is ended. */
@@ -100,6 +102,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxAgeMs: positiveInteger('GROVE_PACK_CACHE_MAX_AGE_MS', env.GROVE_PACK_CACHE_MAX_AGE_MS, 10 * 60_000),
     },
     maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
+    auditRetentionDays: positiveInteger('GROVE_AUDIT_RETENTION_DAYS', env.GROVE_AUDIT_RETENTION_DAYS, 90),
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),

@@ -16,6 +16,9 @@ import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
 import type { AppContext } from './http/context.ts';
 import { Sweeper } from './services/sweeper.ts';
+import { EventLog } from './events/event-log.ts';
+import { WebhookWorker } from './events/webhook-worker.ts';
+import { findRef } from './repo/ref-snapshot.ts';
 
 export const VERSION = '0.1.0';
 
@@ -42,8 +45,13 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
   }
   const metrics = new Metrics(repos.git.limiter, repos.packCache, repos.maintenance.stats);
+  const events = new EventLog(db);
+  const recovered = await events.recover(async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null);
+  if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
+  const webhooks = new WebhookWorker(db, events, logger);
   let ready = true;
   const ctx: AppContext = {
+    events,
     config,
     db,
     repos,
@@ -56,6 +64,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const sweeper = new Sweeper(ctx, logger, config.sweepIntervalMs);
   await app.listen({ host: config.host, port: config.port });
   sweeper.start();
+  webhooks.start();
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | null = null;
@@ -80,6 +89,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         timer.unref();
         await app.close();
         await sweeper.stop();
+        await webhooks.stop();
         await repos.maintenance.stop();
         clearTimeout(timer);
         clearInterval(closeIdle);

@@ -135,7 +135,7 @@ export async function branchRoutes(app: FastifyInstance, ctx: AppContext): Promi
         const signer = target.principal.kind === 'key' ? (target.principal.name ?? target.principal.id) : 'Grove';
         value = await createAnnotatedTag(ctx.repos.git, target.gitDir, { name, target: commit, message, tagger: { name: signer, email: 'grove@grove.invalid' } });
       }
-      await applyRefUpdate(ctx, target.gitDir, { ref, oldOid: ZERO_OID, newOid: value });
+      await applyRefUpdate(ctx, target, { ref, oldOid: ZERO_OID, newOid: value });
       if (expiresAt !== null) await setBranchTtl(ctx.db, { repo_id: target.row.id, ref, sha: value, expires_at: expiresAt });
       else await forgetBranchTtls(ctx.db, target.row.id, [ref]);
       const body = kind === 'branch' ? { name, sha: value, expiresAt } : { name, sha: value, target: commit, annotated: value !== commit };
@@ -160,7 +160,7 @@ export async function branchRoutes(app: FastifyInstance, ctx: AppContext): Promi
         const commit = await commitFor(ctx, target.gitDir, request.body.sha, 'sha');
         const forced = !(await isAncestor(ctx.repos.git, target.gitDir, current, commit));
         await requireRefWrite(ctx, target, { ref, kind: 'update', forced });
-        await applyRefUpdate(ctx, target.gitDir, { ref, oldOid: current, newOid: commit });
+        await applyRefUpdate(ctx, target, { ref, oldOid: current, newOid: commit }, [{ type: 'push', payload: { source: 'api', forced } }]);
         const ttl = await findBranchTtl(ctx.db, target.row.id, ref);
         return { name: request.params['*'], sha: commit, expiresAt: ttl?.expires_at ?? null };
       });
@@ -177,7 +177,7 @@ export async function branchRoutes(app: FastifyInstance, ctx: AppContext): Promi
       requireExpected(ref, current, request.query.expectedSha);
       if (snapshot.head?.target === ref) throw new GroveError('unprocessable', `${request.params['*']} is the default branch; change the default branch first`);
       await requireRefWrite(ctx, target, { ref, kind: 'delete' });
-      await applyRefUpdate(ctx, target.gitDir, { ref, oldOid: current, newOid: ZERO_OID });
+      await applyRefUpdate(ctx, target, { ref, oldOid: current, newOid: ZERO_OID });
       await deleteBranchTtl(ctx.db, target.row.id, ref);
       return reply.code(204).send();
     });

@@ -123,7 +123,9 @@ export async function commitToBranch(ctx: AppContext, target: WriteTarget, reque
     });
     if (!built.ok) throw new GroveError('unprocessable', built.reason);
     await quarantine.migrate();
-    await applyRefUpdate(ctx, gitDir, { ref, oldOid: current ?? ZERO_OID, newOid: built.sha });
+    await applyRefUpdate(ctx, target, { ref, oldOid: current ?? ZERO_OID, newOid: built.sha }, [
+      { type: 'commit.created', payload: { branch: request.branch, sha: built.sha, parents: built.parents, message: request.message.split('\n')[0] } },
+    ]);
     if (current === null) await forgetBranchTtls(ctx.db, target.row.id, [ref]);
     return { sha: built.sha, branch: request.branch, parents: [...built.parents], tree: built.tree };
   } finally {

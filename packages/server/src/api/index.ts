@@ -11,7 +11,10 @@ import { commitWriteRoutes } from './commit-writes.ts';
 import { compareRoutes } from './compare.ts';
 import { contentRoutes } from './contents.ts';
 import { historyRoutes } from './history.ts';
+import { auditRoutes } from './audit.ts';
+import { eventRoutes } from './events.ts';
 import { keyRoutes } from './keys.ts';
+import { webhookRoutes } from './webhooks.ts';
 import { mergeRoutes } from './merges.ts';
 import { orgRoutes } from './orgs.ts';
 import { policyRoutes } from './policies.ts';
@@ -49,7 +52,6 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
         done(new GroveError('invalid_request', `malformed JSON body: ${(error as Error).message}`), undefined);
       }
     });
-    api.decorateRequest('principal', null);
     api.addHook('onRequest', async (request) => {
       if (request.routeOptions.url === `${API_PREFIX}/openapi.json`) return;
       const principal = await ctx.auth.authenticate(request.headers.authorization);
@@ -73,6 +75,9 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     await commitWriteRoutes(api, ctx);
     await branchRoutes(api, ctx);
     await mergeRoutes(api, ctx);
+    await webhookRoutes(api, ctx);
+    await eventRoutes(api, ctx);
+    await auditRoutes(api, ctx);
     api.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     });

@@ -13,6 +13,7 @@ import { findKeyById, insertKey, listKeys, revokeKey, type ApiKeyRow } from '../
 import { GroveError, notFound } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
 import { principalOf } from './principal.ts';
+import { actorOf, type NewEvent } from '../events/types.ts';
 import { errorResponses } from './schemas.ts';
 
 const LABEL_KEY = /^[A-Za-z0-9._-]{1,63}$/;
@@ -59,6 +60,12 @@ function checkLabels(labels: Record<string, string>): void {
     if (!LABEL_KEY.test(key)) throw new GroveError('invalid_request', `label name ${JSON.stringify(key)} must match ${LABEL_KEY.source}`);
     if (value.length > 200 || /[\u0000-\u001f]/.test(value)) throw new GroveError('invalid_request', `label ${key} must be at most 200 printable characters`);
   }
+}
+
+/** One event per org the key reaches (events belong to an org). */
+function keyEvents(type: 'key.created' | 'key.revoked', row: ApiKeyRow, principal: Principal): NewEvent[] {
+  const orgs = [...new Set((JSON.parse(row.resources) as Grant[]).map((g) => g.org))];
+  return orgs.map((org) => ({ type, org, repo: null, actor: actorOf(principal), payload: { keyId: row.id, name: row.name, scope: row.scope } }));
 }
 
 /** Root sees every key; an admin key sees the keys it created and itself. */
@@ -155,6 +162,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     };
     const tags = [...new Set(parsed.grants.map((g) => `org:${g.org}`)), ...Object.entries(labels).map(([k, v]) => `label:${k}=${v}`)];
     await insertKey(ctx.db, row, tags);
+    await ctx.events.record(keyEvents('key.created', row, principal));
     return reply.code(201).send({ ...keyJson(row), token });
   });
 
@@ -213,6 +221,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     const row = await findKeyById(ctx.db, request.params.id);
     if (!row || !canSee(principalOf(request), row)) throw notFound(`key ${request.params.id}`);
     await revokeKey(ctx.db, row.id, new Date().toISOString());
+    await ctx.events.record(keyEvents('key.revoked', row, principalOf(request)));
     return reply.code(204).send();
   });
 }

@@ -53,7 +53,7 @@ async function runMerge(ctx: AppContext, request: FastifyRequest<{ Params: { org
   if (strategy === 'fast-forward') {
     if (!fastForward) throw new GroveError('unprocessable', `${base} cannot be fast-forwarded to ${head}: they have diverged (use strategy merge or squash)`);
     const tree = (await ctx.repos.git.check(['rev-parse', `${theirs}^{tree}`], { gitDir: target.gitDir })).toString().trim();
-    if (apply) await applyRefUpdate(ctx, target.gitDir, { ref, oldOid: current, newOid: theirs });
+    if (apply) await applyRefUpdate(ctx, target, { ref, oldOid: current, newOid: theirs }, [{ type: 'merge.completed', payload: { base, head, strategy, sha: theirs } }]);
     return { base, head, strategy, sha: theirs, tree, parents: [], fastForward: true };
   }
   const quarantine = await Quarantine.create(target.gitDir);
@@ -78,7 +78,7 @@ async function runMerge(ctx: AppContext, request: FastifyRequest<{ Params: { org
     if (!built.ok) throw new GroveError('unprocessable', built.reason);
     if (apply) {
       await quarantine.migrate();
-      await applyRefUpdate(ctx, target.gitDir, { ref, oldOid: current, newOid: built.sha });
+      await applyRefUpdate(ctx, target, { ref, oldOid: current, newOid: built.sha }, [{ type: 'merge.completed', payload: { base, head, strategy, sha: built.sha } }]);
     }
     return { base, head, strategy, sha: built.sha, tree: built.tree, parents, fastForward };
   } finally {

@@ -12,6 +12,7 @@ import { findRepo, type RepoWithOrg } from '../db/repos.ts';
 import { GroveError, notFound } from '../errors.ts';
 import { isZeroOid, ZERO_OID } from '../git/oid.ts';
 import type { AppContext } from '../http/context.ts';
+import { actorOf, refLifecycleEvents, type NewEvent } from '../events/types.ts';
 import { findRef } from '../repo/ref-snapshot.ts';
 import type { RefUpdate } from '../repo/ref-transaction.ts';
 import { resolveCommit } from '../repo/resolve.ts';
@@ -44,14 +45,27 @@ export async function currentRef(ctx: AppContext, gitDir: string, ref: string): 
   return findRef(await ctx.repos.refs.read(gitDir), ref)?.oid ?? null;
 }
 
-/** Applies one compare-and-swap update; a lost race is 409 stale_ref. */
-export async function applyRefUpdate(ctx: AppContext, gitDir: string, update: RefUpdate): Promise<void> {
-  const result = await ctx.repos.transaction.apply(gitDir, [update]);
+/**
+ * Applies one compare-and-swap update; a lost race is 409 stale_ref. The events that
+ * describe the change (`extra`, plus the created/deleted branch or tag it implies) are
+ * journaled as pending first and committed once the ref has moved.
+ */
+export async function applyRefUpdate(ctx: AppContext, target: WriteTarget, update: RefUpdate, extra: readonly Pick<NewEvent, 'type' | 'payload'>[] = []): Promise<void> {
+  const base = { org: target.org, repo: target.repo, repoId: target.row.id, actor: actorOf(target.principal) };
+  const change = { ref: update.ref, before: isZeroOid(update.oldOid) ? null : update.oldOid, after: isZeroOid(update.newOid) ? null : update.newOid };
+  const events: NewEvent[] = [
+    ...extra.map((e) => ({ ...base, ...e, payload: { ...e.payload, refs: [change] } })),
+    ...refLifecycleEvents(base, [change]),
+  ];
+  const journal = await ctx.events.begin(events);
+  const result = await ctx.repos.transaction.apply(target.gitDir, [update]);
   if (!result.ok) {
-    const current = await currentRef(ctx, gitDir, update.ref);
+    await ctx.events.abort(journal);
+    const current = await currentRef(ctx, target.gitDir, update.ref);
     throw new GroveError('stale_ref', `${update.ref} was not updated: ${result.reason}`, { ref: update.ref, current });
   }
-  ctx.repos.maintenance.notePush(gitDir);
+  await ctx.events.commit(journal);
+  ctx.repos.maintenance.notePush(target.gitDir);
 }
 
 /** 409 unless the ref is at `expected` (zeros or null = must not exist). */

@@ -16,6 +16,7 @@ import type { AppContext } from '../http/context.ts';
 import { decodeCursor, page } from './pagination.ts';
 import { principalOf, requireAccess } from './principal.ts';
 import type { Principal } from '../auth/principal.ts';
+import { actorOf } from '../events/types.ts';
 import { errorResponses, pageOf, paginationQuery } from './schemas.ts';
 
 const MAX_DESCRIPTION = 1000;
@@ -118,6 +119,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
       source = { row: sourceRow, snapshot };
     }
     const row = await createRepository(ctx, { orgId: orgRow.id, org, name, defaultBranch, description, expiresAt, source });
+    await ctx.events.record([{ type: 'repo.created', org, repo: name, repoId: row.id, actor: actorOf(principalOf(request)), payload: { id: row.id, from: from ?? null, snapshot, expiresAt } }]);
     return reply.code(201).send(repoJson(row, org, baseUrl(ctx, request)));
   });
 
@@ -198,6 +200,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
     const row = await findRepo(ctx.db, org, repo);
     if (!row) throw notFound(`repository ${org}/${repo}`);
     await deleteRepository(ctx, row);
+    await ctx.events.record([{ type: 'repo.deleted', org, repo, repoId: row.id, actor: actorOf(principalOf(request)), payload: { id: row.id } }]);
     return reply.code(204).send();
   });
 }

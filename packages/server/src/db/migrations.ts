@@ -96,6 +96,73 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('branch_ttls_expires_at').on('branch_ttls').columns(['expires_at']).execute();
     },
   },
+  '0004_events_webhooks_audit': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('events')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('org', 'text', (c) => c.notNull())
+        .addColumn('repo', 'text')
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        // pending: written before the change it describes; committed once the change is done.
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('repo_id', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_org_seq').on('events').columns(['org', 'seq']).execute();
+      await db.schema.createIndex('events_state').on('events').columns(['state']).execute();
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('events', 'text', (c) => c.notNull())
+        .addColumn('repos', 'text')
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('webhooks_org').on('webhooks').columns(['org_id']).execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+        .addColumn('event_seq', 'integer', (c) => c.notNull())
+        .addColumn('repo', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('response_code', 'integer')
+        .addColumn('error', 'text')
+        .addColumn('duration_ms', 'integer')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('delivered_at', 'text')
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+      await db.schema.createIndex('webhook_deliveries_hook').on('webhook_deliveries').columns(['webhook_id', 'event_seq']).execute();
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('org', 'text')
+        .addColumn('repo', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text')
+        .addColumn('ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('bytes_in', 'integer', (c) => c.notNull())
+        .addColumn('bytes_out', 'integer', (c) => c.notNull())
+        .addColumn('duration_ms', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_org_seq').on('audit_log').columns(['org', 'seq']).execute();
+      await db.schema.createIndex('audit_created').on('audit_log').columns(['created_at']).execute();
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {

@@ -61,3 +61,13 @@ export async function expiredRepos(db: Db, now: string, limit: number): Promise<
     .limit(limit)
     .execute();
 }
+
+export async function findRepoById(db: Db, id: string): Promise<RepoWithOrg | undefined> {
+  return db
+    .selectFrom('repos')
+    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
+    .selectAll('repos')
+    .select('orgs.name as org_name')
+    .where('repos.id', '=', id)
+    .executeTakeFirst();
+}

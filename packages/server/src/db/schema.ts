@@ -1,4 +1,5 @@
 /** The database schema as Kysely sees it. Columns are snake_case; the API speaks camelCase. */
+import type { Generated } from 'kysely';
 export interface OrgsTable {
   id: string;
   name: string;
@@ -77,6 +78,66 @@ export interface RepoPoliciesTable {
   updated_at: string;
 }
 
+export interface EventsTable {
+  seq: Generated<number>;
+  type: string;
+  org: string;
+  repo: string | null;
+  /** JSON: {kind, id, name}. */
+  actor: string;
+  /** JSON. */
+  payload: string;
+  state: 'pending' | 'committed';
+  repo_id: string | null;
+  created_at: string;
+}
+
+export interface WebhooksTable {
+  id: string;
+  org_id: string;
+  url: string;
+  /** JSON array of event types; ["*"] for all. */
+  events: string;
+  /** JSON array of repo names, or null for every repo. */
+  repos: string | null;
+  /** The HMAC key deliveries are signed with (it has to be usable, so it is stored as is). */
+  secret: string;
+  active: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_seq: number;
+  repo: string | null;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: string;
+  response_code: number | null;
+  error: string | null;
+  duration_ms: number | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface AuditLogTable {
+  seq: Generated<number>;
+  org: string | null;
+  repo: string | null;
+  action: string;
+  key_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  outcome: 'ok' | 'denied' | 'failed';
+  status: number;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  created_at: string;
+}
+
 export interface Database {
   orgs: OrgsTable;
   repos: ReposTable;
@@ -86,4 +147,8 @@ export interface Database {
   repo_policies: RepoPoliciesTable;
   idempotency_keys: IdempotencyKeysTable;
   branch_ttls: BranchTtlsTable;
+  events: EventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  audit_log: AuditLogTable;
 }

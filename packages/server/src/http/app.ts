@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { ERROR_CATALOGUE, GroveError } from '../errors.ts';
 import { registerApi } from '../api/index.ts';
 import type { AppContext } from './context.ts';
+import { registerAudit } from './audit.ts';
 import { registerGitRoutes } from './git-routes.ts';
 
 export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<FastifyInstance> {
@@ -43,6 +44,8 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
 
   // No body parser is global: the API adds JSON for itself, the git routes their own stream types.
   app.removeAllContentTypeParsers();
+  app.decorateRequest('principal', null);
+  registerAudit(app, ctx.db, (error) => app.log.warn({ err: error }, 'audit write failed'));
 
   app.addHook('onSend', async (_request, reply) => {
     // While draining, every answer asks the client to close its keep-alive connection.

@@ -4,6 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { RepoStore } from '../repo/store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Metrics } from './metrics.ts';
+import type { EventLog } from '../events/event-log.ts';
 
 export interface AppContext {
   readonly config: GroveConfig;
@@ -11,6 +12,7 @@ export interface AppContext {
   readonly repos: RepoStore;
   readonly auth: Authenticator;
   readonly metrics: Metrics;
+  readonly events: EventLog;
   /** What Grove calls itself in `agent=` capabilities. */
   readonly agent: string;
   /** False once shutdown has begun: /healthz answers 503 so balancers move away. */

@@ -14,7 +14,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { receivePackAdvertisement, serviceHeader, v2Capabilities, type GitService } from '../git/advertisement.ts';
 import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
 import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
-import { readReceivePackRequest, ReceivePackRequestError } from '../git/receive-pack-request.ts';
+import { readReceivePackRequest, ReceivePackRequestError, type RefCommand } from '../git/receive-pack-request.ts';
+import { isZeroOid } from '../git/oid.ts';
+import { actorOf, refLifecycleEvents } from '../events/types.ts';
+import { isAncestor } from '../repo/resolve.ts';
 import { reportStatus } from '../git/report-status.ts';
 import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
 import { parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
@@ -237,6 +240,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
           else progress.push(text);
         },
         onReceived: startStreaming,
+        journal: (accepted) => journalPush(ctx, resolved, accepted),
         signal,
         limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
       });
@@ -274,6 +278,30 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
   });
 }
 
+/**
+ * The push's events, journaled before its ref transaction: one `push` event with every
+ * ref change (and whether it was forced), plus branch/tag created/deleted events.
+ * After the transaction, what applied is committed and the rest dropped.
+ */
+async function journalPush(ctx: AppContext, target: ResolvedRepo, accepted: readonly RefCommand[]): Promise<(applied: readonly RefCommand[]) => Promise<void>> {
+  const base = { org: target.org, repo: target.repo, repoId: target.repoId, actor: actorOf(target.principal) };
+  const changeOf = (c: RefCommand) => ({ ref: c.ref, before: isZeroOid(c.oldOid) ? null : c.oldOid, after: isZeroOid(c.newOid) ? null : c.newOid });
+  const lifecycle = refLifecycleEvents(base, accepted.map(changeOf));
+  const seqs = await ctx.events.begin([{ ...base, type: 'push', payload: { refs: accepted.map(changeOf) } }, ...lifecycle]);
+  return async (applied) => {
+    const done = new Set(applied.map((c) => c.ref));
+    const keep = seqs.filter((_, i) => i === 0 ? done.size > 0 : done.has(String(lifecycle[i - 1]!.payload.ref)));
+    await ctx.events.abort(seqs.filter((seq) => !keep.includes(seq)));
+    if (keep.length === 0) return;
+    const refs = await Promise.all(applied.map(async (c) => {
+      const change = changeOf(c);
+      const forced = change.before !== null && change.after !== null && !(await isAncestor(ctx.repos.git, target.gitDir, change.before, change.after));
+      return { ...change, forced };
+    }));
+    await ctx.events.commit(keep, new Map([[seqs[0]!, { refs }]]));
+  };
+}
+
 /** git http-backend answers 415 to a POST of the wrong type; so does Grove (after reading the body away). */
 async function hasContentType(request: FastifyRequest, reply: FastifyReply, expected: string): Promise<boolean> {
   const actual = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -299,6 +327,7 @@ async function snapshotOrBusy(ctx: AppContext, gitDir: string, reply: FastifyRep
 /** Authenticates, finds the repository and authorizes; answers the refusal itself and returns null. */
 async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Params: RepoParams }>, reply: FastifyReply, action: Action): Promise<ResolvedRepo | null> {
   const principal = await ctx.auth.authenticate(request.headers.authorization);
+  request.principal = principal; // for the audit log
   if (principal === null) {
     reply.header('WWW-Authenticate', 'Basic realm="grove"');
     await drainRequest(request);

@@ -6,12 +6,15 @@
  *   git commit-graph write --reachable --split
  *   git pack-refs --all            (inside the repository's ref transaction queue)
  *
+ * (forks, which borrow objects, get a multi-pack index without a bitmap).
  * Geometric repacking rolls many small push packs into few without rewriting big
  * ones; it keeps every object (it does not prune), leaves `.keep` packs of pushes in
  * flight alone, and never touches quarantines, so neither an in-flight fetch nor an
  * in-flight push loses an object. Each push adds one pack (index-pack), so without
  * this a busy repository's fetches slow down with its pack count.
  */
+import { access, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GitRunner } from './git-command.ts';
 import type { RefTransaction } from './ref-transaction.ts';
@@ -89,7 +92,14 @@ export class Maintenance {
   async run(gitDir: string): Promise<boolean> {
     const started = Date.now();
     try {
-      await this.#git.check(['repack', '-d', '-l', '--geometric=2', '--write-midx', '--write-bitmap-index', '-q'], { gitDir });
+      // A fork's own packs do not hold everything it reaches (the rest is in its source), so a
+      // multi-pack index and bitmap cannot be written for it (git 2.39 fails or crashes trying).
+      const borrows = await access(path.join(gitDir, 'objects', 'info', 'alternates')).then(() => true, () => false);
+      const args = ['repack', '-d', '-l', '--geometric=2', '-q', ...(borrows ? [] : ['--write-midx', '--write-bitmap-index'])];
+      await this.#git.check(args, { gitDir });
+      if (borrows && (await readdir(path.join(gitDir, 'objects', 'pack'))).some((f) => f.endsWith('.pack'))) {
+        await this.#git.check(['multi-pack-index', 'write'], { gitDir }); // without a bitmap (git 2.39 crashes on a pack-less one)
+      }
       await this.#git.check(['commit-graph', 'write', '--reachable', '--split', '--no-progress'], { gitDir });
       await this.#transaction.exclusive(gitDir, () => this.#git.check(['pack-refs', '--all'], { gitDir }));
       this.stats.runs++;

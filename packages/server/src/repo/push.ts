@@ -44,6 +44,11 @@ export interface PushInput {
   readonly needsAncestry: (command: RefCommand) => boolean;
   /** Progress text for the client (`remote: …`). */
   readonly progress: (text: string) => void;
+  /**
+   * Called with the accepted updates just before the ref transaction; the function it
+   * returns is called with the commands that were applied (the event journal).
+   */
+  readonly journal?: (updates: readonly RefCommand[]) => Promise<(applied: readonly RefCommand[]) => Promise<void>>;
   /** Called once the whole request body has been read (possibly before the pack is indexed). */
   readonly onReceived?: () => void;
   readonly signal: AbortSignal;
@@ -116,14 +121,20 @@ export class PushPipeline {
       const accepted = request.commands.filter((c) => !rejected.has(c));
       if (accepted.length === 0) return finish(request.commands, rejected, null, packBytes, []);
       const keeps = quarantine ? await quarantine.migrate() : [];
+      const settle = input.journal ? await input.journal(accepted) : null;
       try {
         const updates: RefUpdate[] = accepted.map((c) => ({ ref: c.ref, oldOid: c.oldOid, newOid: c.newOid }));
         let outcomes: TransactionResult[];
-        if (atomic) {
-          const result = await this.#transaction.apply(gitDir, updates);
-          outcomes = updates.map(() => result);
-        } else {
-          outcomes = await this.#transaction.applyEach(gitDir, updates);
+        try {
+          if (atomic) {
+            const result = await this.#transaction.apply(gitDir, updates);
+            outcomes = updates.map(() => result);
+          } else {
+            outcomes = await this.#transaction.applyEach(gitDir, updates);
+          }
+        } catch (error) {
+          await settle?.([]).catch(() => undefined); // the journal is reconciled with the refs on restart anyway
+          throw error;
         }
         const applied: RefCommand[] = [];
         accepted.forEach((command, index) => {
@@ -131,6 +142,7 @@ export class PushPipeline {
           if (outcome.ok) applied.push(command);
           else rejected.set(command, outcome.reason);
         });
+        await settle?.(applied);
         if (applied.length > 0) input.progress(`grove: updated ${applied.length} ref${applied.length === 1 ? '' : 's'}\n`);
         return finish(request.commands, rejected, null, packBytes, applied);
       } finally {

@@ -1,16 +1,18 @@
 /**
  * The sweeper: every few seconds, deletes ephemeral repositories and branches whose
- * TTL has passed (so they go within a minute of expiry), and forgets Idempotency-Key
- * answers older than a day. Branch deletions go through the one ref transaction,
+ * TTL has passed (so they go within a minute of expiry), forgets Idempotency-Key
+ * answers older than a day, and drops audit entries past the retention. Branch deletions go through the one ref transaction,
  * with the branch's current value as the expected one.
  */
 import type { Logger } from 'pino';
 import { deleteBranchTtl, expiredBranches } from '../db/branch-ttls.ts';
 import { pruneIdempotencyKeys } from '../db/idempotency.ts';
-import { expiredRepos } from '../db/repos.ts';
+import { expiredRepos, findRepoById } from '../db/repos.ts';
+import { actorOf, refLifecycleEvents } from '../events/types.ts';
 import { ZERO_OID } from '../git/oid.ts';
 import type { AppContext } from '../http/context.ts';
 import { findRef } from '../repo/ref-snapshot.ts';
+import { pruneAudit } from '../http/audit.ts';
 import { deleteRepository } from './repositories.ts';
 
 const BATCH = 100;
@@ -53,18 +55,27 @@ export class Sweeper {
     try {
       for (const row of await expiredRepos(ctx.db, now, BATCH)) {
         await deleteRepository(ctx, row);
+        await ctx.events.record([{ type: 'repo.deleted', org: row.org_name, repo: row.name, repoId: row.id, actor: actorOf(null), payload: { id: row.id, reason: 'expired' } }]);
         this.#logger.info({ org: row.org_name, repo: row.name }, 'deleted an expired repository');
       }
       for (const ttl of await expiredBranches(ctx.db, now, BATCH)) {
         const gitDir = ctx.repos.gitDir(ttl.repo_id);
         const current = findRef(await ctx.repos.refs.read(gitDir), ttl.ref)?.oid;
         if (current !== undefined) {
+          const repo = await findRepoById(ctx.db, ttl.repo_id);
+          const events = repo ? refLifecycleEvents({ org: repo.org_name, repo: repo.name, repoId: repo.id, actor: actorOf(null) }, [{ ref: ttl.ref, before: current, after: null }]) : [];
+          const journal = await ctx.events.begin(events);
           const result = await ctx.repos.transaction.apply(gitDir, [{ ref: ttl.ref, oldOid: current, newOid: ZERO_OID }]);
-          if (!result.ok) continue; // moved meanwhile: try again next pass
+          if (!result.ok) {
+            await ctx.events.abort(journal);
+            continue; // moved meanwhile: try again next pass
+          }
+          await ctx.events.commit(journal);
         }
         await deleteBranchTtl(ctx.db, ttl.repo_id, ttl.ref);
       }
       await pruneIdempotencyKeys(ctx.db, new Date(Date.now() - IDEMPOTENCY_RETENTION_MS).toISOString());
+      await pruneAudit(ctx.db, new Date(Date.now() - ctx.config.auditRetentionDays * 86400_000).toISOString());
     } catch (error) {
       this.#logger.warn({ err: error }, 'sweep failed; retrying next pass');
     }

@@ -1,0 +1,197 @@
+/**
+ * The durable event log and webhook outbox. Every state change is recorded here
+ * from one place per kind of change:
+ *
+ * - changes to refs (pushes, API commits, merges, branch and tag writes) are written as
+ *   `pending` before the ref transaction and `committed` (or dropped) after it, so an
+ *   event is never lost to a crash between the two: on start, pending events are kept
+ *   or dropped by looking at where the refs are (`recover`);
+ * - database changes (repos, keys) are recorded right after they commit.
+ *
+ * Committing an event creates its webhook deliveries in the same database transaction
+ * (the outbox), notifies live subscribers (SSE), and wakes the delivery worker.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../db/database.ts';
+import type { EventsTable } from '../db/schema.ts';
+import type { NewEvent, StoredEvent, EventType } from './types.ts';
+
+type EventRow = Omit<EventsTable, 'seq'> & { seq: number };
+
+export function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    id: row.seq,
+    type: row.type as EventType,
+    time: row.created_at,
+    org: row.org,
+    repo: row.repo,
+    actor: JSON.parse(row.actor) as StoredEvent['actor'],
+    payload: JSON.parse(row.payload) as Record<string, unknown>,
+  };
+}
+
+const CHUNK = 500;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export interface EventFilter {
+  readonly org?: string | undefined;
+  readonly repo?: string | undefined;
+  readonly types?: readonly string[] | undefined;
+  /** Only these repos of the org (a key limited to some repos); undefined = all. */
+  readonly visibleRepos?: readonly string[] | undefined;
+}
+
+export function matches(event: StoredEvent, filter: EventFilter): boolean {
+  if (filter.org !== undefined && event.org !== filter.org) return false;
+  if (filter.repo !== undefined && event.repo !== filter.repo) return false;
+  if (filter.types !== undefined && filter.types.length > 0 && !filter.types.includes(event.type)) return false;
+  if (filter.visibleRepos !== undefined && (event.repo === null || !filter.visibleRepos.includes(event.repo))) return false;
+  return true;
+}
+
+export class EventLog {
+  readonly #db: Db;
+  readonly #live = new EventEmitter();
+  /** Woken when deliveries are queued. */
+  readonly outbox = new EventEmitter();
+
+  constructor(db: Db) {
+    this.#db = db;
+    this.#live.setMaxListeners(0);
+  }
+
+  /** Records events whose change already happened. */
+  async record(events: readonly NewEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.commit(await this.begin(events));
+  }
+
+  /** Writes events as pending, before the change they describe. */
+  async begin(events: readonly NewEvent[]): Promise<number[]> {
+    if (events.length === 0) return [];
+    const now = new Date().toISOString();
+    const seqs: number[] = [];
+    // In chunks: SQLite binds at most 32,766 values per statement, and a push may name 10,000 refs.
+    for (const chunk of chunks(events, CHUNK)) {
+      const rows = await this.#db
+        .insertInto('events')
+        .values(chunk.map((e) => ({
+          type: e.type,
+          org: e.org,
+          repo: e.repo,
+          repo_id: e.repoId ?? null,
+          actor: JSON.stringify(e.actor),
+          payload: JSON.stringify(e.payload),
+          state: 'pending' as const,
+          created_at: now,
+        })))
+        .returning('seq')
+        .execute();
+      seqs.push(...rows.map((r) => r.seq));
+    }
+    return seqs;
+  }
+
+  /** Marks pending events committed (optionally with a final payload), queues their deliveries, notifies. */
+  async commit(seqs: readonly number[], payloads?: ReadonlyMap<number, Record<string, unknown>>): Promise<void> {
+    if (seqs.length === 0) return;
+    const committed = await this.#db.transaction().execute(async (trx) => {
+      for (const [seq, payload] of payloads ?? []) {
+        await trx.updateTable('events').set({ payload: JSON.stringify(payload) }).where('seq', '=', seq).execute();
+      }
+      const rows: EventRow[] = [];
+      for (const chunk of chunks(seqs, CHUNK)) {
+        await trx.updateTable('events').set({ state: 'committed' }).where('seq', 'in', chunk).execute();
+        rows.push(...((await trx.selectFrom('events').selectAll().where('seq', 'in', chunk).orderBy('seq').execute()) as EventRow[]));
+      }
+      const events = rows.map(toStoredEvent);
+      const orgs = [...new Set(events.map((e) => e.org))];
+      const hooks = await trx
+        .selectFrom('webhooks')
+        .innerJoin('orgs', 'orgs.id', 'webhooks.org_id')
+        .select(['webhooks.id', 'webhooks.events', 'webhooks.repos', 'orgs.name as org'])
+        .where('orgs.name', 'in', orgs)
+        .where('webhooks.active', '=', 1)
+        .execute();
+      const now = new Date().toISOString();
+      const deliveries = [];
+      for (const event of events) {
+        for (const hook of hooks) {
+          if (hook.org !== event.org) continue;
+          const types = JSON.parse(hook.events) as string[];
+          const repos = hook.repos === null ? null : (JSON.parse(hook.repos) as string[]);
+          if (!types.includes('*') && !types.includes(event.type)) continue;
+          if (repos !== null && (event.repo === null || !repos.includes(event.repo))) continue;
+          deliveries.push({
+            id: `dlv_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`,
+            webhook_id: hook.id,
+            event_seq: event.id,
+            repo: event.repo,
+            status: 'pending' as const,
+            attempts: 0,
+            next_attempt_at: now,
+            response_code: null,
+            error: null,
+            duration_ms: null,
+            created_at: now,
+            delivered_at: null,
+          });
+        }
+      }
+      for (const chunk of chunks(deliveries, CHUNK)) await trx.insertInto('webhook_deliveries').values(chunk).execute();
+      return { events, queued: deliveries.length };
+    });
+    for (const event of committed.events) this.#live.emit('event', event);
+    if (committed.queued > 0) this.outbox.emit('queued');
+  }
+
+  /** Drops pending events whose change did not happen. */
+  async abort(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    for (const chunk of chunks(seqs, CHUNK)) await this.#db.deleteFrom('events').where('seq', 'in', chunk).where('state', '=', 'pending').execute();
+  }
+
+  /**
+   * After a crash: a pending ref event is committed when its refs are where it says
+   * they would be (the change happened), and dropped otherwise.
+   */
+  async recover(refValue: (repoId: string, ref: string) => Promise<string | null>): Promise<{ committed: number; dropped: number }> {
+    const pending = (await this.#db.selectFrom('events').selectAll().where('state', '=', 'pending').orderBy('seq').execute()) as EventRow[];
+    const keep: number[] = [];
+    const drop: number[] = [];
+    for (const row of pending) {
+      const payload = JSON.parse(row.payload) as { refs?: { ref: string; after: string | null }[]; ref?: string; sha?: string };
+      const expected = payload.refs ?? (payload.ref !== undefined ? [{ ref: payload.ref, after: row.type.endsWith('.deleted') ? null : payload.sha ?? null }] : []);
+      let happened = row.repo_id !== null && expected.length > 0;
+      for (const change of expected) {
+        if (!happened) break;
+        happened = (await refValue(row.repo_id!, change.ref)) === change.after;
+      }
+      (happened ? keep : drop).push(row.seq);
+    }
+    await this.abort(drop);
+    await this.commit(keep);
+    return { committed: keep.length, dropped: drop.length };
+  }
+
+  /** Committed events after `afterSeq`, oldest first. */
+  async since(afterSeq: number, filter: EventFilter, limit: number): Promise<StoredEvent[]> {
+    let query = this.#db.selectFrom('events').selectAll().where('state', '=', 'committed').where('seq', '>', afterSeq).orderBy('seq').limit(limit);
+    if (filter.org !== undefined) query = query.where('org', '=', filter.org);
+    if (filter.repo !== undefined) query = query.where('repo', '=', filter.repo);
+    if (filter.types !== undefined && filter.types.length > 0) query = query.where('type', 'in', [...filter.types]);
+    return ((await query.execute()) as EventRow[]).map(toStoredEvent).filter((e) => matches(e, filter));
+  }
+
+  /** Live committed events; returns the unsubscribe function. */
+  subscribe(listener: (event: StoredEvent) => void): () => void {
+    this.#live.on('event', listener);
+    return () => this.#live.off('event', listener);
+  }
+}

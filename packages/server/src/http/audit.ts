@@ -1,0 +1,75 @@
+/**
+ * The audit trail: every git transfer (fetch, push) and every API mutation, with the
+ * key, client address, user agent, outcome (denials included), bytes and duration —
+ * recorded when the response closes, off the request's critical path.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.ts';
+
+const GIT_ACTIONS: Record<string, string> = {
+  'POST /:org/:repo/git-upload-pack': 'git.fetch',
+  'POST /:org/:repo/git-receive-pack': 'git.push',
+  'GET /:org/:repo/info/refs': 'git.connect',
+};
+
+/** What to call a request in the audit log, or null when it is not audited (reads, health, metrics). Pure. */
+export function auditAction(method: string, route: string, status: number): string | null {
+  const git = GIT_ACTIONS[`${method} ${route}`];
+  // info/refs is noise when it succeeds (the fetch or push that follows is logged); its refusals are not.
+  if (git !== undefined) return git === 'git.connect' && status < 400 ? null : git;
+  if (route.startsWith('/api/v1/') && method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') return `${method} ${route}`;
+  return null;
+}
+
+export function outcomeOf(status: number): 'ok' | 'denied' | 'failed' {
+  if (status < 400) return 'ok';
+  if (status === 401 || status === 403 || status === 404) return 'denied';
+  return 'failed';
+}
+
+function keyIdOf(request: FastifyRequest): string | null {
+  const principal = request.principal;
+  if (principal === null || principal === undefined) return null;
+  if (principal.kind === 'key') return principal.id;
+  if (principal.kind === 'signed') return `signed:${principal.org}:${principal.id}`;
+  return 'root';
+}
+
+export function registerAudit(app: FastifyInstance, db: Db, onError: (error: unknown) => void): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const started = Date.now();
+    const socket = request.raw.socket;
+    const readBefore = socket.bytesRead;
+    const writtenBefore = socket.bytesWritten;
+    reply.raw.once('close', () => {
+      const route = request.routeOptions.url ?? '';
+      const status = reply.raw.statusCode;
+      const action = auditAction(request.method, route, status);
+      if (action === null) return;
+      const params = request.params as { org?: string; repo?: string } | undefined;
+      const repo = params?.repo?.replace(/\.git$/, '') ?? null;
+      void db
+        .insertInto('audit_log')
+        .values({
+          org: params?.org ?? null,
+          repo,
+          action,
+          key_id: keyIdOf(request),
+          ip: request.ip,
+          user_agent: (request.headers['user-agent'] ?? '').slice(0, 300) || null,
+          outcome: outcomeOf(status),
+          status,
+          bytes_in: Math.max(0, socket.bytesRead - readBefore),
+          bytes_out: Math.max(0, socket.bytesWritten - writtenBefore),
+          duration_ms: Date.now() - started,
+          created_at: new Date(started).toISOString(),
+        })
+        .execute()
+        .catch(onError);
+    });
+  });
+}
+
+export async function pruneAudit(db: Db, before: string): Promise<void> {
+  await db.deleteFrom('audit_log').where('created_at', '<', before).execute();
+}
