@@ -7,6 +7,7 @@
  */
 import { ApiKeys } from './api-keys.ts';
 import { Commits } from './commits.ts';
+import { Events, Webhooks } from './events.ts';
 import { Merges } from './merges.ts';
 import { Branches, Tags } from './refs.ts';
 import { Contents } from './contents.ts';
@@ -32,6 +33,9 @@ export class Grove {
   readonly branches: Branches;
   readonly tags: Tags;
   readonly merges: Merges;
+  readonly webhooks: Webhooks;
+  /** The live event stream and the audit log. */
+  readonly events: Events;
 
   constructor(options: GroveOptions) {
     const http = new Transport(options);
@@ -46,6 +50,8 @@ export class Grove {
     this.branches = new Branches(http);
     this.tags = new Tags(http);
     this.merges = new Merges(http);
+    this.webhooks = new Webhooks(http);
+    this.events = new Events(http);
   }
 }
 
@@ -58,5 +64,7 @@ export type { ApiKey, CreatedApiKey, Grant, Org, Page, PageOptions, RefPolicy, R
 export type { Blame, BlameRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';
 export type { CommitResult, CreateCommitInput, FileChange, Signature, UploadFileInput } from './commits.ts';
 export type { Branch, ListRefsOptions, Tag } from './refs.ts';
+export { verifyWebhook } from './events.ts';
+export type { AuditEntry, GroveEvent, StreamOptions, Webhook, WebhookDelivery, WebhookInput } from './events.ts';
 export type { MergeConflictDetails, MergeInput, MergeResult } from './merges.ts';
 export type { CompareOptions, Comparison, DiffFile, DiffHunk } from './diffs.ts';

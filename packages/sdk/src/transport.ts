@@ -50,12 +50,13 @@ export class Transport {
   async raw(
     method: string,
     path: string,
-    options: { query?: Query; headers?: Record<string, string>; allow?: readonly number[]; body?: Uint8Array | Blob | ReadableStream<Uint8Array> } = {},
+    options: { query?: Query; headers?: Record<string, string>; allow?: readonly number[]; body?: Uint8Array | Blob | ReadableStream<Uint8Array>; signal?: AbortSignal } = {},
   ): Promise<Response> {
     const streamed = options.body instanceof ReadableStream;
     const response = await this.#fetch(this.#url(path, options.query), {
       method,
       headers: { authorization: `Bearer ${this.#token}`, ...options.headers },
+      ...(options.signal ? { signal: options.signal } : {}),
       ...(options.body !== undefined ? { body: options.body as NonNullable<RequestInit['body']> } : {}),
       // A stream body needs half-duplex (undici's rule for request streams).
       ...(streamed ? ({ duplex: 'half' } as RequestInit) : {}),

@@ -4,6 +4,7 @@ import { ConfigError } from '../config.ts';
 import { VERSION } from '../main.ts';
 import { registerAccessCommands } from './access-commands.ts';
 import { registerAgentCommands, registerForkCommand } from './agent-commands.ts';
+import { registerEventCommands } from './event-commands.ts';
 import { describeCliError, registerClientCommands } from './client-commands.ts';
 import { registerContentCommands } from './content-commands.ts';
 import { serve } from './serve.ts';
@@ -25,6 +26,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerAccessCommands(program);
   registerContentCommands(program);
   registerAgentCommands(program);
+  registerEventCommands(program);
   const repoCommand = program.commands.find((command) => command.name() === 'repo');
   if (repoCommand) registerForkCommand(repoCommand);
 
