@@ -29,6 +29,12 @@ export async function eventRoutes(app: FastifyInstance, ctx: AppContext): Promis
           after: { type: 'integer', minimum: 0, description: 'Replay events after this id (as Last-Event-ID)' },
         },
       },
+      response: {
+        200: {
+          description: 'text/event-stream: for each event `id: <id>`, `event: <type>`, `data: <Event JSON>`; comments as keepalives every 15 s',
+          content: { 'text/event-stream': { schema: { $ref: 'Event#' } } },
+        },
+      },
     },
   }, async (request, reply) => {
     const principal = principalOf(request);

@@ -46,7 +46,36 @@ export const repoSchema = {
   },
 } as const;
 
-export const SHARED_SCHEMAS = [errorSchema, orgSchema, repoSchema] as const;
+export const eventSchema = {
+  $id: 'Event',
+  type: 'object',
+  description: 'A domain event, as delivered to webhooks (JSON body) and on the SSE stream (data line)',
+  required: ['id', 'type', 'time', 'org', 'repo', 'actor', 'payload'],
+  properties: {
+    id: { type: 'integer', description: 'Monotonic; the SSE id and Last-Event-ID' },
+    type: {
+      type: 'string',
+      enum: ['push', 'branch.created', 'branch.deleted', 'tag.created', 'tag.deleted', 'commit.created', 'merge.completed', 'repo.created', 'repo.deleted', 'key.created', 'key.revoked'],
+    },
+    time: { type: 'string', format: 'date-time' },
+    org: { type: 'string' },
+    repo: { type: ['string', 'null'] },
+    actor: {
+      type: 'object',
+      properties: { kind: { type: 'string', enum: ['root', 'key', 'signed', 'system'] }, id: { type: ['string', 'null'] }, name: { type: ['string', 'null'] } },
+    },
+    payload: {
+      type: 'object',
+      description:
+        'push: {refs: [{ref, before, after, forced}]} (before/after null for create/delete; source "api" for API branch moves); ' +
+        'branch.*/tag.*: {name, ref, sha}; commit.created: {branch, sha, parents, message, refs}; merge.completed: {base, head, strategy, sha, refs}; ' +
+        'repo.*: {id, from?, snapshot?, expiresAt?, reason?}; key.*: {keyId, name, scope}',
+      additionalProperties: true,
+    },
+  },
+} as const;
+
+export const SHARED_SCHEMAS = [errorSchema, orgSchema, repoSchema, eventSchema] as const;
 
 export const errorResponses = {
   400: { $ref: 'Error#' },
