@@ -94,7 +94,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxPushCommands: positiveInteger('GROVE_MAX_PUSH_COMMANDS', env.GROVE_MAX_PUSH_COMMANDS, 10_000),
       maxNegotiationBytes: positiveInteger('GROVE_MAX_NEGOTIATION_BYTES', env.GROVE_MAX_NEGOTIATION_BYTES, 10 * 1024 ** 2),
       maxGitProcesses: positiveInteger('GROVE_MAX_GIT_PROCESSES', env.GROVE_MAX_GIT_PROCESSES, Math.max(8, os.availableParallelism() * 4)),
-      maxGitProcessesPerRepo: positiveInteger('GROVE_MAX_GIT_PROCESSES_PER_REPO', env.GROVE_MAX_GIT_PROCESSES_PER_REPO, Math.max(4, os.availableParallelism() * 2)),
+      maxGitProcessesPerRepo: positiveInteger('GROVE_MAX_GIT_PROCESSES_PER_REPO', env.GROVE_MAX_GIT_PROCESSES_PER_REPO, Math.max(8, os.availableParallelism() * 4)),
       queueTimeoutMs: positiveInteger('GROVE_QUEUE_TIMEOUT_MS', env.GROVE_QUEUE_TIMEOUT_MS, 60_000),
     },
     packCache: {

@@ -17,6 +17,7 @@ import { RepoStore } from './repo/store.ts';
 import type { AppContext } from './http/context.ts';
 import { Sweeper } from './services/sweeper.ts';
 import { EventLog } from './events/event-log.ts';
+import { AuditWriter } from './http/audit.ts';
 import { WebhookWorker } from './events/webhook-worker.ts';
 import { findRef } from './repo/ref-snapshot.ts';
 
@@ -52,6 +53,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   let ready = true;
   const ctx: AppContext = {
     events,
+    audit: new AuditWriter(db, (error) => logger.warn({ err: error }, 'audit write failed')),
     config,
     db,
     repos,

@@ -60,6 +60,7 @@ export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promis
   }, async (request) => {
     const { org } = request.params;
     requireAccess(request, 'admin', { kind: 'org', org });
+    await ctx.audit.flush(); // read your writes: entries are written in batches
     const { key, repo, action, since, until, limit, cursor } = request.query;
     let query = ctx.db.selectFrom('audit_log').selectAll().where('org', '=', org).orderBy('seq', 'desc').limit(limit + 1);
     if (key !== undefined) query = query.where('key_id', '=', key);

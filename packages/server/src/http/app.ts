@@ -45,7 +45,8 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   // No body parser is global: the API adds JSON for itself, the git routes their own stream types.
   app.removeAllContentTypeParsers();
   app.decorateRequest('principal', null);
-  registerAudit(app, ctx.db, (error) => app.log.warn({ err: error }, 'audit write failed'));
+  registerAudit(app, ctx.audit);
+  app.addHook('onClose', async () => ctx.audit.flush());
 
   app.addHook('onSend', async (_request, reply) => {
     // While draining, every answer asks the client to close its keep-alive connection.

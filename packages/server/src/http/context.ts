@@ -5,6 +5,7 @@ import type { RepoStore } from '../repo/store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
+import type { AuditWriter } from './audit.ts';
 
 export interface AppContext {
   readonly config: GroveConfig;
@@ -13,6 +14,7 @@ export interface AppContext {
   readonly auth: Authenticator;
   readonly metrics: Metrics;
   readonly events: EventLog;
+  readonly audit: AuditWriter;
   /** What Grove calls itself in `agent=` capabilities. */
   readonly agent: string;
   /** False once shutdown has begun: /healthz answers 503 so balancers move away. */
