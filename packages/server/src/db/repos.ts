@@ -5,8 +5,34 @@ import type { ReposTable } from './schema.ts';
 export type RepoRow = ReposTable;
 export type RepoWithOrg = RepoRow & { org_name: string };
 
+/**
+ * Repository rows by "org/name" for the git routes, which look one up on every request.
+ * Exact, not timed: every write to the repos table goes through this module and clears
+ * the cache of its database.
+ */
+const lookups = new WeakMap<Db, Map<string, RepoWithOrg | null>>();
+const MAX_CACHED = 50_000;
+
+function forget(db: Db): void {
+  lookups.get(db)?.clear();
+}
+
+export async function findRepoCached(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
+  let cache = lookups.get(db);
+  if (cache === undefined) lookups.set(db, (cache = new Map()));
+  const key = `${orgName}/${repoName}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit ?? undefined;
+  const row = await findRepo(db, orgName, repoName);
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(key, row ?? null);
+  return row;
+}
+
 export async function insertRepo(db: Db, row: RepoRow): Promise<void> {
+  forget(db);
   await db.insertInto('repos').values(row).execute();
+  forget(db);
 }
 
 export async function findRepo(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
@@ -34,11 +60,15 @@ export async function updateRepo(
   id: string,
   changes: Partial<Pick<RepoRow, 'name' | 'default_branch' | 'description'>> & { updated_at: string },
 ): Promise<void> {
+  forget(db);
   await db.updateTable('repos').set(changes).where('id', '=', id).execute();
+  forget(db);
 }
 
 export async function deleteRepoRow(db: Db, id: string): Promise<void> {
+  forget(db);
   await db.deleteFrom('repos').where('id', '=', id).execute();
+  forget(db);
 }
 
 /** Repositories that borrow objects from this one (forks and snapshots). */
@@ -48,6 +78,7 @@ export async function findBorrowers(db: Db, repoId: string): Promise<RepoRow[]> 
 
 export async function clearForkOf(db: Db, repoId: string): Promise<void> {
   await db.updateTable('repos').set({ fork_of: null }).where('id', '=', repoId).execute();
+  forget(db);
 }
 
 export async function expiredRepos(db: Db, now: string, limit: number): Promise<RepoWithOrg[]> {

@@ -29,7 +29,7 @@ import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { RefSnapshot } from '../repo/ref-snapshot.ts';
 import type { ProtocolVersion } from '../repo/upload-pack.ts';
-import { findRepo } from '../db/repos.ts';
+import { findRepoCached } from '../db/repos.ts';
 import type { AppContext } from './context.ts';
 
 const NO_CACHE_HEADERS = {
@@ -336,7 +336,7 @@ async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Params: Re
   }
   const org = request.params.org;
   const repo = request.params.repo.endsWith('.git') ? request.params.repo.slice(0, -4) : request.params.repo;
-  const row = await findRepo(ctx.db, org, repo);
+  const row = await findRepoCached(ctx.db, org, repo);
   const decision = authorize(principal, action, { kind: 'repo', org, repo });
   if (row === undefined || (!decision.allowed && decision.status === 'not_found')) {
     await drainRequest(request);
