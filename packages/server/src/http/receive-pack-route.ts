@@ -1,0 +1,147 @@
+/**
+ * POST git-receive-pack: Grove parses the command list, authorizes every ref, runs the
+ * push pipeline (repo/push.ts) and reports per ref, journaling the push's events around
+ * its ref transaction.
+ */
+import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
+import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
+import { readReceivePackRequest, ReceivePackRequestError, type RefCommand } from '../git/receive-pack-request.ts';
+import { isZeroOid } from '../git/oid.ts';
+import { actorOf, refLifecycleEvents } from '../events/types.ts';
+import { isAncestor } from '../repo/resolve.ts';
+import { reportStatus } from '../git/report-status.ts';
+import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
+import { authorizeRefUpdate, needsAncestry } from '../auth/authorize.ts';
+import { forgetBranchTtls } from '../db/branch-ttls.ts';
+import { readRefRules } from '../db/policies.ts';
+import { LimiterTimeoutError } from '../repo/limiter.ts';
+import type { AppContext } from './context.ts';
+import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, hasContentType, resolveRepo, requestBody, drain, sendGit, transferSignal } from './git-http.ts';
+
+/** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive), at most. */
+const KEEPALIVE_INTERVAL_MS = 5000;
+
+export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide: RouteShorthandOptions): void {
+  app.post<{ Params: RepoParams }>('/:org/:repo/git-receive-pack', hide, async (request, reply) => {
+    const { signal, responding } = transferSignal(ctx, request, reply);
+    if (!(await hasContentType(request, reply, 'application/x-git-receive-pack-request'))) return reply;
+    const resolved = await resolveRepo(ctx, request, reply, 'write');
+    if (resolved === null) return reply;
+    const contentType = 'application/x-git-receive-pack-result';
+    const reader = new PktLineReader(requestBody(request));
+    let pushRequest;
+    try {
+      pushRequest = await readReceivePackRequest(reader, { maxCommands: ctx.config.limits.maxPushCommands, maxPushOptions: 100 });
+    } catch (error) {
+      if (error instanceof ReceivePackRequestError || error instanceof PktLineError) {
+        ctx.metrics.pushes.inc({ result: 'rejected' });
+        await drain(reader.rest());
+        return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
+      }
+      throw error;
+    }
+    // The auth probe and a push with nothing to do: an empty 200.
+    if (pushRequest.commands.length === 0) {
+      await drain(reader.rest());
+      return sendGit(reply, contentType, Buffer.alloc(0));
+    }
+    const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
+    const quiet = pushRequest.capabilities.has('quiet');
+    const progress: string[] = [];
+    const rules = await readRefRules(ctx.db, resolved.repoId);
+    const { principal, org, repo } = resolved;
+    // From here on every outcome is reported in the protocol, so the response is ours to stream:
+    // once the pack is in, headers go out and side-band keepalives cover slow checks.
+    reply.hijack();
+    const raw = reply.raw;
+    let streaming = false;
+    let keepalive: NodeJS.Timeout | undefined;
+    const write = (bytes: Buffer) => {
+      if (!raw.destroyed) raw.write(bytes);
+    };
+    const startStreaming = () => {
+      if (streaming) return;
+      streaming = true;
+      if (sideband) responding(); // keepalives will flow; without side-band nothing can until the report
+      raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+      if (!sideband) return;
+      for (const text of progress.splice(0)) write(Buffer.concat(sidebandPackets(SIDEBAND_PROGRESS, text, sideband)));
+      keepalive = setInterval(() => write(SIDEBAND_KEEPALIVE), Math.min(KEEPALIVE_INTERVAL_MS, ctx.config.idleTimeoutMs / 2));
+    };
+    try {
+      const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+      const outcome = await ctx.repos.push.run({
+        gitDir: resolved.gitDir,
+        request: pushRequest,
+        pack: reader.rest(),
+        snapshot,
+        authorize: (command, forced) => authorizeRefUpdate(principal, org, repo, rules, { ref: command.ref, kind: command.kind, ...(forced !== undefined ? { forced } : {}) }),
+        needsAncestry: (command) => needsAncestry(rules, { ref: command.ref, kind: command.kind }),
+        progress: (text) => {
+          if (quiet || !sideband) return;
+          if (streaming) write(Buffer.concat(sidebandPackets(SIDEBAND_PROGRESS, text, sideband)));
+          else progress.push(text);
+        },
+        onReceived: startStreaming,
+        journal: (accepted) => journalPush(ctx, resolved, accepted),
+        signal,
+        limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
+      });
+      ctx.metrics.pushBytes.inc(outcome.packBytes);
+      const okCount = outcome.results.filter((r) => r.ok).length;
+      ctx.metrics.refUpdates.inc({ result: 'ok' }, okCount);
+      ctx.metrics.refUpdates.inc({ result: 'rejected' }, outcome.results.length - okCount);
+      ctx.metrics.pushes.inc({ result: okCount === outcome.results.length ? 'ok' : okCount === 0 ? 'rejected' : 'partial' });
+      request.log.info(
+        { org, repo, refs: outcome.results.length, updated: okCount, packBytes: outcome.packBytes, unpackError: outcome.unpackError },
+        'push',
+      );
+      if (outcome.applied.length > 0) ctx.repos.maintenance.notePush(resolved.gitDir);
+      // A branch created or deleted by a push starts a new life: an old TTL does not apply to it.
+      await forgetBranchTtls(ctx.db, resolved.repoId, outcome.applied.filter((c) => c.kind !== 'update').map((c) => c.ref));
+      clearInterval(keepalive);
+      startStreaming();
+      const report = reportStatus(outcome.unpackError, outcome.results);
+      write(sideband ? Buffer.concat([...sidebandPackets(SIDEBAND_DATA, report, sideband), FLUSH_PKT]) : report);
+    } catch (error) {
+      clearInterval(keepalive);
+      if (signal.aborted) {
+        raw.destroy();
+        return;
+      }
+      const busy = error instanceof LimiterTimeoutError;
+      if (!busy) request.log.error({ err: error, org, repo }, 'push failed');
+      startStreaming();
+      const message = busy ? `${BUSY_MESSAGE}; no ref was changed` : 'grove: internal error while applying the push; no ref was changed by the failed step';
+      write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
+    } finally {
+      clearInterval(keepalive);
+    }
+    raw.end();
+  });
+}
+
+
+/**
+ * The push's events, journaled before its ref transaction: one `push` event with every
+ * ref change (and whether it was forced), plus branch/tag created/deleted events.
+ * After the transaction, what applied is committed and the rest dropped.
+ */
+async function journalPush(ctx: AppContext, target: ResolvedRepo, accepted: readonly RefCommand[]): Promise<(applied: readonly RefCommand[]) => Promise<void>> {
+  const base = { org: target.org, repo: target.repo, repoId: target.repoId, actor: actorOf(target.principal) };
+  const changeOf = (c: RefCommand) => ({ ref: c.ref, before: isZeroOid(c.oldOid) ? null : c.oldOid, after: isZeroOid(c.newOid) ? null : c.newOid });
+  const lifecycle = refLifecycleEvents(base, accepted.map(changeOf));
+  const seqs = await ctx.events.begin([{ ...base, type: 'push', payload: { refs: accepted.map(changeOf) } }, ...lifecycle]);
+  return async (applied) => {
+    const done = new Set(applied.map((c) => c.ref));
+    const keep = seqs.filter((_, i) => i === 0 ? done.size > 0 : done.has(String(lifecycle[i - 1]!.payload.ref)));
+    await ctx.events.abort(seqs.filter((seq) => !keep.includes(seq)));
+    if (keep.length === 0) return;
+    const refs = await Promise.all(applied.map(async (c) => {
+      const change = changeOf(c);
+      const forced = change.before !== null && change.after !== null && !(await isAncestor(ctx.repos.git, target.gitDir, change.before, change.after));
+      return { ...change, forced };
+    }));
+    await ctx.events.commit(keep, new Map([[seqs[0]!, { refs }]]));
+  };
+}

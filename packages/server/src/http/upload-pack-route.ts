@@ -1,0 +1,102 @@
+/**
+ * POST git-upload-pack: protocol v2 `ls-refs` answered from the ref view; v2 `fetch`,
+ * `object-info` and every v0/v1 request streamed through `git upload-pack
+ * --stateless-rpc`, clone-shaped ones through the pack cache.
+ */
+import type { Writable } from 'node:stream';
+import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
+import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
+import { pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
+import { parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
+import { fetchCacheKey } from '../repo/pack-cache.ts';
+import { GroveError } from '../errors.ts';
+import { LimiterTimeoutError } from '../repo/limiter.ts';
+import type { AppContext } from './context.ts';
+import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, hasContentType, snapshotOrBusy, resolveRepo, protocolVersion, requestBody, readBounded, sendText, sendGit, transferSignal } from './git-http.ts';
+
+export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: RouteShorthandOptions): void {
+  app.post<{ Params: RepoParams }>('/:org/:repo/git-upload-pack', hide, async (request, reply) => {
+    const { signal, responding } = transferSignal(ctx, request, reply);
+    if (!(await hasContentType(request, reply, 'application/x-git-upload-pack-request'))) return reply;
+    const resolved = await resolveRepo(ctx, request, reply, 'read');
+    if (resolved === null) return reply;
+    let body: Buffer;
+    try {
+      body = await readBounded(requestBody(request), ctx.config.limits.maxNegotiationBytes);
+    } catch (error) {
+      if (error instanceof GroveError) return sendText(reply, error.status, error.message);
+      throw error;
+    }
+    const version = protocolVersion(request.headers['git-protocol']);
+    const contentType = 'application/x-git-upload-pack-result';
+    let v2Command: V2Request | null = null;
+    if (version === 2) {
+      let command;
+      try {
+        command = parseV2Request(body);
+      } catch (error) {
+        if (error instanceof V2RequestError) return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
+        throw error;
+      }
+      if (command === null) return sendGit(reply, contentType, Buffer.alloc(0));
+      v2Command = command;
+      ctx.metrics.fetches.inc({ protocol: 'v2', command: command.command });
+      if (command.command === 'ls-refs') {
+        let args;
+        try {
+          args = parseLsRefsArgs(command.args);
+        } catch (error) {
+          if (error instanceof V2RequestError) return sendGit(reply, contentType, pktLine(`ERR ${error.message}\n`));
+          throw error;
+        }
+        const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
+        return snapshot === null ? reply : sendGit(reply, contentType, lsRefsResponse(snapshot, args));
+      }
+    } else {
+      if (body.equals(FLUSH_PKT)) return sendGit(reply, contentType, Buffer.alloc(0));
+      ctx.metrics.fetches.inc({ protocol: `v${version}`, command: 'upload-pack' });
+    }
+    // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
+    const cache = ctx.repos.packCache;
+    let cacheKey: string | null = null;
+    if (cache !== null) {
+      const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
+      if (snapshot === null) return reply;
+      cacheKey = fetchCacheKey(resolved.repoId, snapshot.digest, version, body, v2Command);
+    }
+    reply.hijack();
+    const raw = reply.raw;
+    const output = {
+      start: () => {
+        responding();
+        raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+        return raw;
+      },
+    };
+    const { gitDir } = resolved;
+    const produceInto = (sink: Writable, producerSignal: AbortSignal) =>
+      ctx.repos.uploadPack.serve(gitDir, version, body, { start: () => sink }, producerSignal).then(
+        (r) => r.code,
+        (error: unknown) => {
+          if (!(error instanceof LimiterTimeoutError)) throw error;
+          sink.write(pktLine(`ERR ${BUSY_MESSAGE}\n`)); // readers replay it; the failed entry is then dropped
+          return 1;
+        },
+      );
+    const served = cacheKey !== null && cache !== null
+      ? cache.serve(cacheKey, (sink, producerSignal) => produceInto(sink, producerSignal), output, signal)
+      : ctx.repos.uploadPack.serve(gitDir, version, body, output, signal);
+    const sent = await served.then((r) => r.bytes, (error: unknown) => {
+      if (error instanceof LimiterTimeoutError && !raw.headersSent) {
+        output.start().write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
+      } else if (!signal.aborted) {
+        request.log.error({ err: error }, 'upload-pack failed');
+      }
+      return 0;
+    });
+    ctx.metrics.fetchBytes.inc(sent);
+    if (!raw.headersSent) output.start();
+    raw.end();
+  });
+
+}
