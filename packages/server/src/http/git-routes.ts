@@ -33,7 +33,7 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
     const resolved = await resolveRepo(ctx, request, reply, service === 'git-receive-pack' ? 'write' : 'read');
     if (resolved === null) return reply;
     const version = protocolVersion(request.headers['git-protocol']);
-    const { signal, responding } = transferSignal(ctx, request, reply);
+    const { signal } = transferSignal(ctx, request, reply);
     let body: Buffer;
     try {
       if (service === 'git-upload-pack') {
@@ -54,7 +54,6 @@ export async function registerGitRoutes(app: FastifyInstance, ctx: AppContext): 
       .headers({ ...NO_CACHE_HEADERS, 'Content-Type': `application/x-${service}-advertisement` })
       .send(Buffer.concat([serviceHeader(service), body]));
   });
-
 
   registerUploadPack(app, ctx, hide);
   registerReceivePack(app, ctx, hide);
