@@ -35,12 +35,13 @@ export async function insertRepo(db: Db, row: RepoRow): Promise<void> {
   forget(db);
 }
 
+/** Repo rows with their org's name. */
+function reposWithOrg(db: Db) {
+  return db.selectFrom('repos').innerJoin('orgs', 'orgs.id', 'repos.org_id').selectAll('repos').select('orgs.name as org_name');
+}
+
 export async function findRepo(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
-  return db
-    .selectFrom('repos')
-    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-    .selectAll('repos')
-    .select('orgs.name as org_name')
+  return reposWithOrg(db)
     .where('orgs.name', '=', orgName)
     .where('repos.name', '=', repoName)
     .executeTakeFirst();
@@ -82,11 +83,7 @@ export async function clearForkOf(db: Db, repoId: string): Promise<void> {
 }
 
 export async function expiredRepos(db: Db, now: string, limit: number): Promise<RepoWithOrg[]> {
-  return db
-    .selectFrom('repos')
-    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-    .selectAll('repos')
-    .select('orgs.name as org_name')
+  return reposWithOrg(db)
     .where('repos.expires_at', 'is not', null)
     .where('repos.expires_at', '<=', now)
     .limit(limit)
@@ -94,11 +91,5 @@ export async function expiredRepos(db: Db, now: string, limit: number): Promise<
 }
 
 export async function findRepoById(db: Db, id: string): Promise<RepoWithOrg | undefined> {
-  return db
-    .selectFrom('repos')
-    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-    .selectAll('repos')
-    .select('orgs.name as org_name')
-    .where('repos.id', '=', id)
-    .executeTakeFirst();
+  return reposWithOrg(db).where('repos.id', '=', id).executeTakeFirst();
 }
