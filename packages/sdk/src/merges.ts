@@ -5,7 +5,7 @@ export interface MergeInput {
   base: string;
   /** The branch (or commit) merged into it. */
   head: string;
-  strategy?: 'fast-forward' | 'merge' | 'squash';
+  strategy?: 'fast-forward' | 'merge' | 'squash' | 'rebase';
   message?: string;
   /** Merge only if base is still here (else 409 stale_ref). */
   expectedBase?: string;

@@ -2,7 +2,8 @@
  * Merges by API: `POST /api/v1/repos/{org}/{repo}/merges` merges branch `head` into
  * branch `base` and moves `base` (compare-and-swap, optionally on `expectedBase`);
  * `POST .../merges/preview` answers the same without moving anything. Strategies:
- * fast-forward, merge (a merge commit), squash (one commit with the merged tree).
+ * fast-forward, merge (a merge commit), squash (one commit with the merged tree),
+ * rebase (head's commits replayed onto base, see repo/rebase.ts).
  * A conflict is 409 `merge_conflict` with the paths and hunks, and nothing moves.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -11,12 +12,13 @@ import type { AppContext } from '../http/context.ts';
 import { mergeTrees } from '../repo/merge.ts';
 import { Quarantine } from '../repo/quarantine.ts';
 import { isAncestor } from '../repo/resolve.ts';
+import { MAX_REPLAYED_COMMITS, replayCommits } from '../repo/rebase.ts';
 import type { Signature } from '../repo/commit-builder.ts';
 import { idempotent } from './idempotency.ts';
-import { applyRefUpdate, commitFor, currentRef, requireExpected, requireRefWrite, writeTarget } from './ref-writes.ts';
+import { applyRefUpdate, commitFor, currentRef, requireExpected, requireRefWrite, writeTarget, type WriteTarget } from './ref-writes.ts';
 import { errorResponses } from './schemas.ts';
 
-type Strategy = 'fast-forward' | 'merge' | 'squash';
+type Strategy = 'fast-forward' | 'merge' | 'squash' | 'rebase';
 
 interface MergeBody {
   base: string;
@@ -58,13 +60,19 @@ async function runMerge(ctx: AppContext, request: FastifyRequest<{ Params: { org
   }
   const quarantine = await Quarantine.create(target.gitDir);
   try {
+    if (strategy === 'rebase') {
+      const answer = await rebaseOnto(ctx, target, quarantine, current, theirs, { base, head, fastForward });
+      if (apply) {
+        await quarantine.migrate();
+        await applyRefUpdate(ctx, target, { ref, oldOid: current, newOid: answer.sha }, [{ type: 'merge.completed', payload: { base, head, strategy, sha: answer.sha } }]);
+      }
+      return answer;
+    }
     const merged = await mergeTrees(ctx.repos.git, target.gitDir, quarantine.env, current, theirs);
     if (!merged.clean) {
       throw new GroveError('merge_conflict', `merging ${head} into ${base} conflicts in ${merged.conflicts.length} path(s); nothing was changed`, { conflicts: merged.conflicts });
     }
-    const who: Signature = target.principal.kind === 'key'
-      ? { name: target.principal.name ?? target.principal.id, email: `${target.principal.id}@grove.invalid` }
-      : { name: 'Grove', email: 'root@grove.invalid' };
+    const who = signatureOf(target);
     const parents = strategy === 'merge' ? [current, theirs] : [current];
     const built = await ctx.repos.commits.build(target.gitDir, quarantine, {
       parents,
@@ -86,6 +94,28 @@ async function runMerge(ctx: AppContext, request: FastifyRequest<{ Params: { org
   }
 }
 
+/** Replays head's own commits (merges dropped, as git rebase does) onto base. */
+async function rebaseOnto(ctx: AppContext, target: WriteTarget, quarantine: Quarantine, current: string, theirs: string, names: { base: string; head: string; fastForward: boolean }): Promise<MergeAnswer> {
+  const list = await ctx.repos.git.check(['rev-list', '--reverse', '--no-merges', `--max-count=${MAX_REPLAYED_COMMITS + 1}`, `${current}..${theirs}`], { gitDir: target.gitDir });
+  const commits = list.toString().trim().split('\n').filter(Boolean);
+  if (commits.length > MAX_REPLAYED_COMMITS) throw new GroveError('unprocessable', `rebase replays at most ${MAX_REPLAYED_COMMITS} commits`);
+  const who = signatureOf(target);
+  const replay = await replayCommits(ctx.repos.git, target.gitDir, quarantine.env, current, commits, who);
+  if (!replay.ok) {
+    if ('conflicts' in replay) {
+      throw new GroveError('merge_conflict', `replaying ${replay.commit} onto ${names.base} conflicts in ${replay.conflicts.length} path(s); nothing was changed`, { commit: replay.commit, conflicts: replay.conflicts });
+    }
+    throw new GroveError('unprocessable', replay.reason);
+  }
+  return { base: names.base, head: names.head, strategy: 'rebase', sha: replay.tip, tree: replay.tree, parents: [], fastForward: names.fastForward };
+}
+
+function signatureOf(target: WriteTarget): Signature {
+  return target.principal.kind === 'key'
+    ? { name: target.principal.name ?? target.principal.id, email: `${target.principal.id}@grove.invalid` }
+    : { name: 'Grove', email: 'root@grove.invalid' };
+}
+
 const mergeBody = {
   type: 'object',
   required: ['base', 'head'],
@@ -93,7 +123,7 @@ const mergeBody = {
   properties: {
     base: { type: 'string', description: 'The branch that moves' },
     head: { type: 'string', description: 'The branch (or commit) merged into it' },
-    strategy: { type: 'string', enum: ['fast-forward', 'merge', 'squash'], default: 'merge' },
+    strategy: { type: 'string', enum: ['fast-forward', 'merge', 'squash', 'rebase'], default: 'merge', description: 'rebase replays head\'s commits (merges dropped) onto base' },
     message: { type: 'string', minLength: 1, maxLength: 65536 },
     expectedBase: { type: 'string', pattern: '^[0-9a-f]{40}$', description: 'Merge only if base is still here' },
   },

@@ -107,17 +107,17 @@ export function registerAgentCommands(program: Command): void {
   program.command('merge <org/repo>').description('merge branch --head into branch --base (409 on conflicts, nothing moves)')
     .requiredOption('--base <branch>', 'the branch that moves')
     .requiredOption('--head <branch>', 'the branch merged into it')
-    .option('--strategy <strategy>', 'fast-forward, merge or squash', 'merge')
+    .option('--strategy <strategy>', 'fast-forward, merge, squash or rebase', 'merge')
     .option('-m, --message <message>', 'merge commit message')
     .option('--expected-base <sha>', 'only if base is still here')
     .option('--preview', 'say what would happen; move nothing')
     .action(async (target: string, options: { base: string; head: string; strategy: string; message?: string; expectedBase?: string; preview?: boolean }) => {
       const { org, repo } = splitRepo(target);
-      if (!['fast-forward', 'merge', 'squash'].includes(options.strategy)) throw new UsageError('--strategy must be fast-forward, merge or squash');
+      if (!['fast-forward', 'merge', 'squash', 'rebase'].includes(options.strategy)) throw new UsageError('--strategy must be fast-forward, merge, squash or rebase');
       const input = {
         base: options.base,
         head: options.head,
-        strategy: options.strategy as 'fast-forward' | 'merge' | 'squash',
+        strategy: options.strategy as 'fast-forward' | 'merge' | 'squash' | 'rebase',
         ...(options.message ? { message: options.message } : {}),
         ...(options.expectedBase ? { expectedBase: options.expectedBase } : {}),
       };
