@@ -208,6 +208,6 @@ describe('grove commit, branch, tag, merge and repo fork', () => {
 
     const usage = await run('merge', 'acme/app', '--base', 'main', '--head', 'theirs', '--strategy', 'octopus');
     assert.equal(usage.code, 1);
-    assert.equal(usage.stderr, 'grove: --strategy must be fast-forward, merge or squash\n');
+    assert.equal(usage.stderr, 'grove: --strategy must be fast-forward, merge, squash or rebase\n');
   });
 });

@@ -422,6 +422,29 @@ describe('branches, tags and merges by API', () => {
       assert.equal((await git(['merge-base', '--is-ancestor', feature, 'HEAD'], { cwd: cloned })).code, 1, 'feature is not an ancestor after a squash');
     });
 
+    it('rebases head onto base: its commits replayed in order, with their authors and messages, base moved to the last', async () => {
+      const { main } = await diverged('rebase');
+      await commitOn('rebase', 'feature', { 'feature2.txt': 'more\n' });
+      const answer = await call('POST', 'rebase', '/merges', { base: 'main', head: 'feature', strategy: 'rebase' });
+      assert.equal(answer.status, 201, answer.text);
+      assert.equal((await refs('rebase'))['refs/heads/main'], answer.json.sha);
+      const cloned = await clone('rebase');
+      const log = (await gitOk(['log', '--format=%s|%P', `${main}..HEAD`], { cwd: cloned })).trim().split('\n');
+      assert.equal(log.length, 2, log.join('\n'));
+      assert.equal((await gitOk(['rev-parse', 'HEAD~2'], { cwd: cloned })).trim(), main);
+      assert.equal((await gitOk(['ls-tree', '-r', '--name-only', 'HEAD'], { cwd: cloned })), 'feature.txt\nfeature2.txt\nmain.txt\nshared.txt\n');
+      await gitOk(['fsck', '--strict'], { cwd: cloned });
+    });
+
+    it('refuses a rebase that conflicts with 409 merge_conflict naming the commit, and moves nothing', async () => {
+      const { main } = await diverged('rebase-conflict', true);
+      const answer = await call('POST', 'rebase-conflict', '/merges', { base: 'main', head: 'feature', strategy: 'rebase' });
+      assertError(answer, 409, 'merge_conflict');
+      assert.match(answer.json.error.details.commit, /^[0-9a-f]{40}$/);
+      assert.equal(answer.json.error.details.conflicts[0].path, 'shared.txt');
+      assert.equal((await refs('rebase-conflict'))['refs/heads/main'], main);
+    });
+
     it('refuses an already-merged head with 422 and a fast-forward of diverged branches with 422', async () => {
       const { base, main } = await diverged('refused');
       const behind = await call('POST', 'refused', '/branches', { name: 'behind', sha: base });
@@ -435,7 +458,7 @@ describe('branches, tags and merges by API', () => {
       assert.match(ff.json.error.message, /diverged/);
       assertError(await call('POST', 'refused', '/merges', { base: 'nope', head: 'feature' }), 404, 'not_found');
       assertError(await call('POST', 'refused', '/merges', { base: 'main', head: 'nope' }), 404, 'not_found');
-      assertError(await call('POST', 'refused', '/merges', { base: 'main', head: 'feature', strategy: 'rebase' }), 400, 'invalid_request');
+      assertError(await call('POST', 'refused', '/merges', { base: 'main', head: 'feature', strategy: 'octopus' }), 400, 'invalid_request');
       assert.equal((await refs('refused'))['refs/heads/main'], main);
     });
 

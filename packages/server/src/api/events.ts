@@ -87,10 +87,12 @@ export async function eventRoutes(app: FastifyInstance, ctx: AppContext): Promis
       unsubscribe();
     });
     try {
-      for (;;) {
-        const batch = await ctx.events.since(last, filter, REPLAY_BATCH);
-        for (const event of batch) send(event);
-        if (batch.length < REPLAY_BATCH) break;
+      // Page by rows scanned, not by events sent: a filter may skip whole batches.
+      for (let cursor = last; ;) {
+        const batch = await ctx.events.since(cursor, filter, REPLAY_BATCH);
+        for (const event of batch.events) send(event);
+        if (batch.done || raw.destroyed) break;
+        cursor = batch.scannedTo;
       }
     } finally {
       replaying = false;

@@ -180,13 +180,21 @@ export class EventLog {
     return { committed: keep.length, dropped: drop.length };
   }
 
-  /** Committed events after `afterSeq`, oldest first. */
-  async since(afterSeq: number, filter: EventFilter, limit: number): Promise<StoredEvent[]> {
+  /**
+   * Committed events after `afterSeq`, oldest first, scanning at most `limit` rows.
+   * `scannedTo` is the last id looked at (continue from there); `done` says nothing is left.
+   */
+  async since(afterSeq: number, filter: EventFilter, limit: number): Promise<{ events: StoredEvent[]; scannedTo: number; done: boolean }> {
     let query = this.#db.selectFrom('events').selectAll().where('state', '=', 'committed').where('seq', '>', afterSeq).orderBy('seq').limit(limit);
     if (filter.org !== undefined) query = query.where('org', '=', filter.org);
     if (filter.repo !== undefined) query = query.where('repo', '=', filter.repo);
     if (filter.types !== undefined && filter.types.length > 0) query = query.where('type', 'in', [...filter.types]);
-    return ((await query.execute()) as EventRow[]).map(toStoredEvent).filter((e) => matches(e, filter));
+    const rows = (await query.execute()) as EventRow[];
+    return {
+      events: rows.map(toStoredEvent).filter((e) => matches(e, filter)),
+      scannedTo: rows.length > 0 ? rows[rows.length - 1]!.seq : afterSeq,
+      done: rows.length < limit,
+    };
   }
 
   /** Live committed events; returns the unsubscribe function. */

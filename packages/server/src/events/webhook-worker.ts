@@ -29,6 +29,7 @@ export class WebhookWorker {
   readonly #logger: Pick<Logger, 'warn'>;
   readonly #options: WebhookWorkerOptions;
   readonly #inFlight = new Set<string>();
+  readonly #deliveries = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | null = null;
   #again = false;
@@ -54,6 +55,7 @@ export class WebhookWorker {
     this.#log.outbox.off('queued', this.#wake);
     clearInterval(this.#timer);
     await this.#running;
+    await Promise.all(this.#deliveries);
   }
 
   /** Runs a pass now (or right after the one in progress). */
@@ -81,7 +83,7 @@ export class WebhookWorker {
         const lane = `${delivery.webhook_id}\0${delivery.repo ?? ''}`;
         if (!heads.has(lane) && !this.#inFlight.has(lane)) heads.set(lane, delivery);
       }
-      const work: Promise<void>[] = [];
+      // Deliveries are started, not awaited: a slow receiver holds only its own lane.
       for (const [lane, delivery] of heads) {
         if (this.#inFlight.size >= this.#options.concurrency) break;
         // Order per repo: an earlier delivery of this lane that is still pending (backing off) goes first.
@@ -95,12 +97,15 @@ export class WebhookWorker {
           .executeTakeFirst();
         if (earlier) continue;
         this.#inFlight.add(lane);
-        work.push(this.#deliver(delivery).finally(() => {
-          this.#inFlight.delete(lane);
-          this.poke();
-        }));
+        const running: Promise<void> = this.#deliver(delivery)
+          .catch((error: unknown) => this.#logger.warn({ err: error }, 'webhook delivery failed'))
+          .finally(() => {
+            this.#inFlight.delete(lane);
+            this.#deliveries.delete(running);
+            this.poke();
+          });
+        this.#deliveries.add(running);
       }
-      await Promise.all(work);
     } catch (error) {
       this.#logger.warn({ err: error }, 'webhook pass failed');
     }
