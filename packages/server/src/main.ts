@@ -20,6 +20,7 @@ import { EventLog } from './events/event-log.ts';
 import { AuditWriter } from './http/audit.ts';
 import { WebhookWorker } from './events/webhook-worker.ts';
 import { findRef } from './repo/ref-snapshot.ts';
+import { isAncestor } from './repo/resolve.ts';
 
 export const VERSION = '0.1.0';
 
@@ -47,7 +48,10 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   }
   const metrics = new Metrics(repos.git.limiter, repos.packCache, repos.maintenance.stats);
   const events = new EventLog(db);
-  const recovered = await events.recover(async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null);
+  const recovered = await events.recover(
+    async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null,
+    async (repoId, before, after) => !(await isAncestor(repos.git, repos.gitDir(repoId), before, after)),
+  );
   if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
   const webhooks = new WebhookWorker(db, events, logger);
   let ready = true;

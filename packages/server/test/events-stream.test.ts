@@ -305,9 +305,6 @@ describe('the live event stream', () => {
       assert.equal(response.status, 400, what);
       await response.arrayBuffer();
     }
-    const missing = await fetch(streamUrl('org=es&repo=nope'), { headers: bearer() });
-    assert.equal(missing.status, 200, 'root may watch a repository that does not exist (yet)');
-    await missing.body?.cancel();
     const anonymous = await fetch(streamUrl('org=es'));
     assert.equal(anonymous.status, 401);
     await anonymous.arrayBuffer();
@@ -342,6 +339,35 @@ describe('the live event stream', () => {
     assert.deepEqual(own.events.map((e) => e.id), log.filter((e) => e.repo === 'r1').map((e) => e.seq));
   });
 
+  // BUG: event ids are allocated when an event is journaled (EventLog.begin, before the ref
+  // transaction) but published when it is committed, and api/events.ts drops every event whose id
+  // is not above the last one it sent (`if (event.id <= last) return`). When writes to different
+  // repositories overlap, a later id is often committed first, and the earlier one is then never
+  // sent on the live stream — nor on a resume, since Last-Event-ID is already past it. Seen in
+  // every run, e.g. "the live stream missed 11 of 32 events: 37, 38, 43, 44, 45, 46, 55, 61, 64, 65, 67".
+  it('delivers every event to a live stream while API commits to several repositories run concurrently', async () => {
+    const names = Array.from({ length: 8 }, (_, i) => `c${i}`);
+    for (const name of names) await server.createRepo('es-conc', name);
+    const start = await latestId();
+    const stream = collect(server.sdk, { org: 'es-conc', after: start });
+    await delay(200);
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(names.map((name) => server.sdk.commits.create('es-conc', name, { branch: 'main', message: `round ${round}`, files: [{ path: 'round.txt', content: `${name} ${round}\n` }] })));
+    }
+    const log = await logAfter('es-conc', start);
+    assert.equal(log.length, 8 * 3 + 8, '24 commit.created and 8 branch.created');
+    try {
+      await stream.waitFor('every committed event', (events) => events.length >= log.length, 3000);
+    } catch (error) {
+      const got = new Set(stream.events.map((e) => e.id));
+      const missing = log.filter((e) => !got.has(e.seq)).map((e) => e.seq);
+      assert.fail(`the live stream missed ${missing.length} of ${log.length} events: ${missing.join(', ')} (${(error as Error).message.split(';')[0]})`);
+    } finally {
+      await stream.close();
+    }
+    assert.deepEqual(stream.events.map((e) => e.id), log.map((e) => e.seq));
+  });
+
   describe('a replay longer than one batch (500 events)', () => {
     let start: number;
     let sha: string;
@@ -369,11 +395,9 @@ describe('the live event stream', () => {
       assert.deepEqual(stream.events.map((e) => e.id), log.map((e) => e.seq));
     });
 
-    // BUG: api/events.ts stops replaying as soon as a batch from EventLog.since() has fewer than
-    // 500 events, but since() reads 500 rows and only then drops the repositories a key may not
-    // see (matches() with visibleRepos). A repo-limited key resuming before 500+ events of other
-    // repositories gets the first batch's visible events and then only live ones: big/a's last
-    // push (after the 601 events of big/b) is never sent.
+    // Regression: the replay used to stop at the first batch from EventLog.since() with fewer
+    // than 500 events, but since() reads 500 rows before dropping the repositories a key may not
+    // see, so a repo-limited key lost its repository's events that lay past 500 other ones.
     it("replays every event of a repo-limited key's repository even when more than 500 events of other repositories lie between them", async () => {
       const key = await server.sdk.apiKeys.create({ scope: 'read', resources: [{ org: 'es-big', repo: 'a' }] });
       const client = new Grove({ baseUrl: server.url, token: key.token });

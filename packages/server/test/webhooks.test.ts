@@ -726,10 +726,8 @@ describe('webhooks', () => {
     await r.close(); // ends the hanging deliveries
   });
 
-  // BUG: WebhookWorker.#pass awaits every delivery it started (Promise.all) before the next
-  // pass can run, so one receiver that never answers holds up every other webhook's deliveries
-  // until its 10 s delivery timeout (measured: the healthy receiver got the second push after
-  // 9998 ms). The worker's own comment says a slow receiver "delays only its own deliveries".
+  // Regression: the delivery worker used to await every delivery of a pass before the next
+  // pass, so one receiver that never answered held up every other webhook for 10 s.
   it('does not hold up deliveries to a healthy receiver while another webhook’s receiver never answers', async () => {
     const url = await grove.createRepo('wh-isolation', 'app');
     const hanging = await receiver();
@@ -749,6 +747,30 @@ describe('webhooks', () => {
       await healthy.waitFor('the second push at the healthy receiver within 4 s', (got) => got.length >= 2, 4000);
       assert.ok(Date.now() - started < 4000);
     } finally {
+      await hanging.close();
+    }
+  });
+
+  // BUG: the worker caps deliveries in flight at 8 (DEFAULT_WEBHOOK_OPTIONS.concurrency) across
+  // all webhooks, and a receiver that never answers holds its slot for the whole 10 s timeout.
+  // With 8 or more such receivers every other webhook of the server waits for those timeouts
+  // (measured: the healthy receiver got the push 10020 ms after the dead ones were holding theirs).
+  it('keeps delivering to a healthy receiver while 10 other webhooks point at receivers that never answer', async () => {
+    const url = await grove.createRepo('wh-starve', 'app');
+    const hanging = await receiver();
+    hanging.answer = () => 'hang';
+    const healthy = await receiver();
+    const hooks: Webhook[] = [];
+    for (let i = 0; i < 10; i++) hooks.push(await grove.sdk.webhooks.create('wh-starve', { url: `${hanging.url}/dead-${i}`, events: ['push'], secret: SECRET }));
+    await grove.sdk.webhooks.create('wh-starve', { url: healthy.url, events: ['push'], secret: SECRET });
+    const tree = await workTree(work.path, 'starve');
+    try {
+      await tree.commit();
+      await gitOk([...auth(grove.token), 'push', url, 'main'], { cwd: tree.dir });
+      await hanging.waitFor('the dead receivers are holding deliveries', (got) => got.length >= 8);
+      await healthy.waitFor('the push at the healthy receiver within 3 s', (got) => got.length >= 1, 3000);
+    } finally {
+      for (const hook of hooks) await grove.sdk.webhooks.delete('wh-starve', hook.id);
       await hanging.close();
     }
   });

@@ -102,7 +102,7 @@ export async function eventRoutes(app: FastifyInstance, ctx: AppContext): Promis
 }
 
 async function latestSeq(ctx: AppContext): Promise<number> {
-  const row = await ctx.db.selectFrom('events').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
-  return Number(row?.seq ?? 0);
+  const row = await ctx.db.selectFrom('events').select((eb) => eb.fn.max('commit_seq').as('top')).executeTakeFirst();
+  return Number(row?.top ?? 0);
 }
 

@@ -144,6 +144,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
       if (seconds > MAX_KEY_TTL_SECONDS) throw new GroveError('invalid_request', `ttl must be at most ${MAX_KEY_TTL_SECONDS / 86400} days`);
       expiresAt = now + seconds * 1000;
     }
+    request.auditOrg = parsed.grants[0]!.org;
     const denial = checkMint(principal, { scope, resources: parsed.grants, expiresAt });
     if (denial !== null) throw new GroveError('forbidden', denial);
     const token = generateToken();
@@ -220,6 +221,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
   }, async (request, reply) => {
     const row = await findKeyById(ctx.db, request.params.id);
     if (!row || !canSee(principalOf(request), row)) throw notFound(`key ${request.params.id}`);
+    request.auditOrg = (JSON.parse(row.resources) as Grant[])[0]?.org;
     await revokeKey(ctx.db, row.id, new Date().toISOString());
     await ctx.events.record(keyEvents('key.revoked', row, principalOf(request)));
     return reply.code(204).send();

@@ -236,7 +236,7 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
     const { limit, cursor, status } = request.query;
     let query = ctx.db
       .selectFrom('webhook_deliveries')
-      .innerJoin('events', 'events.seq', 'webhook_deliveries.event_seq')
+      .innerJoin('events', 'events.commit_seq', 'webhook_deliveries.event_seq')
       .selectAll('webhook_deliveries')
       .select('events.type')
       .where('webhook_deliveries.webhook_id', '=', hook.id)

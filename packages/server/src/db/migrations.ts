@@ -108,11 +108,14 @@ const migrations: Record<string, Migration> = {
         .addColumn('payload', 'text', (c) => c.notNull())
         // pending: written before the change it describes; committed once the change is done.
         .addColumn('state', 'text', (c) => c.notNull())
+        // The public event id: assigned in commit order, so ids never appear out of order.
+        .addColumn('commit_seq', 'integer')
         .addColumn('repo_id', 'text')
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('events_org_seq').on('events').columns(['org', 'seq']).execute();
       await db.schema.createIndex('events_state').on('events').columns(['state']).execute();
+      await db.schema.createIndex('events_commit_seq').on('events').columns(['commit_seq']).unique().execute();
       await db.schema
         .createTable('webhooks')
         .addColumn('id', 'text', (c) => c.primaryKey())

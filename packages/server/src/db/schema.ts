@@ -88,6 +88,8 @@ export interface EventsTable {
   /** JSON. */
   payload: string;
   state: 'pending' | 'committed';
+  /** Assigned when committed, in commit order: the public event id. */
+  commit_seq: number | null;
   repo_id: string | null;
   created_at: string;
 }

@@ -21,7 +21,7 @@ type EventRow = Omit<EventsTable, 'seq'> & { seq: number };
 
 export function toStoredEvent(row: EventRow): StoredEvent {
   return {
-    id: row.seq,
+    id: row.commit_seq ?? 0,
     type: row.type as EventType,
     time: row.created_at,
     org: row.org,
@@ -105,10 +105,17 @@ export class EventLog {
       for (const [seq, payload] of payloads ?? []) {
         await trx.updateTable('events').set({ payload: JSON.stringify(payload) }).where('seq', '=', seq).execute();
       }
+      // Public ids follow commit order (the write lock serializes commits), not journal order:
+      // a reader that has seen id N has seen every event committed before it.
+      const top = await trx.selectFrom('events').select((eb) => eb.fn.max('commit_seq').as('top')).executeTakeFirst();
+      let next = Number(top?.top ?? 0);
       const rows: EventRow[] = [];
+      for (const seq of [...seqs].sort((a, b) => a - b)) {
+        next++;
+        await trx.updateTable('events').set({ state: 'committed', commit_seq: next }).where('seq', '=', seq).where('state', '=', 'pending').execute();
+      }
       for (const chunk of chunks(seqs, CHUNK)) {
-        await trx.updateTable('events').set({ state: 'committed' }).where('seq', 'in', chunk).execute();
-        rows.push(...((await trx.selectFrom('events').selectAll().where('seq', 'in', chunk).orderBy('seq').execute()) as EventRow[]));
+        rows.push(...((await trx.selectFrom('events').selectAll().where('seq', 'in', chunk).where('state', '=', 'committed').orderBy('commit_seq').execute()) as EventRow[]));
       }
       const events = rows.map(toStoredEvent);
       const orgs = [...new Set(events.map((e) => e.org))];
@@ -161,22 +168,33 @@ export class EventLog {
    * After a crash: a pending ref event is committed when its refs are where it says
    * they would be (the change happened), and dropped otherwise.
    */
-  async recover(refValue: (repoId: string, ref: string) => Promise<string | null>): Promise<{ committed: number; dropped: number }> {
+  async recover(
+    refValue: (repoId: string, ref: string) => Promise<string | null>,
+    forced: (repoId: string, before: string, after: string) => Promise<boolean>,
+  ): Promise<{ committed: number; dropped: number }> {
     const pending = (await this.#db.selectFrom('events').selectAll().where('state', '=', 'pending').orderBy('seq').execute()) as EventRow[];
     const keep: number[] = [];
     const drop: number[] = [];
+    const finals = new Map<number, Record<string, unknown>>();
     for (const row of pending) {
       const payload = JSON.parse(row.payload) as { refs?: { ref: string; after: string | null }[]; ref?: string; sha?: string };
       const expected = payload.refs ?? (payload.ref !== undefined ? [{ ref: payload.ref, after: row.type.endsWith('.deleted') ? null : payload.sha ?? null }] : []);
       let happened = row.repo_id !== null && expected.length > 0;
       for (const change of expected) {
         if (!happened) break;
-        happened = (await refValue(row.repo_id!, change.ref)) === change.after;
+        happened = (await refValue(row.repo_id!, change.ref).catch(() => undefined)) === change.after; // a vanished repo: dropped
       }
       (happened ? keep : drop).push(row.seq);
+      if (happened && row.type === 'push' && payload.refs) {
+        const refs = await Promise.all((payload.refs as { ref: string; before: string | null; after: string | null }[]).map(async (c) => ({
+          ...c,
+          forced: c.before !== null && c.after !== null && (await forced(row.repo_id!, c.before, c.after).catch(() => false)),
+        })));
+        finals.set(row.seq, { ...payload, refs });
+      }
     }
     await this.abort(drop);
-    await this.commit(keep);
+    await this.commit(keep, finals);
     return { committed: keep.length, dropped: drop.length };
   }
 
@@ -185,14 +203,14 @@ export class EventLog {
    * `scannedTo` is the last id looked at (continue from there); `done` says nothing is left.
    */
   async since(afterSeq: number, filter: EventFilter, limit: number): Promise<{ events: StoredEvent[]; scannedTo: number; done: boolean }> {
-    let query = this.#db.selectFrom('events').selectAll().where('state', '=', 'committed').where('seq', '>', afterSeq).orderBy('seq').limit(limit);
+    let query = this.#db.selectFrom('events').selectAll().where('state', '=', 'committed').where('commit_seq', '>', afterSeq).orderBy('commit_seq').limit(limit);
     if (filter.org !== undefined) query = query.where('org', '=', filter.org);
     if (filter.repo !== undefined) query = query.where('repo', '=', filter.repo);
     if (filter.types !== undefined && filter.types.length > 0) query = query.where('type', 'in', [...filter.types]);
     const rows = (await query.execute()) as EventRow[];
     return {
       events: rows.map(toStoredEvent).filter((e) => matches(e, filter)),
-      scannedTo: rows.length > 0 ? rows[rows.length - 1]!.seq : afterSeq,
+      scannedTo: rows.length > 0 ? rows[rows.length - 1]!.commit_seq! : afterSeq,
       done: rows.length < limit,
     };
   }

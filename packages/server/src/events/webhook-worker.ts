@@ -17,7 +17,7 @@ export interface WebhookWorkerOptions {
   readonly pollMs: number;
 }
 
-export const DEFAULT_WEBHOOK_OPTIONS: WebhookWorkerOptions = { timeoutMs: 10_000, retryForMs: 24 * 3600_000, concurrency: 8, pollMs: 1000 };
+export const DEFAULT_WEBHOOK_OPTIONS: WebhookWorkerOptions = { timeoutMs: 10_000, retryForMs: 24 * 3600_000, concurrency: 256, pollMs: 1000 };
 
 export function backoffMs(attempts: number): number {
   return Math.min(3600_000, 1000 * 2 ** Math.max(0, attempts - 1));
@@ -113,7 +113,7 @@ export class WebhookWorker {
 
   async #deliver(delivery: WebhookDeliveriesTable): Promise<void> {
     const hook = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', delivery.webhook_id).executeTakeFirst();
-    const row = await this.#db.selectFrom('events').selectAll().where('seq', '=', delivery.event_seq).executeTakeFirst();
+    const row = await this.#db.selectFrom('events').selectAll().where('commit_seq', '=', delivery.event_seq).executeTakeFirst();
     if (!hook || !row) {
       await this.#db.updateTable('webhook_deliveries').set({ status: 'failed', error: 'webhook or event no longer exists' }).where('id', '=', delivery.id).execute();
       return;

@@ -76,13 +76,28 @@ export class AuditWriter {
   }
 }
 
+/** Byte counters of each connection at the end of its previous request (keep-alive reuses sockets). */
+const counted = new WeakMap<object, { read: number; written: number }>();
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The org an audit entry belongs to, when the route has no :org (API keys). */
+    auditOrg?: string | undefined;
+  }
+}
+
 export function registerAudit(app: FastifyInstance, writer: AuditWriter): void {
   app.addHook('onRequest', async (request, reply) => {
     const started = Date.now();
     const socket = request.raw.socket;
-    const readBefore = socket.bytesRead;
-    const writtenBefore = socket.bytesWritten;
+    // The socket's counters already include this request's headers (and maybe body), so
+    // count from where the previous request on this connection ended.
+    const before = counted.get(socket) ?? { read: 0, written: 0 };
     reply.raw.once('close', () => {
+      const now = { read: socket.bytesRead, written: socket.bytesWritten };
+      counted.set(socket, now);
+      const readBefore = before.read;
+      const writtenBefore = before.written;
       const route = request.routeOptions.url ?? '';
       const status = reply.raw.statusCode;
       const action = auditAction(request.method, route, status);
@@ -90,7 +105,7 @@ export function registerAudit(app: FastifyInstance, writer: AuditWriter): void {
       const params = request.params as { org?: string; repo?: string } | undefined;
       const repo = params?.repo?.replace(/\.git$/, '') ?? null;
       writer.add({
-        org: params?.org ?? null,
+        org: params?.org ?? request.auditOrg ?? null,
         repo,
         action,
         key_id: keyIdOf(request),
@@ -98,8 +113,8 @@ export function registerAudit(app: FastifyInstance, writer: AuditWriter): void {
         user_agent: (request.headers['user-agent'] ?? '').slice(0, 300) || null,
         outcome: outcomeOf(status),
         status,
-        bytes_in: Math.max(0, socket.bytesRead - readBefore),
-        bytes_out: Math.max(0, socket.bytesWritten - writtenBefore),
+        bytes_in: Math.max(0, now.read - readBefore),
+        bytes_out: Math.max(0, now.written - writtenBefore),
         duration_ms: Date.now() - started,
         created_at: new Date(started).toISOString(),
       });

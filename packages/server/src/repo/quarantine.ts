@@ -64,7 +64,7 @@ export class Quarantine {
       }
       touchedDirs.add(targetDir);
     }
-    for (const dir of touchedDirs) await fsyncPath(dir);
+    for (const dir of touchedDirs) await fsyncPath(dir).catch(ignoreMissing);
     if (touchedDirs.size > 0) await fsyncPath(this.#objectsDir);
     return keeps;
   }
@@ -77,11 +77,12 @@ export class Quarantine {
 async function moveDurably(source: string, target: string): Promise<void> {
   try {
     await link(source, target);
+    await fsyncPath(target);
   } catch (error) {
-    // The same object or pack already exists: content-addressed, so it is identical.
+    // The same object or pack already exists (content-addressed, so identical), made
+    // durable by whoever wrote it — and a concurrent push may already have removed its .keep.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
-  await fsyncPath(target);
   await unlink(source);
 }
 
@@ -96,6 +97,10 @@ export async function removeStaleQuarantines(gitDir: string): Promise<number> {
     }
   }
   return removed;
+}
+
+function ignoreMissing(error: unknown): void {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
 }
 
 export async function removeKeepFiles(keeps: readonly string[]): Promise<void> {
