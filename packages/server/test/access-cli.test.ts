@@ -10,39 +10,9 @@ import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, GROVE_BIN, COMPILE_CACHE, grove, json, type CliRun } from './helpers/cli.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, git, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GROVE_BIN = path.join(ROOT, 'bin/grove.js');
-/** Every run loads the whole server; V8's compile cache roughly halves that start-up cost. */
-const COMPILE_CACHE = path.join(os.tmpdir(), 'grove-test-node-compile-cache');
-
-interface CliRun {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `node bin/grove.js ...args` with only the environment given (plus PATH); never throws for a non-zero exit. */
-function grove(args: readonly string[], env: Record<string, string | undefined>): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, NODE_COMPILE_CACHE: COMPILE_CACHE };
-    for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-    execFile(process.execPath, [GROVE_BIN, ...args], { cwd: ROOT, env: childEnv, encoding: 'utf8', timeout: 20_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(error);
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** Asserts a zero exit with nothing on stderr and returns stdout parsed as JSON. */
-function json(run: CliRun): any {
-  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
-  assert.equal(run.stderr, '');
-  return JSON.parse(run.stdout);
-}
 
 /** Asserts a zero exit, nothing on stderr, and exactly one line on stdout; returns the line. */
 function oneLine(run: CliRun): string {

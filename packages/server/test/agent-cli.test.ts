@@ -5,49 +5,12 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { grove, json, silent } from './helpers/cli.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, gitOk, tempDir } from './helpers/git.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GROVE_BIN = path.join(ROOT, 'bin/grove.js');
-/** Every run loads the whole server; V8's compile cache roughly halves that start-up cost. */
-const COMPILE_CACHE = path.join(os.tmpdir(), 'grove-test-node-compile-cache');
-
-interface CliRun {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `node bin/grove.js ...args` with only the environment given (plus PATH); never throws for a non-zero exit. */
-function grove(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [GROVE_BIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: COMPILE_CACHE, ...env }, encoding: 'utf8', timeout: 30_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(error);
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** Asserts a zero exit with nothing on stderr and returns stdout parsed as JSON. */
-function json(run: CliRun): any {
-  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
-  assert.equal(run.stderr, '');
-  return JSON.parse(run.stdout);
-}
-
-/** Asserts a zero exit with no output at all. */
-function silent(run: CliRun): void {
-  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
-  assert.equal(run.stderr, '');
-  assert.equal(run.stdout, '');
-}
 
 describe('grove commit, branch, tag, merge and repo fork', () => {
   let server: TestServer;
