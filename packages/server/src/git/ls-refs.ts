@@ -37,7 +37,26 @@ export function parseLsRefsArgs(args: readonly string[]): LsRefsArgs {
   return { symrefs, peel, unborn, prefixes: prefixes.length >= MAX_PREFIXES ? [] : prefixes };
 }
 
+/**
+ * Answers per snapshot, by arguments. A snapshot is immutable and replaced whenever a ref
+ * moves, so an answer built once serves every identical ls-refs until then (a clone swarm
+ * sends the same request hundreds of times).
+ */
+const answered = new WeakMap<RefSnapshot, Map<string, Buffer>>();
+const MAX_ANSWERS_PER_SNAPSHOT = 64;
+
 export function lsRefsResponse(snapshot: RefSnapshot, args: LsRefsArgs): Buffer {
+  const key = `${+args.symrefs}${+args.peel}${+args.unborn}\0${args.prefixes.join('\0')}`;
+  let answers = answered.get(snapshot);
+  const known = answers?.get(key);
+  if (known !== undefined) return known;
+  const answer = buildLsRefsResponse(snapshot, args);
+  if (answers === undefined) answered.set(snapshot, (answers = new Map()));
+  if (answers.size < MAX_ANSWERS_PER_SNAPSHOT) answers.set(key, answer);
+  return answer;
+}
+
+function buildLsRefsResponse(snapshot: RefSnapshot, args: LsRefsArgs): Buffer {
   const matches = (name: string) => args.prefixes.length === 0 || args.prefixes.some((p) => name.startsWith(p));
   const lines: Buffer[] = [];
   const head = snapshot.head;
