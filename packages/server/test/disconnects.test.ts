@@ -376,7 +376,10 @@ describe('client disconnects, stalls and queueing', { concurrency: 1 }, () => {
             void exited.then(() => resolve(false));
           });
           assert.ok(await receiving, `git clone ended before receiving anything:\n${stderr}`);
-          await waitForChild(t, /upload-pack|pack-objects/);
+          // With the pack cache the producer may already have finished writing the response by now
+          // (it runs independently of its readers), so a child is waited for but not required;
+          // what must hold is that none is left after the kill.
+          await waitForChild(t, /upload-pack|pack-objects/).catch(() => undefined);
           process.kill(-child.pid!, 'SIGKILL'); // git clone and its remote helper: the group it leads
           assert.equal(await exited, 'SIGKILL');
           await assertCleanedUp(t);
