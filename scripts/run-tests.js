@@ -16,6 +16,8 @@ const files = args.some((a) => !a.startsWith('-'))
 const result = spawnSync(
   process.execPath,
   [
+    // Workspace packages resolve to their TypeScript sources, not their built dist/.
+    '--conditions=grove-source',
     '--test',
     `--test-concurrency=${process.env.GROVE_TEST_CONCURRENCY ?? '2'}`,
     '--test-reporter=spec',

@@ -60,7 +60,7 @@ export type { GroveOptions } from './transport.ts';
 export { mintToken, MAX_TOKEN_TTL_SECONDS, type MintTokenInput } from './mint-token.ts';
 export type { CreateApiKeyInput } from './api-keys.ts';
 export type { CreateRepoInput, UpdateRepoInput } from './repos.ts';
-export type { ApiKey, CreatedApiKey, Grant, Org, Page, PageOptions, RefPolicy, RefRule, Repo, Scope, SigningKey } from './types.ts';
+export type { ApiKey, CreatedApiKey, Grant, Jwk, Org, Page, PageOptions, RefPolicy, RefRule, Repo, Scope, SigningKey, WebCryptoKey } from './types.ts';
 export type { Blame, BlameRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';
 export type { CommitResult, CreateCommitInput, FileChange, Signature, UploadFileInput } from './commits.ts';
 export type { Branch, ListRefsOptions, Tag } from './refs.ts';

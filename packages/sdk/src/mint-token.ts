@@ -6,17 +6,16 @@
  *
  * The token is a JWT (alg EdDSA) with claims {iss: org, scope, resources, iat, exp, jti}.
  */
-import type { webcrypto } from 'node:crypto';
-import type { Grant, Scope } from './types.ts';
+import type { Grant, Jwk, Scope, WebCryptoKey } from './types.ts';
 
-type CryptoKey = webcrypto.CryptoKey;
-type JsonWebKey = webcrypto.JsonWebKey;
+/** What crypto.subtle takes as a key, in whichever runtime this runs (Node, Deno, Bun, a browser). */
+type SubtleKey = Parameters<typeof crypto.subtle.sign>[1];
 
 export const MAX_TOKEN_TTL_SECONDS = 24 * 3600;
 
 export interface MintTokenInput {
   /** Ed25519 private key: a JWK with `d`, a PKCS#8 PEM string, or a CryptoKey. */
-  privateKey: JsonWebKey | string | CryptoKey;
+  privateKey: Jwk | string | WebCryptoKey;
   scope: Scope;
   /** Every resource must be in one org, the token's issuer. */
   resources: Grant[];
@@ -47,17 +46,17 @@ function base64url(bytes: Uint8Array | string): string {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-function isCryptoKey(key: JsonWebKey | CryptoKey): key is CryptoKey {
+function isCryptoKey(key: Jwk | WebCryptoKey): key is WebCryptoKey {
   return 'algorithm' in key && 'usages' in key;
 }
 
-async function importPrivateKey(key: JsonWebKey | string | CryptoKey): Promise<CryptoKey> {
+async function importPrivateKey(key: Jwk | string | WebCryptoKey): Promise<SubtleKey> {
   if (typeof key === 'string') {
     const body = key.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, '').replace(/\s+/g, '');
     const der = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
     return crypto.subtle.importKey('pkcs8', der, { name: 'Ed25519' }, false, ['sign']);
   }
-  if (isCryptoKey(key)) return key;
+  if (isCryptoKey(key)) return key as unknown as SubtleKey;
   return crypto.subtle.importKey('jwk', key, { name: 'Ed25519' }, false, ['sign']);
 }
 

@@ -1,5 +1,4 @@
-import type { webcrypto } from 'node:crypto';
-import type { SigningKey } from './types.ts';
+import type { Jwk, SigningKey } from './types.ts';
 import { seg, type Transport } from './transport.ts';
 
 /** `grove.signingKeys`: an org's Ed25519 public keys for offline-signed tokens (see mintToken). */
@@ -10,7 +9,7 @@ export class SigningKeys {
   }
 
   /** publicKey: a JWK (kty OKP, crv Ed25519) or an SPKI PEM string. */
-  create(org: string, input: { publicKey: webcrypto.JsonWebKey | string; name: string }): Promise<SigningKey> {
+  create(org: string, input: { publicKey: Jwk | string; name: string }): Promise<SigningKey> {
     return this.#http.request('POST', `/orgs/${seg(org)}/signing-keys`, { body: input });
   }
 

@@ -81,3 +81,28 @@ export interface RefRule {
 export interface RefPolicy {
   rules: RefRule[];
 }
+
+/**
+ * A JSON Web Key as WebCrypto exports it (`crypto.subtle.exportKey('jwk', key)` in Node,
+ * Deno, Bun or a browser). Grove reads the Ed25519 fields: kty "OKP", crv "Ed25519", x (and d
+ * for a private key).
+ */
+export interface Jwk {
+  kty?: string;
+  crv?: string;
+  x?: string;
+  d?: string;
+  alg?: string;
+  kid?: string;
+  use?: string;
+  key_ops?: string[];
+  ext?: boolean;
+}
+
+/** A WebCrypto key object (a CryptoKey of any runtime), described by shape so no runtime's typings are needed. */
+export interface WebCryptoKey {
+  readonly algorithm: { readonly name: string };
+  readonly extractable: boolean;
+  readonly type: string;
+  readonly usages: readonly string[];
+}

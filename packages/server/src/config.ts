@@ -11,6 +11,8 @@ export interface GroveConfig {
   /** Base URL for clone URLs in API answers; derived from the request's Host when null. */
   readonly publicUrl: string | null;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** json: one JSON object per line; pretty: one plain-text line per event; auto: pretty on a terminal. */
+  readonly logFormat: 'json' | 'pretty' | 'auto';
   readonly limits: {
     /** Largest pack one push may send. */
     readonly maxPackBytes: number;
@@ -72,12 +74,15 @@ function nonNegativeInteger(name: string, value: string | undefined, fallback: n
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['json', 'pretty', 'auto'] as const;
 
 export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): GroveConfig {
   const dataDir = path.resolve(input.data ?? env.GROVE_DATA ?? './grove-data');
   const { host, port } = parseListen(input.listen ?? env.GROVE_LISTEN ?? '127.0.0.1:8080');
   const logLevel = (env.GROVE_LOG_LEVEL ?? 'info') as GroveConfig['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GROVE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const logFormat = (env.GROVE_LOG_FORMAT || 'auto') as GroveConfig['logFormat'];
+  if (!LOG_FORMATS.includes(logFormat)) throw new ConfigError(`GROVE_LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}`);
   const publicUrl = env.GROVE_PUBLIC_URL ? env.GROVE_PUBLIC_URL.replace(/\/+$/, '') : null;
   if (publicUrl !== null && !/^https?:\/\//.test(publicUrl)) throw new ConfigError('GROVE_PUBLIC_URL must start with http:// or https://');
   const adminToken = env.GROVE_ADMIN_TOKEN ? env.GROVE_ADMIN_TOKEN : null;
@@ -89,6 +94,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     adminToken,
     publicUrl,
     logLevel,
+    logFormat,
     limits: {
       maxPackBytes: positiveInteger('GROVE_MAX_PACK_BYTES', env.GROVE_MAX_PACK_BYTES, 5 * 1024 ** 3),
       maxPushCommands: positiveInteger('GROVE_MAX_PUSH_COMMANDS', env.GROVE_MAX_PUSH_COMMANDS, 10_000),

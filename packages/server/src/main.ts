@@ -21,8 +21,10 @@ import { AuditWriter } from './http/audit.ts';
 import { WebhookWorker } from './events/webhook-worker.ts';
 import { findRef } from './repo/ref-snapshot.ts';
 import { isAncestor } from './repo/resolve.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.ts';
+export { loadConfig, ConfigError, type GroveConfig } from './config.ts';
 
 export interface RunningServer {
   readonly url: string;

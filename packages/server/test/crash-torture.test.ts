@@ -9,52 +9,19 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Grove } from '@grove/sdk';
 import { auth, git, gitOk, initWorkRepo } from './helpers/git.ts';
+import { daemonEnv, startDaemon, type Daemon } from './helpers/daemon.ts';
 
 const TRIALS = Number(process.env.GROVE_TORTURE_TRIALS ?? 50);
 const PUSHERS = 3;
 const TOKEN = 'grove_torture_admin_token_0123456789';
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-interface Daemon {
-  readonly url: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startDaemon(dataDir: string): Promise<Daemon> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/grove.js'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], {
-    env: { PATH: process.env.PATH, GROVE_ADMIN_TOKEN: TOKEN, GROVE_LOG_LEVEL: 'error', NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'grove-test-node-compile-cache') },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error('grove exited during startup');
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (ok) return { url, child, exited };
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('grove did not become healthy');
+function startTortureDaemon(dataDir: string): Promise<Daemon> {
+  return startDaemon({ dataDir, env: daemonEnv({ GROVE_ADMIN_TOKEN: TOKEN, GROVE_LOG_LEVEL: 'error' }) });
 }
 
 interface Pusher {
@@ -103,7 +70,7 @@ describe('crash safety under SIGKILL', { timeout: 30 * 60_000 }, () => {
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'grove-torture-'));
     workDir = await mkdtemp(path.join(os.tmpdir(), 'grove-torture-work-'));
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startTortureDaemon(dataDir);
     const sdk = new Grove({ baseUrl: daemon.url, token: TOKEN });
     await sdk.orgs.create({ name: 'torture' });
     const repo = await sdk.repos.create('torture', { name: 'target' });
@@ -126,7 +93,7 @@ describe('crash safety under SIGKILL', { timeout: 30 * 60_000 }, () => {
 
   it(`loses no acknowledged push and corrupts nothing across ${TRIALS} SIGKILLs`, async () => {
     for (let trial = 0; trial < TRIALS; trial++) {
-      const daemon = await startDaemon(dataDir);
+      const daemon = await startTortureDaemon(dataDir);
       const url = `${daemon.url}${cloneUrl}`;
       // The server is up: check what the previous kill left.
       await verify(url, trial);
@@ -139,7 +106,7 @@ describe('crash safety under SIGKILL', { timeout: 30 * 60_000 }, () => {
       await Promise.all(loops);
       figures.trials++;
     }
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startTortureDaemon(dataDir);
     await verify(`${daemon.url}${cloneUrl}`, TRIALS);
     daemon.child.kill('SIGTERM');
     await daemon.exited;

@@ -376,10 +376,9 @@ describe('client disconnects, stalls and queueing', { concurrency: 1 }, () => {
             void exited.then(() => resolve(false));
           });
           assert.ok(await receiving, `git clone ended before receiving anything:\n${stderr}`);
-          // With the pack cache the producer may already have finished writing the response by now
-          // (it runs independently of its readers), so a child is waited for but not required;
-          // what must hold is that none is left after the kill.
-          await waitForChild(t, /upload-pack|pack-objects/).catch(() => undefined);
+          // Killed at once: 20 MiB are still on their way, so the clone cannot have finished. With the
+          // pack cache the producer may run on (it serves others) or be done already; what must hold
+          // is that no git child is left once the client is gone.
           process.kill(-child.pid!, 'SIGKILL'); // git clone and its remote helper: the group it leads
           assert.equal(await exited, 'SIGKILL');
           await assertCleanedUp(t);

@@ -1,94 +1,18 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { daemonEnv, freePort, killAllDaemons, spawnServe, startDaemon, stopDaemon, type Daemon } from './helpers/daemon.ts';
 import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GROVE_BIN = path.join(ROOT, 'bin/grove.js');
-const COMPILE_CACHE = path.join(os.tmpdir(), 'grove-test-node-compile-cache');
 const GENERATED_TOKEN = /grove_[A-Za-z0-9_-]{43}/g;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** The test process's environment without any GROVE_* variable, plus what a test sets. */
-function daemonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('GROVE_')) env[key] = value;
-  return { ...env, NODE_COMPILE_CACHE: COMPILE_CACHE, ...extra };
-}
-
-interface Daemon {
-  readonly child: ChildProcess;
-  readonly url: string;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the exit code and signal once the process has exited. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<ChildProcess>();
-
-/** Spawns `grove serve`; does not wait for it to listen. */
-function spawnServe(args: readonly string[], env: NodeJS.ProcessEnv, port: number): Daemon {
-  const child = spawn(process.execPath, [GROVE_BIN, 'serve', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      // let the pipes flush before anyone reads stdout/stderr
-      setImmediate(() => resolve({ code, signal }));
-    });
-  });
-  return { child, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Starts `grove serve --data <dir> --listen 127.0.0.1:<port>` (log level info) and waits until /healthz answers 200. */
-async function startDaemon(dataDir: string, env: NodeJS.ProcessEnv = daemonEnv()): Promise<Daemon> {
-  const port = await freePort();
-  const daemon = spawnServe(['--data', dataDir, '--listen', `127.0.0.1:${port}`], env, port);
-  let exitedEarly = false;
-  void daemon.exited.then(() => (exitedEarly = true));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exitedEarly) throw new Error(`grove serve exited before listening:\n${daemon.stdout()}\n${daemon.stderr()}`);
-    try {
-      const response = await fetch(`${daemon.url}/healthz`);
-      await response.arrayBuffer();
-      // the banner is written before the "listening" log line: wait for both to reach us
-      if (response.status === 200 && daemon.stdout().includes('grove is listening')) return daemon;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`grove serve did not answer /healthz:\n${daemon.stdout()}\n${daemon.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Sends SIGTERM and returns how the process exited (failing after 15 s). */
-async function stop(daemon: Daemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  daemon.child.kill(signal);
-  const timeout = setTimeout(() => daemon.child.kill('SIGKILL'), 15_000);
-  try {
-    return await daemon.exited;
-  } finally {
-    clearTimeout(timeout);
-  }
+/** Starts the daemon and waits for its "listening" line too (the banner is written before it). */
+function startServe(dataDir: string, env: NodeJS.ProcessEnv = daemonEnv()): Promise<Daemon> {
+  return startDaemon({ dataDir, env, waitFor: 'grove is listening' });
 }
 
 async function getOrgs(url: string, token: string): Promise<number> {
@@ -114,12 +38,12 @@ describe('grove serve as a process', () => {
     dataDir = path.join(root, 'nested', 'data');
   });
   after(async () => {
-    for (const child of running) child.kill('SIGKILL');
+    killAllDaemons();
     await rm(root, { recursive: true, force: true });
   });
 
   it('generates an admin token on first start, prints it once on stdout, saves it with mode 0600 and answers /healthz', async () => {
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startServe(dataDir);
     try {
       const printed = daemon.stdout().match(GENERATED_TOKEN) ?? [];
       assert.equal(printed.length, 1, `expected the token exactly once on stdout:\n${daemon.stdout()}`);
@@ -137,9 +61,13 @@ describe('grove serve as a process', () => {
       assert.deepEqual(await health.json(), { status: 'ok' });
       const metrics = await fetch(`${daemon.url}/metrics`);
       assert.equal(metrics.status, 200);
-      assert.match(await metrics.text(), /grove_git_processes_running/);
+      const exposition = await metrics.text();
+      assert.match(exposition, /grove_git_processes_running/);
+      assert.match(exposition, /^grove_process_cpu_seconds_total /m);
+      assert.match(exposition, /^grove_nodejs_eventloop_lag_seconds /m);
+      assert.doesNotMatch(exposition, /grove_process_process_|grove_process_nodejs_/, 'a metric name repeats its family');
     } finally {
-      const exit = await stop(daemon);
+      const exit = await stopDaemon(daemon);
       assert.deepEqual(exit, { code: 0, signal: null });
     }
     // nothing after the banner repeats the token (e.g. a shutdown log line)
@@ -147,19 +75,19 @@ describe('grove serve as a process', () => {
   });
 
   it('does not print a token on a second start and keeps accepting the saved one', async () => {
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startServe(dataDir);
     try {
       assert.equal(await getOrgs(daemon.url, generatedToken), 200);
       assert.doesNotMatch(daemon.stdout(), GENERATED_TOKEN);
       assert.doesNotMatch(daemon.stdout(), /generated the root admin token/);
       assert.equal((await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim(), generatedToken);
     } finally {
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
   });
 
   it('keeps its SQLite database in <data>/grove.db and bare repositories under <data>/repos/, across restarts', async () => {
-    let daemon = await startDaemon(dataDir);
+    let daemon = await startServe(dataDir);
     let repo: any;
     await using work = await tempDir();
     const source = path.join(work.path, 'src');
@@ -171,7 +99,7 @@ describe('grove serve as a process', () => {
       assert.equal(repo.cloneUrl, `${daemon.url}/acme/app.git`);
       await gitOk([...auth(generatedToken), 'push', repo.cloneUrl, 'main'], { cwd: source });
     } finally {
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
     assert.ok((await stat(path.join(dataDir, 'grove.db'))).isFile());
     const gitDir = path.join(dataDir, 'repos', repo.id.slice(-2), `${repo.id}.git`);
@@ -179,7 +107,7 @@ describe('grove serve as a process', () => {
     assert.equal((await gitOk(['rev-parse', 'refs/heads/main'], { env: { GIT_DIR: gitDir } })).trim(), head);
 
     // a restart on another port sees the same org, repository and history
-    daemon = await startDaemon(dataDir);
+    daemon = await startServe(dataDir);
     try {
       const response = await fetch(`${daemon.url}/api/v1/repos/acme/app`, { headers: { authorization: `Bearer ${generatedToken}` } });
       assert.equal(response.status, 200);
@@ -188,14 +116,14 @@ describe('grove serve as a process', () => {
       await gitOk([...auth(generatedToken), 'clone', '-q', `${daemon.url}/acme/app.git`, clone]);
       assert.equal((await gitOk(['rev-parse', 'HEAD'], { cwd: clone })).trim(), head);
     } finally {
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
   });
 
   it('uses GROVE_ADMIN_TOKEN as given, printing and saving nothing', async () => {
     const dir = path.join(root, 'env-token');
     const token = 'grove_env_admin_token_for_tests_0123';
-    const daemon = await startDaemon(dir, daemonEnv({ GROVE_ADMIN_TOKEN: token }));
+    const daemon = await startServe(dir, daemonEnv({ GROVE_ADMIN_TOKEN: token }));
     try {
       assert.equal(await getOrgs(daemon.url, token), 200);
       assert.equal(await getOrgs(daemon.url, `${token}x`), 401);
@@ -204,19 +132,19 @@ describe('grove serve as a process', () => {
       assert.ok(!daemon.stderr().includes(token), 'the configured token was printed');
       await assert.rejects(stat(path.join(dir, 'admin-token')), { code: 'ENOENT' });
     } finally {
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
   });
 
   it('prefers GROVE_ADMIN_TOKEN over a token saved in the data directory', async () => {
     const token = 'grove_env_overrides_saved_token_42';
-    const daemon = await startDaemon(dataDir, daemonEnv({ GROVE_ADMIN_TOKEN: token }));
+    const daemon = await startServe(dataDir, daemonEnv({ GROVE_ADMIN_TOKEN: token }));
     try {
       assert.equal(await getOrgs(daemon.url, token), 200);
       assert.equal(await getOrgs(daemon.url, generatedToken), 401);
       assert.equal((await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim(), generatedToken);
     } finally {
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
   });
 
@@ -225,31 +153,49 @@ describe('grove serve as a process', () => {
     const token = 'grove_preseeded_token_for_the_tests';
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'admin-token'), `${token}\n`, { mode: 0o600 });
-    const daemon = await startDaemon(dir);
+    const daemon = await startServe(dir);
     try {
       assert.equal(await getOrgs(daemon.url, token), 200);
       assert.doesNotMatch(daemon.stdout(), GENERATED_TOKEN);
     } finally {
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
   });
 
   // Regression: Ajv used to warn on stderr about the union-typed body schemas (ttl, publicKey)
   // at every start. A clean start leaves stderr empty (the daemon logs JSON to stdout).
+  it('logs JSON lines when stdout is not a terminal, and one plain-text line per event with GROVE_LOG_FORMAT=pretty', async () => {
+    const json = await startServe(dataDir);
+    await stopDaemon(json);
+    const jsonLines = json.stdout().split('\n').filter((line) => line.startsWith('{'));
+    assert.ok(jsonLines.some((line) => (JSON.parse(line) as { msg?: string }).msg === 'grove is listening'), json.stdout());
+    const pretty = await startServe(dataDir, daemonEnv({ GROVE_LOG_FORMAT: 'pretty' }));
+    await stopDaemon(pretty);
+    const listening = pretty.stdout().split('\n').find((line) => line.includes('grove is listening'));
+    assert.match(listening ?? '', /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: grove is listening \{"url":"http:\/\/127\.0\.0\.1:\d+"/, pretty.stdout());
+    assert.ok(!pretty.stdout().includes('"level":30'), 'pretty output still had JSON lines');
+  });
+
+  it('refuses an unknown GROVE_LOG_FORMAT with exit 1', async () => {
+    const daemon = spawnServe(['--data', path.join(root, 'unused'), '--listen', '127.0.0.1:0'], { env: daemonEnv({ GROVE_LOG_FORMAT: 'xml' }) });
+    assert.deepEqual(await daemon.exited, { code: 1, signal: null });
+    assert.match(daemon.stderr(), /GROVE_LOG_FORMAT must be one of json, pretty, auto/);
+  });
+
   it('writes nothing to stderr during a clean start and stop', async () => {
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startServe(dataDir);
     assert.equal(await getOrgs(daemon.url, generatedToken), 200);
-    assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+    assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     assert.equal(daemon.stderr(), '');
   });
 
   it('exits 0 on SIGINT as well as SIGTERM', async () => {
-    const daemon = await startDaemon(dataDir);
-    assert.deepEqual(await stop(daemon, 'SIGINT'), { code: 0, signal: null });
+    const daemon = await startServe(dataDir);
+    assert.deepEqual(await stopDaemon(daemon, 'SIGINT'), { code: 0, signal: null });
   });
 
   it('exits 0 on SIGTERM promptly while a client holds an idle keep-alive connection', async () => {
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startServe(dataDir);
     const agent = new http.Agent({ keepAlive: true });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -259,7 +205,7 @@ describe('grove serve as a process', () => {
         }).once('error', reject).end();
       });
       const started = Date.now();
-      assert.deepEqual(await stop(daemon), { code: 0, signal: null });
+      assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
       assert.ok(Date.now() - started < 5000, `shutdown took ${Date.now() - started} ms`);
     } finally {
       agent.destroy();
@@ -267,7 +213,7 @@ describe('grove serve as a process', () => {
   });
 
   it('on SIGTERM lets an in-flight git request finish, then exits 0', async () => {
-    const daemon = await startDaemon(dataDir);
+    const daemon = await startServe(dataDir);
     // a protocol v2 ls-refs request whose body is still being sent when SIGTERM arrives
     const req = http.request(`${daemon.url}/acme/app.git/git-upload-pack`, {
       method: 'POST',
@@ -307,7 +253,7 @@ describe('grove serve as a process', () => {
   // Regression: a keep-alive connection whose request was in flight at SIGTERM used to be
   // left open, holding shutdown until the client hung up or the grace period ran out.
   it('on SIGTERM answers an in-flight keep-alive request with Connection: close and exits without waiting for the client', async () => {
-    const daemon = await startDaemon(dataDir, daemonEnv({ GROVE_SHUTDOWN_GRACE_MS: '20000' }));
+    const daemon = await startServe(dataDir, daemonEnv({ GROVE_SHUTDOWN_GRACE_MS: '20000' }));
     const agent = new http.Agent({ keepAlive: true });
     try {
       const req = http.request(`${daemon.url}/api/v1/orgs`, {
@@ -340,7 +286,7 @@ describe('grove serve as a process', () => {
 
   it('refuses a malformed --listen value with exit 1 and a message naming the expected HOST:PORT', async () => {
     const cases = [['nonsense', /must be HOST:PORT/], ['127.0.0.1:99999', /out of range/], ['127.0.0.1:', /must be HOST:PORT/]] as const;
-    const daemons = cases.map(([listen]) => spawnServe(['--data', path.join(root, 'unused'), '--listen', listen], daemonEnv(), 0));
+    const daemons = cases.map(([listen]) => spawnServe(['--data', path.join(root, 'unused'), '--listen', listen], { env: daemonEnv() }, 0));
     for (const [i, [listen, message]] of cases.entries()) {
       const daemon = daemons[i]!;
       const exit = await daemon.exited;
@@ -353,7 +299,7 @@ describe('grove serve as a process', () => {
   });
 
   it('refuses a GROVE_ADMIN_TOKEN shorter than 16 characters with exit 1', async () => {
-    const daemon = spawnServe(['--data', path.join(root, 'short'), '--listen', '127.0.0.1:0'], daemonEnv({ GROVE_ADMIN_TOKEN: 'short' }), 0);
+    const daemon = spawnServe(['--data', path.join(root, 'short'), '--listen', '127.0.0.1:0'], { env: daemonEnv({ GROVE_ADMIN_TOKEN: 'short' }) }, 0);
     const exit = await daemon.exited;
     assert.equal(exit.code, 1);
     assert.equal(daemon.stderr(), 'grove: GROVE_ADMIN_TOKEN must be at least 16 characters\n');
@@ -364,7 +310,7 @@ describe('grove serve as a process', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const { port } = blocker.address() as net.AddressInfo;
     try {
-      const daemon = spawnServe(['--data', dataDir, '--listen', `127.0.0.1:${port}`], daemonEnv(), port);
+      const daemon = spawnServe(['--data', dataDir, '--listen', `127.0.0.1:${port}`], { env: daemonEnv() }, port);
       const timer = setTimeout(() => daemon.child.kill('SIGKILL'), 15_000);
       const exit = await daemon.exited;
       clearTimeout(timer);

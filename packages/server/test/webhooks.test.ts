@@ -9,22 +9,18 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Grove, GroveApiError, verifyWebhook, type GroveEvent, type Webhook, type WebhookDelivery } from '@grove/sdk';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
+import { daemonEnv, freePort, killAllDaemons, startDaemon, stopDaemon, type Daemon } from './helpers/daemon.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GROVE_BIN = path.join(ROOT, 'bin/grove.js');
-const COMPILE_CACHE = path.join(os.tmpdir(), 'grove-test-node-compile-cache');
 const SECRET = 'whsec_test_secret_0123456789abcdef';
 
 // ---------------------------------------------------------------------------------------
@@ -108,14 +104,6 @@ class Receiver {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function expectApiError(promise: Promise<unknown>, status: number, what: string): Promise<GroveApiError> {
   try {
     await promise;
@@ -159,59 +147,10 @@ function median(values: readonly number[]): number {
 }
 
 // ---------------------------------------------------------------------------------------
-// The daemon as a child process (for the restart test), as in serve.test.ts
+// The daemon as a child process (for the restart test)
 
-interface Daemon {
-  readonly child: ChildProcess;
-  readonly url: string;
-  output(): string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const children = new Set<ChildProcess>();
-
-async function startDaemon(dataDir: string, token: string): Promise<Daemon> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('GROVE_')) env[key] = value;
-  Object.assign(env, { NODE_COMPILE_CACHE: COMPILE_CACHE, GROVE_ADMIN_TOKEN: token, GROVE_LOG_LEVEL: 'warn' });
-  const child = spawn(process.execPath, [GROVE_BIN, 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  let exitedEarly = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      exitedEarly = true;
-      setImmediate(() => resolve({ code, signal }));
-    });
-  });
-  const daemon: Daemon = { child, url: `http://127.0.0.1:${port}`, output: () => output, exited };
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exitedEarly) throw new Error(`grove serve exited before listening:\n${output}`);
-    try {
-      const response = await fetch(`${daemon.url}/healthz`);
-      await response.arrayBuffer();
-      if (response.status === 200) return daemon;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`grove serve did not answer /healthz:\n${output}`);
-    await delay(50);
-  }
-}
-
-async function stopDaemon(daemon: Daemon, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  daemon.child.kill(signal);
-  const timer = setTimeout(() => daemon.child.kill('SIGKILL'), 15_000);
-  try {
-    return await daemon.exited;
-  } finally {
-    clearTimeout(timer);
-  }
+function startWebhookDaemon(dataDir: string, token: string): Promise<Daemon> {
+  return startDaemon({ dataDir, env: daemonEnv({ GROVE_ADMIN_TOKEN: token, GROVE_LOG_LEVEL: 'warn' }) });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -235,7 +174,7 @@ describe('webhooks', () => {
     for (const r of receivers) await r.close();
     await grove.close();
     await work[Symbol.asyncDispose]();
-    for (const child of children) child.kill('SIGKILL');
+    killAllDaemons();
   });
 
   it('creates, lists, gets, updates and deletes a webhook, showing the secret only in the create answer', async () => {
@@ -641,7 +580,7 @@ describe('webhooks', () => {
     const token = 'grove_webhook_restart_token_0123456789';
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'grove-wh-restart-'));
     const receiverPort = await freePort(); // nothing listens here until the receiver "recovers"
-    let daemon = await startDaemon(dataDir, token);
+    let daemon = await startWebhookDaemon(dataDir, token);
     let receiverUp: Receiver | undefined;
     try {
       let sdk = new Grove({ baseUrl: daemon.url, token });
@@ -663,7 +602,7 @@ describe('webhooks', () => {
 
       assert.deepEqual(await stopDaemon(daemon, 'SIGTERM'), { code: 0, signal: null });
       receiverUp = await Receiver.start(receiverPort);
-      daemon = await startDaemon(dataDir, token);
+      daemon = await startWebhookDaemon(dataDir, token);
       sdk = new Grove({ baseUrl: daemon.url, token });
       await receiverUp.waitFor('all four events after the restart', (got) => got.length >= 4);
       const events = receiverUp.received.map((d) => d.event);
@@ -681,7 +620,7 @@ describe('webhooks', () => {
       await waitForLog(sdk, 'acme', hook.id, 'the new delivery failed once', (items) => items.length === 5 && items[0]!.attempts >= 1);
       assert.equal((await stopDaemon(daemon, 'SIGKILL')).signal, 'SIGKILL');
       receiverUp = await Receiver.start(receiverPort);
-      daemon = await startDaemon(dataDir, token);
+      daemon = await startWebhookDaemon(dataDir, token);
       sdk = new Grove({ baseUrl: daemon.url, token });
       await receiverUp.waitFor('the push after the crash', (got) => got.some((d) => d.event.type === 'push'));
       const after = receiverUp.received.find((d) => d.event.type === 'push')!;

@@ -1,11 +1,11 @@
 /** `grove serve`: runs the server until SIGTERM/SIGINT, then drains and exits 0. */
-import pino from 'pino';
 import { loadConfig, type ConfigInput } from '../config.ts';
+import { createLogger } from '../logger.ts';
 import { startServer } from '../main.ts';
 
 export async function serve(options: ConfigInput): Promise<void> {
   const config = loadConfig(options);
-  const logger = pino({ level: config.logLevel });
+  const logger = await createLogger(config);
   const server = await startServer(config, logger);
   if (server.generatedAdminToken !== null) {
     process.stdout.write(

@@ -15,7 +15,8 @@ export class Metrics {
   readonly fetchBytes: Counter;
 
   constructor(gitLimiter: Limiter, packCache: PackCache | null, maintenance: MaintenanceStats) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'grove_process_' });
+    // prom-client's default names already start with process_ or nodejs_: grove_process_cpu_seconds_total, grove_nodejs_heap_size_used_bytes.
+    collectDefaultMetrics({ register: this.registry, prefix: 'grove_' });
     const registers = [this.registry];
     this.requests = new Counter({ name: 'grove_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers });
     this.requestDuration = new Histogram({
