@@ -26,6 +26,8 @@ export interface GroveConfig {
     readonly maxGitProcessesPerRepo: number;
     /** How long work may wait in those queues before a retryable "busy" error. */
     readonly queueTimeoutMs: number;
+    /** Start git children through the launcher process (repo/git-launcher.ts) rather than by forking Grove. */
+    readonly gitLauncher: boolean;
   };
   readonly packCache: {
     /** Disk budget for cached fetch responses; 0 turns the cache off. */
@@ -73,6 +75,13 @@ function nonNegativeInteger(name: string, value: string | undefined, fallback: n
   return positiveInteger(name, value, fallback);
 }
 
+function onOff(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value === 'on' || value === 'true' || value === '1') return true;
+  if (value === 'off' || value === 'false' || value === '0') return false;
+  throw new ConfigError(`${name} must be on or off, got ${JSON.stringify(value)}`);
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty', 'auto'] as const;
 
@@ -102,6 +111,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxGitProcesses: positiveInteger('GROVE_MAX_GIT_PROCESSES', env.GROVE_MAX_GIT_PROCESSES, Math.max(8, os.availableParallelism() * 4)),
       maxGitProcessesPerRepo: positiveInteger('GROVE_MAX_GIT_PROCESSES_PER_REPO', env.GROVE_MAX_GIT_PROCESSES_PER_REPO, Math.max(8, os.availableParallelism() * 4)),
       queueTimeoutMs: positiveInteger('GROVE_QUEUE_TIMEOUT_MS', env.GROVE_QUEUE_TIMEOUT_MS, 60_000),
+      gitLauncher: onOff('GROVE_GIT_LAUNCHER', env.GROVE_GIT_LAUNCHER, true),
     },
     packCache: {
       maxBytes: nonNegativeInteger('GROVE_PACK_CACHE_BYTES', env.GROVE_PACK_CACHE_BYTES, 2 * 1024 ** 3),

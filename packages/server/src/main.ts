@@ -48,7 +48,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
   }
-  const metrics = new Metrics(repos.git.limiter, repos.packCache, repos.maintenance.stats);
+  const metrics = new Metrics(repos.git, repos.packCache, repos.maintenance.stats);
   const events = new EventLog(db);
   const recovered = await events.recover(
     async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null,
@@ -99,6 +99,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await sweeper.stop();
         await webhooks.stop();
         await repos.maintenance.stop();
+        await repos.close();
         clearTimeout(timer);
         clearInterval(closeIdle);
         await db.destroy();

@@ -1,6 +1,6 @@
 /** Prometheus metrics served at /metrics; one registry per server instance. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Limiter } from '../repo/limiter.ts';
+import type { GitRunner } from '../repo/git-command.ts';
 import type { MaintenanceStats } from '../repo/maintenance.ts';
 import type { PackCache } from '../repo/pack-cache.ts';
 
@@ -14,7 +14,8 @@ export class Metrics {
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
 
-  constructor(gitLimiter: Limiter, packCache: PackCache | null, maintenance: MaintenanceStats) {
+  constructor(git: GitRunner, packCache: PackCache | null, maintenance: MaintenanceStats) {
+    const gitLimiter = git.limiter;
     // prom-client's default names already start with process_ or nodejs_: grove_process_cpu_seconds_total, grove_nodejs_heap_size_used_bytes.
     collectDefaultMetrics({ register: this.registry, prefix: 'grove_' });
     const registers = [this.registry];
@@ -28,6 +29,24 @@ export class Metrics {
     });
     new Gauge({ name: 'grove_git_processes_running', help: 'git child processes running', registers, collect() { this.set(gitLimiter.running); } });
     new Gauge({ name: 'grove_git_processes_queued', help: 'git child processes waiting for a slot', registers, collect() { this.set(gitLimiter.queued); } });
+    new Gauge({
+      name: 'grove_git_processes_started',
+      help: 'git child processes started since start, by git command',
+      labelNames: ['command'],
+      registers,
+      collect() {
+        for (const [command, stats] of git.spawnStats) this.set({ command }, stats.count);
+      },
+    });
+    new Gauge({
+      name: 'grove_git_process_start_seconds',
+      help: 'Time spent starting git child processes since start, by git command (divide by grove_git_processes_started for the mean)',
+      labelNames: ['command'],
+      registers,
+      collect() {
+        for (const [command, stats] of git.spawnStats) this.set({ command }, stats.startMs / 1000);
+      },
+    });
     this.pushes = new Counter({ name: 'grove_git_pushes_total', help: 'Pushes by result (ok: every ref updated, partial, rejected)', labelNames: ['result'], registers });
     this.pushBytes = new Counter({ name: 'grove_git_push_bytes_total', help: 'Pack bytes received by pushes', registers });
     this.refUpdates = new Counter({ name: 'grove_git_ref_updates_total', help: 'Ref updates requested by pushes, by result', labelNames: ['result'], registers });

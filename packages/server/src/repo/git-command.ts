@@ -4,9 +4,11 @@
  * Grove's config as protected `-c` options, their own process group so the whole
  * tree can be killed, and a slot from the process limiter.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
 import { Limiter } from './limiter.ts';
+import { ForkingSpawner, type GitChild, type Spawner } from './spawner.ts';
+
+export type { GitChild } from './spawner.ts';
 
 /** Config every git child runs with; mirrors what Grove writes into each repo's config. */
 const BASE_CONFIG: readonly string[] = [
@@ -50,8 +52,6 @@ export interface GitResult {
   readonly stderr: string;
 }
 
-export type GitChild = ChildProcessByStdio<Writable, Readable, Readable>;
-
 export class GitCommandError extends Error {
   override name = 'GitCommandError';
   readonly code: number;
@@ -73,6 +73,21 @@ export interface GitRunnerOptions {
   readonly maxProcessesPerRepo: number;
   /** How long a spawn may wait for a slot before failing with LimiterTimeoutError. */
   readonly queueTimeoutMs: number;
+  /** How children are started (default: by forking Grove itself). */
+  readonly spawner?: Spawner;
+}
+
+/** Children started since start, by git command, and the time it took to start them. */
+export type SpawnStats = Map<string, { count: number; startMs: number }>;
+
+/** The git subcommand of an argument list (`index-pack` in `--shallow-file f index-pack --stdin`). */
+export function commandName(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--shallow-file' || arg === '-c') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return 'git';
 }
 
 export class GitRunner {
@@ -83,9 +98,12 @@ export class GitRunner {
   readonly #maxPerRepo: number;
   readonly #queueTimeoutMs: number;
   readonly #children = new Set<GitChild>();
+  readonly #spawner: Spawner;
+  readonly spawnStats: SpawnStats = new Map();
 
   constructor(options: GitRunnerOptions) {
     this.#binary = options.binary ?? 'git';
+    this.#spawner = options.spawner ?? new ForkingSpawner();
     this.limiter = new Limiter(options.maxProcesses);
     this.#maxPerRepo = options.maxProcessesPerRepo;
     this.#queueTimeoutMs = options.queueTimeoutMs;
@@ -126,20 +144,24 @@ export class GitRunner {
     if (options.gitDir !== undefined) argv.push(`--git-dir=${options.gitDir}`);
     argv.push(...args);
     let child: GitChild;
+    const started = performance.now();
     try {
-      child = spawn(this.#binary, argv, {
-        env: { ...this.#env, ...options.env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-        detached: true,
-      });
+      child = await this.#spawner.spawn({ file: this.#binary, args: argv, env: { ...this.#env, ...options.env } });
     } catch (error) {
       release();
       throw error;
     }
+    const command = commandName(args);
+    const stats = this.spawnStats.get(command) ?? { count: 0, startMs: 0 };
+    stats.count++;
+    stats.startMs += performance.now() - started;
+    this.spawnStats.set(command, stats);
+    if (options.signal?.aborted) killTree(child);
     this.#children.add(child);
     const kill = () => killTree(child);
     options.signal?.addEventListener('abort', kill, { once: true });
-    child.once('close', () => {
+    child.once('close', (code, signal) => {
+      closedWith.set(child, code ?? (signal ? 128 + 9 : 1));
       this.#children.delete(child);
       options.signal?.removeEventListener('abort', kill);
       release();
@@ -206,11 +228,24 @@ export class GitRunner {
   killAll(): void {
     for (const child of this.#children) killTree(child);
   }
+
+  /** Stops the spawner (the launcher process); running children are not touched. */
+  close(): Promise<void> {
+    return this.#spawner.close();
+  }
 }
 
+/** How each child that has closed (exited, and its output read to the end) ended. */
+const closedWith = new WeakMap<GitChild, number>();
+
+/**
+ * Resolves once the child has exited and its stdout and stderr have closed ('close', not
+ * 'exit': output still in flight would otherwise be cut off), with its exit code.
+ */
 export function exitCode(child: GitChild): Promise<number> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
+    const closed = closedWith.get(child);
+    if (closed !== undefined) return resolve(closed);
     child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1)));
     child.once('error', () => resolve(127));
   });

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CommitBuilder } from './commit-builder.ts';
 import { GitRunner } from './git-command.ts';
+import { LauncherSpawner } from './git-launcher.ts';
+import { ForkingSpawner } from './spawner.ts';
 import { initBareRepository, writeHead } from './init.ts';
 import { gitHomeDir, repoDir, trashDir } from './layout.ts';
 import type { Logger } from 'pino';
@@ -33,7 +35,7 @@ export class RepoStore {
 
   constructor(
     dataDir: string,
-    limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number },
+    limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number; gitLauncher: boolean },
     packCache: { maxBytes: number; maxAgeMs: number },
     maintenance: MaintenanceOptions,
     logger: Pick<Logger, 'warn' | 'debug'>,
@@ -45,6 +47,7 @@ export class RepoStore {
       maxProcesses: limits.maxGitProcesses,
       maxProcessesPerRepo: limits.maxGitProcessesPerRepo,
       queueTimeoutMs: limits.queueTimeoutMs,
+      spawner: limits.gitLauncher ? new LauncherSpawner() : new ForkingSpawner(),
     });
     this.refs = new RefView(this.git);
     this.transaction = new RefTransaction(this.git, this.refs);
@@ -61,6 +64,11 @@ export class RepoStore {
     await rm(trashDir(this.dataDir), { recursive: true, force: true });
     await this.packCache?.open();
     return recoverRepositories(path.join(this.dataDir, 'repos'));
+  }
+
+  /** Stops what the store started (the git launcher); call after the last git child is done. */
+  async close(): Promise<void> {
+    await this.git.close();
   }
 
   gitDir(repoId: string): string {

@@ -1,0 +1,56 @@
+/**
+ * The git launcher process (see spawner.ts for why it exists, launcher-protocol.ts for what
+ * it says). Started by Grove with an IPC channel and the path of Grove's Unix socket; it
+ * stays small, so its forks are cheap and never stall Grove's event loop. It exits when
+ * Grove goes away; git children it started run on in their own process groups, as they
+ * would after Grove's own death.
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import type { LauncherMessage, SpawnMessage } from './launcher-protocol.ts';
+
+const socketPath = process.argv[2];
+if (socketPath === undefined || typeof process.send !== 'function') {
+  process.stderr.write('launcher-main: run by Grove only (needs an IPC channel and a socket path)\n');
+  process.exit(2);
+}
+
+function send(message: LauncherMessage): void {
+  if (process.connected) process.send!(message);
+}
+
+/** One connection to Grove, announced by the command id and stream index; resolves once the header is written. */
+function connect(id: string, index: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath!);
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.pause();
+      socket.write(`${id}${index}`, (error) => (error ? reject(error) : resolve(socket)));
+    });
+  });
+}
+
+async function launch(message: SpawnMessage): Promise<void> {
+  const connecting = [0, 1, 2].map((index) => connect(message.id, index));
+  const settled = await Promise.allSettled(connecting);
+  const sockets = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  try {
+    const refused = settled.find((s) => s.status === 'rejected');
+    if (refused) throw (refused as PromiseRejectedResult).reason;
+    const child = spawn(message.file, [...message.args], { env: { ...message.env }, stdio: [sockets[0]!, sockets[1]!, sockets[2]!], detached: true });
+    child.once('spawn', () => send({ t: 'spawned', id: message.id, pid: child.pid! }));
+    child.once('error', (error) => send({ t: 'failed', id: message.id, message: error.message }));
+    child.once('exit', (code, signal) => send({ t: 'exit', id: message.id, code, signal }));
+  } catch (error) {
+    send({ t: 'failed', id: message.id, message: (error as Error).message });
+  } finally {
+    // The child holds its own copies of the descriptors; closing ours never shuts the sockets down.
+    for (const socket of sockets) socket.destroy();
+  }
+}
+
+process.on('message', (message: SpawnMessage) => {
+  if (message?.t === 'spawn') void launch(message);
+});
+process.on('disconnect', () => process.exit(0));
