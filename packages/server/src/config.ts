@@ -33,6 +33,8 @@ export interface GroveConfig {
     /** Disk budget for cached fetch responses; 0 turns the cache off. */
     readonly maxBytes: number;
     readonly maxAgeMs: number;
+    /** Memory for cached responses kept in memory as well (each at most a quarter of it); 0 keeps none. */
+    readonly memoryBytes: number;
   };
   /** Pushes to a repository after which background maintenance repacks it; 0 turns it off. */
   readonly maintenancePushes: number;
@@ -116,6 +118,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     packCache: {
       maxBytes: nonNegativeInteger('GROVE_PACK_CACHE_BYTES', env.GROVE_PACK_CACHE_BYTES, 2 * 1024 ** 3),
       maxAgeMs: positiveInteger('GROVE_PACK_CACHE_MAX_AGE_MS', env.GROVE_PACK_CACHE_MAX_AGE_MS, 10 * 60_000),
+      memoryBytes: nonNegativeInteger('GROVE_PACK_CACHE_MEMORY_BYTES', env.GROVE_PACK_CACHE_MEMORY_BYTES, 128 * 1024 ** 2),
     },
     maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
     auditRetentionDays: positiveInteger('GROVE_AUDIT_RETENTION_DAYS', env.GROVE_AUDIT_RETENTION_DAYS, 90),

@@ -9,6 +9,7 @@ import { registerApi } from '../api/index.ts';
 import type { AppContext } from './context.ts';
 import { registerAudit } from './audit.ts';
 import { registerGitRoutes } from './git-routes.ts';
+import { bodyLeftUnread } from './git-http.ts';
 
 export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -48,9 +49,11 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   registerAudit(app, ctx.audit);
   app.addHook('onClose', async () => ctx.audit.flush());
 
-  app.addHook('onSend', async (_request, reply) => {
-    // While draining, every answer asks the client to close its keep-alive connection.
-    if (!ctx.isReady()) reply.header('Connection', 'close');
+  app.addHook('onSend', async (request, reply) => {
+    // While draining, every answer asks the client to close its keep-alive connection; so does an
+    // answer sent before its request's body was all read (a 401, 404 or 413 to a big POST), or the
+    // client would write its next request into a socket that is about to be closed under it.
+    if (!ctx.isReady() || bodyLeftUnread(request)) reply.header('Connection', 'close');
   });
 
   app.setErrorHandler((error: FastifyError | GroveError, request, reply) => {

@@ -1,5 +1,5 @@
 /** What the git routes share: repository resolution, body handling, transfer signals, plain answers. */
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pktLine } from '../git/pkt-line.ts';
@@ -92,11 +92,37 @@ export function protocolVersion(header: string | string[] | undefined): Protocol
   return version;
 }
 
+/** Inflaters of gzip-encoded request bodies, so an abandoned one can be taken down (abandonBody). */
+const inflaters = new WeakMap<FastifyRequest, { readonly raw: Readable; readonly gunzip: Gunzip }>();
+/** Requests whose body Grove stopped reading before its end. */
+const abandoned = new WeakSet<FastifyRequest>();
+
 export function requestBody(request: FastifyRequest): AsyncIterable<Buffer> {
   const raw = request.body as Readable | undefined ?? request.raw;
   const encoding = (request.headers['content-encoding'] ?? '').toLowerCase();
-  if (encoding === 'gzip' || encoding === 'x-gzip') return raw.pipe(createGunzip());
+  if (encoding === 'gzip' || encoding === 'x-gzip') {
+    const gunzip = createGunzip();
+    inflaters.set(request, { raw, gunzip });
+    return raw.pipe(gunzip);
+  }
   return raw as AsyncIterable<Buffer>;
+}
+
+/**
+ * Stops reading a request's body for good (it was refused halfway, e.g. a gzip bomb): the
+ * inflater is taken down so nothing more is inflated, and the answer closes the connection.
+ */
+export function abandonBody(request: FastifyRequest): void {
+  abandoned.add(request);
+  const inflater = inflaters.get(request);
+  if (inflater === undefined) return;
+  inflater.raw.unpipe(inflater.gunzip);
+  inflater.gunzip.destroy();
+}
+
+/** Whether the answer to this request must close the connection: its body was not read to the end. */
+export function bodyLeftUnread(request: FastifyRequest): boolean {
+  return abandoned.has(request) || !request.raw.complete;
 }
 
 export async function readBounded(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
@@ -123,8 +149,24 @@ export async function drain(body: AsyncIterable<Buffer>): Promise<void> {
   }
 }
 
+/** Bytes of an unwanted request body read away so the connection can be kept; past that, it is closed. */
+const DRAIN_LIMIT = 1024 * 1024;
+
+/**
+ * Reads away a small request body that will not be used, so the keep-alive connection stays
+ * usable; a big one is left unread and the answer closes the connection (app.ts's onSend).
+ */
 export async function drainRequest(request: FastifyRequest): Promise<void> {
-  if (request.method === 'POST') await drain(request.raw as AsyncIterable<Buffer>);
+  if (request.method !== 'POST' || request.raw.complete) return;
+  let read = 0;
+  try {
+    for await (const chunk of request.raw as AsyncIterable<Buffer>) {
+      read += chunk.length;
+      if (read > DRAIN_LIMIT) return;
+    }
+  } catch {
+    // the client went away or sent garbage; nothing to keep
+  }
 }
 
 export function sendText(reply: FastifyReply, status: number, text: string): FastifyReply {

@@ -9,6 +9,8 @@ export class Metrics {
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
   readonly pushes: Counter<'result'>;
+  readonly pushPhases: Histogram<'phase'>;
+  readonly pushDuration: Histogram;
   readonly pushBytes: Counter;
   readonly refUpdates: Counter<'result'>;
   readonly fetches: Counter<'protocol' | 'command'>;
@@ -47,6 +49,20 @@ export class Metrics {
         for (const [command, stats] of git.spawnStats) this.set({ command }, stats.startMs / 1000);
       },
     });
+    const pushBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    this.pushPhases = new Histogram({
+      name: 'grove_git_push_phase_seconds',
+      help: 'Time spent in each phase of a push: parse, receive (pack into index-pack), objects, migrate, journal, refs, settle, report',
+      labelNames: ['phase'],
+      buckets: pushBuckets,
+      registers,
+    });
+    this.pushDuration = new Histogram({
+      name: 'grove_git_push_seconds',
+      help: 'Time from a receive-pack request to its report, for pushes that reached the report',
+      buckets: pushBuckets,
+      registers,
+    });
     this.pushes = new Counter({ name: 'grove_git_pushes_total', help: 'Pushes by result (ok: every ref updated, partial, rejected)', labelNames: ['result'], registers });
     this.pushBytes = new Counter({ name: 'grove_git_push_bytes_total', help: 'Pack bytes received by pushes', registers });
     this.refUpdates = new Counter({ name: 'grove_git_ref_updates_total', help: 'Ref updates requested by pushes, by result', labelNames: ['result'], registers });
@@ -76,6 +92,7 @@ export class Metrics {
         },
       });
       new Gauge({ name: 'grove_pack_cache_bytes', help: 'Bytes held by the pack cache', registers, collect() { this.set(packCache.bytes); } });
+      new Gauge({ name: 'grove_pack_cache_memory_bytes', help: 'Bytes of cached responses also held in memory', registers, collect() { this.set(packCache.memoryBytes); } });
       new Gauge({ name: 'grove_pack_cache_evictions', help: 'Pack cache entries evicted since start', registers, collect() { this.set(stats.evictions); } });
     }
   }

@@ -3,12 +3,13 @@
  * push pipeline (repo/push.ts) and reports per ref, journaling the push's events around
  * its ref transaction.
  */
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
+import type { PushPhase } from '../repo/push.ts';
 import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
 import { readReceivePackRequest, ReceivePackRequestError, type RefCommand } from '../git/receive-pack-request.ts';
 import { isZeroOid } from '../git/oid.ts';
 import { actorOf, refLifecycleEvents } from '../events/types.ts';
-import { isAncestor } from '../repo/resolve.ts';
 import { reportStatus } from '../git/report-status.ts';
 import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
 import { authorizeRefUpdate, needsAncestry } from '../auth/authorize.ts';
@@ -23,6 +24,7 @@ const KEEPALIVE_INTERVAL_MS = 5000;
 
 export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide: RouteShorthandOptions): void {
   app.post<{ Params: RepoParams }>('/:org/:repo/git-receive-pack', hide, async (request, reply) => {
+    const started = performance.now();
     const { signal, responding } = transferSignal(ctx, request, reply);
     if (!(await hasContentType(request, reply, 'application/x-git-receive-pack-request'))) return reply;
     const resolved = await resolveRepo(ctx, request, reply, 'write');
@@ -45,6 +47,8 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       await drain(reader.rest());
       return sendGit(reply, contentType, Buffer.alloc(0));
     }
+    const observePhase = (phase: PushPhase, ms: number) => ctx.metrics.pushPhases.observe({ phase }, ms / 1000);
+    observePhase('parse', performance.now() - started);
     const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
@@ -86,7 +90,9 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
         journal: (accepted) => journalPush(ctx, resolved, accepted),
         signal,
         limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
+        onPhase: observePhase,
       });
+      const reportStarted = performance.now();
       ctx.metrics.pushBytes.inc(outcome.packBytes);
       const okCount = outcome.results.filter((r) => r.ok).length;
       ctx.metrics.refUpdates.inc({ result: 'ok' }, okCount);
@@ -103,6 +109,8 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       startStreaming();
       const report = reportStatus(outcome.unpackError, outcome.results);
       write(sideband ? Buffer.concat([...sidebandPackets(SIDEBAND_DATA, report, sideband), FLUSH_PKT]) : report);
+      observePhase('report', performance.now() - reportStarted);
+      ctx.metrics.pushDuration.observe((performance.now() - started) / 1000);
     } catch (error) {
       clearInterval(keepalive);
       if (signal.aborted) {
@@ -127,21 +135,17 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
  * ref change (and whether it was forced), plus branch/tag created/deleted events.
  * After the transaction, what applied is committed and the rest dropped.
  */
-async function journalPush(ctx: AppContext, target: ResolvedRepo, accepted: readonly RefCommand[]): Promise<(applied: readonly RefCommand[]) => Promise<void>> {
+async function journalPush(ctx: AppContext, target: ResolvedRepo, accepted: readonly RefCommand[]): Promise<(applied: readonly RefCommand[], forced: ReadonlyMap<RefCommand, boolean>) => Promise<void>> {
   const base = { org: target.org, repo: target.repo, repoId: target.repoId, actor: actorOf(target.principal) };
   const changeOf = (c: RefCommand) => ({ ref: c.ref, before: isZeroOid(c.oldOid) ? null : c.oldOid, after: isZeroOid(c.newOid) ? null : c.newOid });
   const lifecycle = refLifecycleEvents(base, accepted.map(changeOf));
   const seqs = await ctx.events.begin([{ ...base, type: 'push', payload: { refs: accepted.map(changeOf) } }, ...lifecycle]);
-  return async (applied) => {
+  return async (applied, forced) => {
     const done = new Set(applied.map((c) => c.ref));
     const keep = seqs.filter((_, i) => i === 0 ? done.size > 0 : done.has(String(lifecycle[i - 1]!.payload.ref)));
     await ctx.events.abort(seqs.filter((seq) => !keep.includes(seq)));
     if (keep.length === 0) return;
-    const refs = await Promise.all(applied.map(async (c) => {
-      const change = changeOf(c);
-      const forced = change.before !== null && change.after !== null && !(await isAncestor(ctx.repos.git, target.gitDir, change.before, change.after));
-      return { ...change, forced };
-    }));
+    const refs = applied.map((c) => ({ ...changeOf(c), forced: forced.get(c) ?? false }));
     await ctx.events.commit(keep, new Map([[seqs[0]!, { refs }]]));
   };
 }

@@ -12,7 +12,7 @@ import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
-import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, hasContentType, snapshotOrBusy, resolveRepo, protocolVersion, requestBody, readBounded, sendText, sendGit, transferSignal } from './git-http.ts';
+import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, hasContentType, snapshotOrBusy, resolveRepo, protocolVersion, requestBody, readBounded, abandonBody, sendText, sendGit, transferSignal } from './git-http.ts';
 
 export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: RouteShorthandOptions): void {
   app.post<{ Params: RepoParams }>('/:org/:repo/git-upload-pack', hide, async (request, reply) => {
@@ -24,7 +24,10 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     try {
       body = await readBounded(requestBody(request), ctx.config.limits.maxNegotiationBytes);
     } catch (error) {
-      if (error instanceof GroveError) return sendText(reply, error.status, error.message);
+      if (error instanceof GroveError) {
+        abandonBody(request);
+        return sendText(reply, error.status, error.message);
+      }
       throw error;
     }
     const version = protocolVersion(request.headers['git-protocol']);
@@ -67,9 +70,10 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     reply.hijack();
     const raw = reply.raw;
     const output = {
-      start: () => {
+      start: (contentLength?: number) => {
         responding();
-        raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType });
+        // A replay of a complete cached response knows its length: no chunked framing then.
+        raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType, ...(contentLength !== undefined ? { 'Content-Length': contentLength } : {}) });
         return raw;
       },
     };

@@ -15,6 +15,11 @@
  *   When the last reader leaves before the response is complete, the producer is
  *   stopped and the entry dropped.
  * - Bounded in bytes, evicted least-recently-used, and by age.
+ * - Responses small enough are also kept in memory, as the chunks git wrote, for as long
+ *   as they stay in the cache (within their own, smaller budget): a thousand agents
+ *   cloning one commit then share one copy of the bytes, which go to every socket without
+ *   being read or copied again. Bigger responses stream from the file, each chunk read
+ *   into a buffer of its own (no copy).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
@@ -29,6 +34,8 @@ export interface PackCacheOptions {
   readonly dir: string;
   readonly maxBytes: number;
   readonly maxAgeMs: number;
+  /** Memory for responses kept in memory too; 0 keeps none. */
+  readonly memoryBytes?: number;
 }
 
 /** Produces a response into `sink`; resolves with git's exit code. */
@@ -47,6 +54,8 @@ interface Entry {
   readers: number;
   lastUsed: number;
   readonly createdAt: number;
+  /** The response as the chunks git wrote, while it fits the memory budget; null once it does not. */
+  chunks: Buffer[] | null;
 }
 
 export interface CacheStats {
@@ -59,7 +68,13 @@ export interface CacheStats {
   evictions: number;
 }
 
-const READ_CHUNK = 256 * 1024;
+/** Bytes read from a cache file per read, into a buffer of their own. */
+const READ_CHUNK = 64 * 1024;
+
+/** Where a reader's response goes: `start` is called once, with the length when it is known. */
+export interface CacheOutput {
+  readonly start: (contentLength?: number) => Writable;
+}
 
 /**
  * The cache key for a fetch request, or null when it should not be cached (it
@@ -89,9 +104,21 @@ export class PackCache {
   readonly #options: PackCacheOptions;
   readonly #entries = new Map<string, Entry>();
   readonly stats: CacheStats = { hits: 0, misses: 0, joined: 0, evictions: 0 };
+  readonly #memoryBudget: number;
+  /** An entry bigger than this is never kept in memory. */
+  readonly #memoryMaxEntry: number;
+  /** Bytes of chunks held in memory. */
+  #memoryUsed = 0;
 
   constructor(options: PackCacheOptions) {
     this.#options = options;
+    this.#memoryBudget = options.memoryBytes ?? 0;
+    this.#memoryMaxEntry = Math.floor(this.#memoryBudget / 4);
+  }
+
+  /** Bytes of responses held in memory. */
+  get memoryBytes(): number {
+    return this.#memoryUsed;
   }
 
   /** Empties the cache directory (entries do not survive a restart). */
@@ -104,7 +131,7 @@ export class PackCache {
    * Streams the response for `key` to `output`, producing it at most once at a time.
    * Returns the bytes written and git's exit code (0 for a replay).
    */
-  async serve(key: string, produce: Producer, output: { start: () => Writable }, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
+  async serve(key: string, produce: Producer, output: CacheOutput, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
     this.#expire();
     let entry = this.#entries.get(key);
     if (entry && !entry.failed) {
@@ -137,6 +164,7 @@ export class PackCache {
       readers: 0,
       lastUsed: Date.now(),
       createdAt: Date.now(),
+      chunks: this.#memoryMaxEntry > 0 ? [] : null,
     };
     entry.events.setMaxListeners(0);
     this.#entries.set(key, entry);
@@ -155,6 +183,7 @@ export class PackCache {
       write: (chunk: Buffer, _encoding, callback) => {
         handle.write(chunk, 0, chunk.length, entry.size).then(() => {
           entry.size += chunk.length;
+          this.#keepInMemory(entry, chunk);
           entry.events.emit('grow');
           callback();
         }, callback);
@@ -180,24 +209,70 @@ export class PackCache {
       });
   }
 
-  async #stream(entry: Entry, output: { start: () => Writable }, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
+  /** Adds a produced chunk to the entry's memory copy, or gives that copy up when it no longer fits. */
+  #keepInMemory(entry: Entry, chunk: Buffer): void {
+    if (entry.chunks === null) return;
+    if (entry.size > this.#memoryMaxEntry) {
+      this.#releaseMemory(entry);
+      return;
+    }
+    if (this.#memoryUsed + chunk.length > this.#memoryBudget) {
+      // Make room from complete entries, least recently used first.
+      for (const other of this.#entries.values()) {
+        if (this.#memoryUsed + chunk.length <= this.#memoryBudget) break;
+        if (other !== entry && other.done && other.chunks !== null) this.#releaseMemory(other);
+      }
+      if (this.#memoryUsed + chunk.length > this.#memoryBudget) {
+        this.#releaseMemory(entry);
+        return;
+      }
+    }
+    entry.chunks.push(chunk);
+    this.#memoryUsed += chunk.length;
+  }
+
+  #releaseMemory(entry: Entry): void {
+    if (entry.chunks === null) return;
+    for (const chunk of entry.chunks) this.#memoryUsed -= chunk.length;
+    entry.chunks = null; // readers still holding the array finish from it, then from the file
+  }
+
+  async #stream(entry: Entry, output: CacheOutput, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
     entry.readers++;
     let handle: FileHandle | null = null;
     let offset = 0;
     let sink: Writable | null = null;
-    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    // The memory copy as it was when this reader started; it only grows while it is the entry's,
+    // and the file always holds at least as much (a chunk is counted once it is written).
+    const memory = entry.chunks;
+    let chunkIndex = 0;
+    const start = () => (sink ??= entry.done && !entry.failed ? output.start(entry.size) : output.start());
     try {
       await entry.created;
       if (entry.failed && entry.size === 0) return { bytes: 0, code: 1 };
-      handle = await open(entry.file, 'r');
       for (;;) {
         if (signal.aborted) throw signal.reason;
         if (offset < entry.size) {
-          const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, entry.size - offset), offset);
+          const out = start();
+          if (memory !== null && chunkIndex < memory.length) {
+            // Shared chunks, straight to the socket (no read, no copy), until it asks us to wait.
+            // (Not corked: an OutgoingMessage corked past its high-water mark may never emit 'drain'.)
+            let flowing = true;
+            while (flowing && chunkIndex < memory.length && offset < entry.size) {
+              const chunk = memory[chunkIndex++]!;
+              offset += chunk.length;
+              flowing = out.write(chunk);
+            }
+            if (!flowing) await once(out, 'drain', { signal });
+            continue;
+          }
+          // The memory copy was given up after this reader's last chunk: the rest is in the file.
+          handle ??= await open(entry.file, 'r');
+          const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, entry.size - offset));
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
           if (bytesRead === 0) continue;
           offset += bytesRead;
-          sink ??= output.start();
-          if (!sink.write(Buffer.from(buffer.subarray(0, bytesRead)))) await once(sink, 'drain', { signal });
+          if (!out.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead))) await once(out, 'drain', { signal });
           continue;
         }
         if (entry.done) break;
@@ -219,6 +294,7 @@ export class PackCache {
 
   #drop(entry: Entry): void {
     if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
+    this.#releaseMemory(entry);
     if (entry.readers === 0) void rm(entry.file, { force: true });
   }
 

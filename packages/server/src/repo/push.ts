@@ -11,6 +11,7 @@
  * and returns the report. A failed step leaves the repository as it was.
  */
 import { writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,6 +23,14 @@ import { exitCode, type GitRunner } from './git-command.ts';
 import { Quarantine, removeKeepFiles } from './quarantine.ts';
 import type { RefSnapshot } from './ref-snapshot.ts';
 import type { RefTransaction, RefUpdate, TransactionResult } from './ref-transaction.ts';
+
+/**
+ * Where a push's time goes, in order: reading the command list (the route), the pack into
+ * index-pack, object checks, migration out of the quarantine, the event journal, the ref
+ * transaction, settling the journal, and the report (the route).
+ */
+export const PUSH_PHASES = ['parse', 'receive', 'objects', 'migrate', 'journal', 'refs', 'settle', 'report'] as const;
+export type PushPhase = (typeof PUSH_PHASES)[number];
 
 export interface PushLimits {
   readonly maxPackBytes: number;
@@ -46,13 +55,16 @@ export interface PushInput {
   readonly progress: (text: string) => void;
   /**
    * Called with the accepted updates just before the ref transaction; the function it
-   * returns is called with the commands that were applied (the event journal).
+   * returns is called with the commands that were applied and which updates among them
+   * were force pushes (the event journal).
    */
-  readonly journal?: (updates: readonly RefCommand[]) => Promise<(applied: readonly RefCommand[]) => Promise<void>>;
+  readonly journal?: (updates: readonly RefCommand[]) => Promise<(applied: readonly RefCommand[], forced: ReadonlyMap<RefCommand, boolean>) => Promise<void>>;
   /** Called once the whole request body has been read (possibly before the pack is indexed). */
   readonly onReceived?: () => void;
   readonly signal: AbortSignal;
   readonly limits: PushLimits;
+  /** Told how long each phase took (see PUSH_PHASES). */
+  readonly onPhase?: (phase: PushPhase, ms: number) => void;
 }
 
 export interface PushOutcome {
@@ -89,6 +101,12 @@ export class PushPipeline {
       seen.add(command.ref);
     }
     const atomic = request.capabilities.has('atomic');
+    let mark = performance.now();
+    const phase = (name: PushPhase) => {
+      const now = performance.now();
+      input.onPhase?.(name, now - mark);
+      mark = now;
+    };
     const wantsObjects = request.commands.some((c) => c.kind !== 'delete');
     const quarantine = wantsObjects ? await Quarantine.create(gitDir) : null;
     let packBytes = 0;
@@ -105,6 +123,7 @@ export class PushPipeline {
         for await (const chunk of input.pack) packBytes += chunk.length; // nothing should follow; drain it
       }
       input.onReceived?.();
+      phase('receive');
       if (unpackError !== null) {
         // Read what the client still sends, so it gets the report instead of a broken pipe.
         for await (const _ of input.pack) if (input.signal.aborted) break;
@@ -113,7 +132,8 @@ export class PushPipeline {
         }
         return finish(request.commands, rejected, unpackError, packBytes, []);
       }
-      await this.#checkObjects(input, quarantine, rejected);
+      const forced = await this.#checkObjects(input, quarantine, rejected);
+      phase('objects');
       if (atomic && rejected.size > 0) {
         for (const command of request.commands) if (!rejected.has(command)) rejected.set(command, 'atomic push failure');
         return finish(request.commands, rejected, null, packBytes, []);
@@ -121,7 +141,9 @@ export class PushPipeline {
       const accepted = request.commands.filter((c) => !rejected.has(c));
       if (accepted.length === 0) return finish(request.commands, rejected, null, packBytes, []);
       const keeps = quarantine ? await quarantine.migrate() : [];
+      phase('migrate');
       const settle = input.journal ? await input.journal(accepted) : null;
+      phase('journal');
       try {
         const updates: RefUpdate[] = accepted.map((c) => ({ ref: c.ref, oldOid: c.oldOid, newOid: c.newOid }));
         let outcomes: TransactionResult[];
@@ -133,16 +155,18 @@ export class PushPipeline {
             outcomes = await this.#transaction.applyEach(gitDir, updates);
           }
         } catch (error) {
-          await settle?.([]).catch(() => undefined); // the journal is reconciled with the refs on restart anyway
+          await settle?.([], forced).catch(() => undefined); // the journal is reconciled with the refs on restart anyway
           throw error;
         }
+        phase('refs');
         const applied: RefCommand[] = [];
         accepted.forEach((command, index) => {
           const outcome = outcomes[index]!;
           if (outcome.ok) applied.push(command);
           else rejected.set(command, outcome.reason);
         });
-        await settle?.(applied);
+        await settle?.(applied, forced);
+        phase('settle');
         if (applied.length > 0) input.progress(`grove: updated ${applied.length} ref${applied.length === 1 ? '' : 's'}\n`);
         return finish(request.commands, rejected, null, packBytes, applied);
       } finally {
@@ -223,20 +247,30 @@ export class PushPipeline {
     return total;
   }
 
-  /** Connectivity and types of every accepted new tip, inside the quarantine. */
-  async #checkObjects(input: PushInput, quarantine: Quarantine | null, rejected: Map<RefCommand, string>): Promise<void> {
+  /**
+   * Connectivity and types of every accepted new tip, inside the quarantine, and whether each
+   * update is a force push. One rev-list checks all tips at once (as receive-pack's check does),
+   * with the cat-file that tells their types running beside it; only when rev-list fails does a
+   * rev-list per tip find which commands to refuse. A branch must point at a commit: refused
+   * here, before anything is migrated, the push changes nothing.
+   */
+  async #checkObjects(input: PushInput, quarantine: Quarantine | null, rejected: Map<RefCommand, string>): Promise<Map<RefCommand, boolean>> {
+    const forcedBy = new Map<RefCommand, boolean>();
     const candidates = input.request.commands.filter((c) => !rejected.has(c) && c.kind !== 'delete');
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return forcedBy;
     const env = quarantine?.env;
     const tips = [...new Set(candidates.map((c) => c.newOid))];
-    const types = await this.#objectTypes(input.gitDir, tips, env);
-    const present = tips.filter((oid) => types.get(oid) !== undefined);
-    const connected = new Set<string>();
-    if (present.length > 0) {
-      if (await this.#connected(input.gitDir, present, env)) present.forEach((oid) => connected.add(oid));
-      else if (present.length > 1) {
-        for (const oid of present) if (await this.#connected(input.gitDir, [oid], env)) connected.add(oid);
-      }
+    const updates = candidates.filter((c) => c.kind === 'update');
+    // Independent questions, asked at once: their git processes run side by side.
+    const [allConnected, types, ancestries] = await Promise.all([
+      this.#connected(input.gitDir, tips, env),
+      this.#objectTypes(input.gitDir, tips, env),
+      Promise.all(updates.map((c) => this.#isAncestor(input.gitDir, c.oldOid, c.newOid, env))),
+    ]);
+    const connected = new Set<string>(allConnected ? tips : []);
+    // With a single tip, the failed check has already answered for it.
+    if (!allConnected && tips.length > 1) {
+      for (const oid of tips) if (types.has(oid) && (await this.#connected(input.gitDir, [oid], env))) connected.add(oid);
     }
     const shallowClient = input.request.shallow.length > 0;
     for (const command of candidates) {
@@ -247,12 +281,15 @@ export class PushPipeline {
         rejected.set(command, `branches must point at commits, not a ${type}`);
       }
     }
-    for (const command of candidates) {
-      if (rejected.has(command) || command.kind !== 'update' || !input.needsAncestry(command)) continue;
-      const forced = !(await this.#isAncestor(input.gitDir, command.oldOid, command.newOid, env));
+    updates.forEach((command, i) => {
+      if (rejected.has(command)) return;
+      const forced = !ancestries[i]!;
+      forcedBy.set(command, forced);
+      if (!input.needsAncestry(command)) return;
       const denial = input.authorize(command, forced);
       if (denial !== null) rejected.set(command, denial);
-    }
+    });
+    return forcedBy;
   }
 
   /** Force-push detection by ancestry on the pushed objects (there is no flag on the wire). */

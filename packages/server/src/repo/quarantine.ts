@@ -5,8 +5,10 @@
  * only cleanup.
  *
  * Migration follows `tmp_objdir_migrate()`: hard-link then unlink (a link never
- * clobbers an existing file), fsync each file and directory, and move pack files in
- * the order .keep → .pack → .rev → .idx so no reader ever sees an index without its pack.
+ * clobbers an existing file), and move pack files in the order .keep → .pack → .rev →
+ * .idx so no reader ever sees an index without its pack. The files' contents are already
+ * durable — git fsyncs every pack, index and loose object it writes (`core.fsync=committed`)
+ * — so only the directories that gained names are fsynced, once each.
  */
 import { link, mkdir, mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -49,6 +51,7 @@ export class Quarantine {
   async migrate(): Promise<string[]> {
     const keeps: string[] = [];
     const touchedDirs = new Set<string>();
+    let createdDir = false;
     const entries = await readdir(this.dir, { withFileTypes: true });
     for (const entry of entries) {
       if (!entry.isDirectory()) continue;
@@ -56,7 +59,7 @@ export class Quarantine {
       const targetDir = path.join(this.#objectsDir, entry.name);
       const files = (await readdir(sourceDir)).sort((a, b) => packRank(a) - packRank(b));
       if (files.length === 0) continue;
-      await mkdir(targetDir, { recursive: true });
+      if ((await mkdir(targetDir, { recursive: true })) !== undefined) createdDir = true;
       for (const file of files) {
         const target = path.join(targetDir, file);
         await moveDurably(path.join(sourceDir, file), target);
@@ -64,8 +67,9 @@ export class Quarantine {
       }
       touchedDirs.add(targetDir);
     }
-    for (const dir of touchedDirs) await fsyncPath(dir).catch(ignoreMissing);
-    if (touchedDirs.size > 0) await fsyncPath(this.#objectsDir);
+    await Promise.all([...touchedDirs].map((dir) => fsyncPath(dir).catch(ignoreMissing)));
+    // A new fan-out directory (objects/ab/) is itself a new name in objects/.
+    if (createdDir) await fsyncPath(this.#objectsDir);
     return keeps;
   }
 
@@ -74,10 +78,10 @@ export class Quarantine {
   }
 }
 
+/** Links `source` in at `target` and drops it; the caller fsyncs the target's directory. */
 async function moveDurably(source: string, target: string): Promise<void> {
   try {
     await link(source, target);
-    await fsyncPath(target);
   } catch (error) {
     // The same object or pack already exists (content-addressed, so identical), made
     // durable by whoever wrote it — and a concurrent push may already have removed its .keep.

@@ -6,6 +6,14 @@
  *
  * `-z` format: `update SP <ref> NUL <new> NUL <old> NUL`, `verify SP <ref> NUL <old> NUL`.
  * An old value of zeros means "must not exist"; a new value of zeros deletes.
+ *
+ * Group commit: the transactions of one repository run one batch at a time. Whatever
+ * arrives while a batch runs waits, and the next batch applies all of it — writers to
+ * different refs — as one update-ref transaction, with one set of ref fsyncs. Each writer
+ * keeps its own outcome: when the combined transaction fails, the writer whose ref git
+ * names is answered with that failure and the rest are retried without it (writers whose
+ * refs clash with each other wait for a later batch, in arrival order). So 16 agents
+ * pushing 16 branches at once cost about one transaction, not a queue of 16.
  */
 import { isZeroOid, ZERO_OID } from '../git/oid.ts';
 import type { GitRunner } from './git-command.ts';
@@ -31,9 +39,14 @@ export function transactionInput(updates: readonly RefUpdate[]): string {
   return `${input}prepare\0commit\0`;
 }
 
+/** The last fatal or error line of update-ref's stderr. */
+function failureLine(stderr: string): string {
+  return stderr.trim().split('\n').filter((l) => l.startsWith('fatal:') || l.startsWith('error:')).pop() ?? stderr.trim();
+}
+
 /** Turns update-ref's complaint into the reason a client sees. */
 export function describeFailure(stderr: string): string {
-  const line = stderr.trim().split('\n').filter((l) => l.startsWith('fatal:') || l.startsWith('error:')).pop() ?? stderr.trim();
+  const line = failureLine(stderr);
   let match = /is at ([0-9a-f]{40}) but expected ([0-9a-f]{40})/.exec(line);
   if (match) return `stale old value: the ref is now at ${match[1]!.slice(0, 12)} (fetch first)`;
   if (/reference already exists/.test(line)) return 'stale old value: the ref already exists (fetch first)';
@@ -48,59 +61,164 @@ export function describeFailure(stderr: string): string {
   return `failed to update ref (${line.replace(/^(fatal|error):\s*/, '').slice(0, 200)})`;
 }
 
+/**
+ * Which ref a failed transaction failed on, when the failure is that ref's alone (its
+ * compare-and-swap, its object, a file/directory clash with a ref on disk); null when the
+ * failure may come from combining updates (two refs of the batch clash with each other) or
+ * cannot be told. Pure.
+ */
+export function failedRef(stderr: string): string | null {
+  const line = failureLine(stderr);
+  if (/at the same time/.test(line)) return null;
+  return /(?:cannot lock|cannot update) ref '([^']+)'/.exec(line)?.[1] ?? null;
+}
+
+/** One writer's part of a batch: all of its updates apply or none do. */
+export interface Group {
+  readonly updates: readonly RefUpdate[];
+}
+
+/**
+ * Splits queued groups into the next batch and the rest: a group joins the batch unless one
+ * of its refs is already in it or belongs to an earlier group left waiting (so writers to the
+ * same ref stay in arrival order). Pure.
+ */
+export function planBatch<G extends Group>(queued: readonly G[]): { batch: G[]; waiting: G[] } {
+  const taken = new Set<string>();
+  const blocked = new Set<string>();
+  const batch: G[] = [];
+  const waiting: G[] = [];
+  for (const group of queued) {
+    const refs = group.updates.map((u) => u.ref);
+    const clash = refs.some((ref) => taken.has(ref) || blocked.has(ref)) || new Set(refs).size !== refs.length;
+    if (clash && batch.length > 0) {
+      waiting.push(group);
+      for (const ref of refs) blocked.add(ref);
+    } else {
+      batch.push(group);
+      for (const ref of refs) taken.add(ref);
+    }
+  }
+  return { batch, waiting };
+}
+
+interface QueuedGroup extends Group {
+  readonly settle: (result: TransactionResult) => void;
+  readonly fail: (error: unknown) => void;
+}
+
+type Job =
+  | { readonly kind: 'group'; readonly group: QueuedGroup }
+  | { readonly kind: 'exclusive'; readonly run: () => Promise<void> };
+
+export interface TransactionStats {
+  /** update-ref runs. */
+  transactions: number;
+  /** Writers' groups applied (or refused) by those runs. */
+  groups: number;
+}
+
 export class RefTransaction {
   readonly #git: GitRunner;
   readonly #refView: RefView;
-  /** The tail of each repository's queue of transactions. */
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #queues = new Map<string, Job[]>();
+  readonly stats: TransactionStats = { transactions: 0, groups: 0 };
 
   constructor(git: GitRunner, refView: RefView) {
     this.#git = git;
     this.#refView = refView;
   }
 
-  /**
-   * All updates or none. Transactions on one repository run one at a time: racing
-   * writers then fail on the compare-and-swap (a clear "fetch first"), never on
-   * git's ref lock files.
-   */
-  async apply(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult> {
-    if (updates.length === 0) return { ok: true };
-    return this.exclusive(gitDir, () => this.#applyNow(gitDir, updates));
+  /** All updates or none. */
+  apply(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult> {
+    if (updates.length === 0) return Promise.resolve({ ok: true });
+    return new Promise((settle, fail) => this.#enqueue(gitDir, { kind: 'group', group: { updates, settle, fail } }));
   }
 
-  /** Runs `work` in the repository's ref queue: nothing else writes its refs meanwhile (pack-refs). */
-  async exclusive<T>(gitDir: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(gitDir) ?? Promise.resolve();
-    const run = previous.then(work);
-    const tail = run.catch(() => undefined);
-    this.#queues.set(gitDir, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#queues.get(gitDir) === tail) this.#queues.delete(gitDir);
+  /** Applies each update on its own (a non-atomic push): one result per update. */
+  applyEach(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult[]> {
+    return Promise.all(updates.map((update) => this.apply(gitDir, [update])));
+  }
+
+  /** Runs `work` alone in the repository's queue: nothing else writes its refs meanwhile (pack-refs). */
+  exclusive<T>(gitDir: string, work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#enqueue(gitDir, { kind: 'exclusive', run: () => work().then(resolve, reject) });
+    });
+  }
+
+  #enqueue(gitDir: string, job: Job): void {
+    const queue = this.#queues.get(gitDir);
+    if (queue !== undefined) {
+      queue.push(job);
+      return;
+    }
+    this.#queues.set(gitDir, [job]);
+    void this.#drain(gitDir);
+  }
+
+  /** Runs the repository's jobs, a batch at a time, until its queue is empty. */
+  async #drain(gitDir: string): Promise<void> {
+    const queue = this.#queues.get(gitDir)!;
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      if (head.kind === 'exclusive') {
+        queue.shift();
+        await head.run();
+        continue;
+      }
+      const end = queue.findIndex((job) => job.kind === 'exclusive');
+      const groups = queue.slice(0, end === -1 ? queue.length : end).map((job) => (job as { group: QueuedGroup }).group);
+      const { batch, waiting } = planBatch(groups);
+      queue.splice(0, groups.length, ...waiting.map((group) => ({ kind: 'group' as const, group })));
+      try {
+        await this.#applyBatch(gitDir, batch);
+      } catch (error) {
+        // The git runner itself failed (its queue timed out, no launcher): whoever is not yet answered gets the error.
+        this.#refView.invalidate(gitDir);
+        for (const group of batch) group.fail(error);
+      }
+    }
+    this.#queues.delete(gitDir);
+  }
+
+  async #applyBatch(gitDir: string, batch: QueuedGroup[]): Promise<void> {
+    let pending = batch;
+    while (pending.length > 0) {
+      const outcome = await this.#run(gitDir, pending.flatMap((g) => g.updates), pending.length);
+      if (outcome === null) {
+        for (const group of pending) group.settle({ ok: true });
+        return;
+      }
+      const ref = pending.length > 1 ? failedRef(outcome) : null;
+      const owner = ref === null ? undefined : pending.find((g) => g.updates.some((u) => u.ref === ref));
+      if (pending.length === 1 || owner === undefined) {
+        if (pending.length === 1) {
+          pending[0]!.settle({ ok: false, reason: describeFailure(outcome) });
+          return;
+        }
+        // The failure may come from combining them: each group on its own, in order.
+        for (const group of pending) {
+          const alone = await this.#run(gitDir, group.updates, 1);
+          group.settle(alone === null ? { ok: true } : { ok: false, reason: describeFailure(alone) });
+        }
+        return;
+      }
+      owner.settle({ ok: false, reason: describeFailure(outcome) });
+      pending = pending.filter((g) => g !== owner);
     }
   }
 
-  async #applyNow(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult> {
-    this.#refView.invalidate(gitDir);
-    try {
-      const result = await this.#git.run(['update-ref', '--stdin', '-z'], { gitDir, input: transactionInput(updates) });
-      return result.code === 0 ? { ok: true } : { ok: false, reason: describeFailure(result.stderr) };
-    } finally {
-      this.#refView.invalidate(gitDir);
+  /** One update-ref transaction; null when it committed, else git's stderr. */
+  async #run(gitDir: string, updates: readonly RefUpdate[], groups: number): Promise<string | null> {
+    this.stats.transactions++;
+    this.stats.groups += groups;
+    const result = await this.#git.run(['update-ref', '--stdin', '-z'], { gitDir, input: transactionInput(updates) });
+    if (result.code === 0) {
+      this.#refView.applied(gitDir, updates);
+      return null;
     }
-  }
-
-  /**
-   * Applies each update on its own (a non-atomic push): one transaction for all
-   * first, and only if that fails, one per update to find which ones can apply.
-   */
-  async applyEach(gitDir: string, updates: readonly RefUpdate[]): Promise<TransactionResult[]> {
-    const together = await this.apply(gitDir, updates);
-    if (together.ok || updates.length === 1) return updates.map(() => together);
-    const results: TransactionResult[] = [];
-    for (const update of updates) results.push(await this.apply(gitDir, [update]));
-    return results;
+    this.#refView.invalidate(gitDir); // nothing should have moved; read again rather than trust that
+    return result.stderr || `update-ref exited with ${result.code}`;
   }
 }

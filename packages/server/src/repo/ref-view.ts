@@ -1,17 +1,46 @@
 /**
  * Each repository's refs, read once and kept in memory until Grove itself moves a
- * ref (every ref change goes through RefTransaction, which invalidates). Reads that
- * race an invalidation are not cached, so a reader never keeps a stale view.
+ * ref (every ref change goes through RefTransaction). A committed transaction that only
+ * moves branches or deletes refs is applied to the view in place (no re-read: branches
+ * need no peeling); anything else invalidates it. Reads that race a change are not
+ * cached, so a reader never keeps a stale view.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GitRunner } from './git-command.ts';
+import { isZeroOid } from '../git/oid.ts';
 import type { RefEntry, RefSnapshot } from './ref-snapshot.ts';
 
 interface Entry {
   generation: number;
   snapshot: Promise<RefSnapshot> | null;
+  /** The snapshot once read (null while reading or after an invalidation). */
+  value: RefSnapshot | null;
+}
+
+/** A committed change to one ref (zeros for a deletion). */
+export interface RefChange {
+  readonly ref: string;
+  readonly newOid: string;
+}
+
+/**
+ * The snapshot after `changes`, or null when a change cannot be applied without reading
+ * (a ref outside refs/heads/ being written may be a tag that needs peeling). Pure.
+ */
+export function applyChanges(snapshot: RefSnapshot, changes: readonly RefChange[]): RefSnapshot | null {
+  if (changes.some((c) => !isZeroOid(c.newOid) && !c.ref.startsWith('refs/heads/'))) return null;
+  const byName = new Map(snapshot.refs.map((r) => [r.name, r]));
+  const digest = createHash('sha1').update(snapshot.digest);
+  for (const change of changes) {
+    digest.update(`\0${change.ref} ${change.newOid}`);
+    if (isZeroOid(change.newOid)) byName.delete(change.ref);
+    else byName.set(change.ref, { name: change.ref, oid: change.newOid, peeled: null });
+  }
+  // Byte order, as for-each-ref sorts.
+  const refs = [...byName.values()].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  return { head: snapshot.head, refs, digest: digest.digest('hex') };
 }
 
 const MAX_CACHED_REPOS = 10_000;
@@ -28,7 +57,7 @@ export class RefView {
     let entry = this.#entries.get(gitDir);
     if (entry === undefined) {
       if (this.#entries.size >= MAX_CACHED_REPOS) this.#entries.delete(this.#entries.keys().next().value!);
-      entry = { generation: 0, snapshot: null };
+      entry = { generation: 0, snapshot: null, value: null };
       this.#entries.set(gitDir, entry);
     }
     if (entry.snapshot !== null) return entry.snapshot;
@@ -36,8 +65,10 @@ export class RefView {
     const pending = readSnapshot(this.#git, gitDir);
     entry.snapshot = pending;
     pending.then(
-      () => {
-        if (entry.generation !== generation && entry.snapshot === pending) entry.snapshot = null;
+      (value) => {
+        if (entry.generation !== generation) {
+          if (entry.snapshot === pending) entry.snapshot = null;
+        } else if (entry.snapshot === pending) entry.value = value;
       },
       () => {
         if (entry.snapshot === pending) entry.snapshot = null;
@@ -46,12 +77,23 @@ export class RefView {
     return pending;
   }
 
-  /** Called before and after every ref change. */
+  /** Forgets the view: the next read reads the refs again. */
   invalidate(gitDir: string): void {
     const entry = this.#entries.get(gitDir);
     if (entry === undefined) return;
     entry.generation++;
     entry.snapshot = null;
+    entry.value = null;
+  }
+
+  /** Called after a ref transaction committed `changes`. */
+  applied(gitDir: string, changes: readonly RefChange[]): void {
+    const entry = this.#entries.get(gitDir);
+    if (entry === undefined) return;
+    const next = entry.value === null ? null : applyChanges(entry.value, changes);
+    entry.generation++; // a read in flight may predate the change: it is not kept
+    entry.value = next;
+    entry.snapshot = next === null ? null : Promise.resolve(next);
   }
 
   forget(gitDir: string): void {

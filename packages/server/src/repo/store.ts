@@ -36,7 +36,7 @@ export class RepoStore {
   constructor(
     dataDir: string,
     limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number; gitLauncher: boolean },
-    packCache: { maxBytes: number; maxAgeMs: number },
+    packCache: { maxBytes: number; maxAgeMs: number; memoryBytes: number },
     maintenance: MaintenanceOptions,
     logger: Pick<Logger, 'warn' | 'debug'>,
   ) {

@@ -13,7 +13,7 @@ export type ProtocolVersion = 0 | 1 | 2;
 
 export interface UploadPackOutput {
   /** Called once, before the first byte (so the caller can send headers late). */
-  readonly start: () => Writable;
+  readonly start: (contentLength?: number) => Writable;
 }
 
 export class UploadPack {
