@@ -1,6 +1,7 @@
 /**
  * The two servers under test, both on 127.0.0.1 only:
- * - Grove, as a child process (`node bin/grove.js serve`), so its RSS is its own;
+ * - Grove, as a child process (`grove serve`: the built package's command, or the clone's
+ *   `node bin/grove.js serve`), so its memory is its own;
  * - the reference peer, `git http-backend` behind nginx + fcgiwrap, run as the current
  *   user with a generated config whose pid, logs and temp paths all live in the temp dir.
  */
@@ -72,12 +73,24 @@ export interface GroveServer {
   stop(): Promise<void>;
 }
 
-export async function startGrove(projectRoot: string, dataDir: string, token: string, extraEnv: Readonly<Record<string, string>> = {}): Promise<GroveServer> {
+export interface GroveStartOptions {
+  readonly env?: Readonly<Record<string, string>>;
+  /** The grove command: a script for this Node (default the clone's bin/grove.js), or an executable. */
+  readonly bin?: string;
+  /** Whether `bin` runs by its own shebang (the installed package's bin) rather than as `node bin`. */
+  readonly executable?: boolean;
+}
+
+export async function startGrove(projectRoot: string, dataDir: string, token: string, options: GroveStartOptions = {}): Promise<GroveServer> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('GROVE_')) env[key] = value;
-  Object.assign(env, { GROVE_ADMIN_TOKEN: token, GROVE_LOG_LEVEL: 'error', GROVE_SHUTDOWN_GRACE_MS: '3000' }, extraEnv);
-  const child = spawn(process.execPath, [path.join(projectRoot, 'bin/grove.js'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], {
+  // This Node first on the PATH, so an executable bin's `#!/usr/bin/env node` finds it.
+  env.PATH = `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`;
+  Object.assign(env, { GROVE_ADMIN_TOKEN: token, GROVE_LOG_LEVEL: 'error', GROVE_SHUTDOWN_GRACE_MS: '3000' }, options.env);
+  const bin = options.bin ?? path.join(projectRoot, 'bin/grove.js');
+  const args = ['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`];
+  const child = spawn(options.executable ? bin : process.execPath, options.executable ? args : [bin, ...args], {
     cwd: projectRoot,
     env,
     detached: true,

@@ -186,12 +186,19 @@ export function gitEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * The harness's git processes stand in for clients on other machines: they run at this
+ * niceness, so that on this one machine the servers under test (both alike) get the CPU
+ * before their clients do, as they would if the clients were elsewhere.
+ */
+export const CLIENT_NICENESS = Number(process.env.BENCH_CLIENT_NICENESS ?? 10);
+
 export function git(args: readonly string[], options: Omit<RunOptions, 'env'> & { env?: Record<string, string> } = {}): Promise<RunResult> {
-  return run('git', args, { ...options, env: gitEnv(options.env) });
+  return run('nice', ['-n', String(CLIENT_NICENESS), 'git', ...args], { ...options, env: gitEnv(options.env) });
 }
 
 export function gitOk(args: readonly string[], options: Omit<RunOptions, 'env'> & { env?: Record<string, string> } = {}): Promise<RunResult> {
-  return runOk('git', args, { ...options, env: gitEnv(options.env) });
+  return runOk('nice', ['-n', String(CLIENT_NICENESS), 'git', ...args], { ...options, env: gitEnv(options.env) });
 }
 
 // ---------------------------------------------------------------------------
@@ -244,6 +251,16 @@ export function rssBytes(pid: number): number {
     return match ? Number(match[1]) * 1024 : 0;
   } catch {
     return 0;
+  }
+}
+
+/** Proportional set size of one process (shared pages divided among their sharers), or its RSS where the kernel has no smaps_rollup. */
+export function pssBytes(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
+    return match ? Number(match[1]) * 1024 : rssBytes(pid);
+  } catch {
+    return rssBytes(pid);
   }
 }
 
@@ -326,13 +343,18 @@ function tree() {
 function rss(pid) {
   try { const m = /^VmRSS:\\s+(\\d+)\\s+kB/m.exec(fs.readFileSync('/proc/' + pid + '/status', 'latin1')); return m ? Number(m[1]) * 1024 : 0; } catch { return 0; }
 }
+function pss(pid) {
+  try { const m = /^Pss:\\s+(\\d+)\\s+kB/m.exec(fs.readFileSync('/proc/' + pid + '/smaps_rollup', 'latin1')); return m ? Number(m[1]) * 1024 : rss(pid); } catch { return rss(pid); }
+}
 function isGit(pid) { try { return fs.readFileSync('/proc/' + pid + '/comm', 'latin1').startsWith('git'); } catch { return false; } }
 const s = { samples: 0, baselineServer: -1, peakServer: 0, peakTree: 0, peakTreeProcesses: 0, peakGitProcesses: 0 };
 function sample() {
   s.samples++;
   let server = 0, total = 0, gits = 0;
   const pids = tree();
-  for (const pid of pids) { const r = rss(pid); total += r; if (isGit(pid)) gits++; else server += r; }
+  // The server's own processes by PSS (pages shared among them, such as the node binary Grove and
+  // its launcher both map, or nginx's workers' code, counted once); git children by RSS (cheap).
+  for (const pid of pids) { if (isGit(pid)) { gits++; total += rss(pid); } else { const r = pss(pid); server += r; total += r; } }
   if (s.baselineServer < 0) s.baselineServer = server;
   if (server > s.peakServer) s.peakServer = server;
   if (total > s.peakTree) { s.peakTree = total; s.peakTreeProcesses = pids.length; }
@@ -346,11 +368,11 @@ parentPort.on('message', () => { clearInterval(timer); sample(); parentPort.post
 
 export interface RssStats {
   readonly samples: number;
-  /** RSS of the server's own (non-git) processes at the first sample. */
+  /** PSS of the server's own (non-git) processes at the first sample. */
   readonly baselineServer: number;
-  /** Peak RSS of the server's own processes: Grove's node process; nginx + fcgiwrap. */
+  /** Peak PSS of the server's own processes: Grove's node process and its git launcher; nginx + fcgiwrap. */
   readonly peakServer: number;
-  /** Peak of the sum over the whole tree, git children included. */
+  /** Peak of the sum over the whole tree, git children included (their RSS). */
   readonly peakTree: number;
   readonly peakTreeProcesses: number;
   readonly peakGitProcesses: number;

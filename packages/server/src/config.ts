@@ -28,6 +28,8 @@ export interface GroveConfig {
     readonly queueTimeoutMs: number;
     /** Start git children through the launcher process (repo/git-launcher.ts) rather than by forking Grove. */
     readonly gitLauncher: boolean;
+    /** The niceness git children run at (launcher only): under CPU pressure Grove's own requests go first. */
+    readonly gitNiceness: number;
   };
   readonly packCache: {
     /** Disk budget for cached fetch responses; 0 turns the cache off. */
@@ -77,6 +79,13 @@ function nonNegativeInteger(name: string, value: string | undefined, fallback: n
   return positiveInteger(name, value, fallback);
 }
 
+function boundedInteger(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
 function onOff(name: string, value: string | undefined, fallback: boolean): boolean {
   if (value === undefined || value === '') return fallback;
   if (value === 'on' || value === 'true' || value === '1') return true;
@@ -114,6 +123,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxGitProcessesPerRepo: positiveInteger('GROVE_MAX_GIT_PROCESSES_PER_REPO', env.GROVE_MAX_GIT_PROCESSES_PER_REPO, Math.max(8, os.availableParallelism() * 4)),
       queueTimeoutMs: positiveInteger('GROVE_QUEUE_TIMEOUT_MS', env.GROVE_QUEUE_TIMEOUT_MS, 60_000),
       gitLauncher: onOff('GROVE_GIT_LAUNCHER', env.GROVE_GIT_LAUNCHER, true),
+      gitNiceness: boundedInteger('GROVE_GIT_NICENESS', env.GROVE_GIT_NICENESS, 5, 0, 19),
     },
     packCache: {
       maxBytes: nonNegativeInteger('GROVE_PACK_CACHE_BYTES', env.GROVE_PACK_CACHE_BYTES, 2 * 1024 ** 3),

@@ -42,14 +42,14 @@ export interface RunningServer {
 export async function startServer(config: GroveConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
-  const db = await openDatabase(path.join(config.dataDir, 'grove.db'));
+  const { db, durability } = await openDatabase(path.join(config.dataDir, 'grove.db'));
   const repos = new RepoStore(config.dataDir, config.limits, config.packCache, { pushesPerRun: config.maintenancePushes }, logger);
   const recovery = await repos.open();
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
   }
-  const metrics = new Metrics(repos.git, repos.packCache, repos.maintenance.stats);
-  const events = new EventLog(db);
+  const metrics = new Metrics(repos.git, repos.packCache, repos.maintenance.stats, repos.transaction.stats);
+  const events = new EventLog(db, durability);
   const recovered = await events.recover(
     async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null,
     async (repoId, before, after) => !(await isAncestor(repos.git, repos.gitDir(repoId), before, after)),
@@ -59,7 +59,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   let ready = true;
   const ctx: AppContext = {
     events,
-    audit: new AuditWriter(db, (error) => logger.warn({ err: error }, 'audit write failed')),
+    audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
+    durability,
     config,
     db,
     repos,
@@ -103,6 +104,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         clearTimeout(timer);
         clearInterval(closeIdle);
         await db.destroy();
+        await durability.close();
       })();
       return closing;
     },

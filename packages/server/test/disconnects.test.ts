@@ -435,8 +435,9 @@ describe('client disconnects, stalls and queueing', { concurrency: 1 }, () => {
         await assertCleanedUp(t);
       });
 
-      it('with GROVE_QUEUE_TIMEOUT_MS=1, a git request that cannot get the held slot gets a clear busy error, not a hang or 500', async () => {
-        const grove = await server({ GROVE_MAX_GIT_PROCESSES: '1', GROVE_QUEUE_TIMEOUT_MS: '1' });
+      it('with GROVE_QUEUE_TIMEOUT_MS=200, a git request that cannot get the held slot gets a clear busy error, not a hang or 500', async () => {
+        // Long enough for the setup push's own checks (two processes at once) to take turns in the one slot.
+        const grove = await server({ GROVE_MAX_GIT_PROCESSES: '1', GROVE_QUEUE_TIMEOUT_MS: '200' });
         const t = await makeTarget(grove);
         const refsBefore = await lsRemote(t);
         // A stalled push holds the only slot with its index-pack.

@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/database.ts';
+import type { Durability } from '../db/durability.ts';
 import type { EventsTable } from '../db/schema.ts';
 import type { NewEvent, StoredEvent, EventType } from './types.ts';
 
@@ -61,8 +62,11 @@ export class EventLog {
   /** Woken when deliveries are queued. */
   readonly outbox = new EventEmitter();
 
-  constructor(db: Db) {
+  readonly #durability: Durability;
+
+  constructor(db: Db, durability: Durability) {
     this.#db = db;
+    this.#durability = durability;
     this.#live.setMaxListeners(0);
   }
 
@@ -95,6 +99,8 @@ export class EventLog {
         .execute();
       seqs.push(...rows.map((r) => r.seq));
     }
+    // On disk before the change it describes happens: what recover() relies on after a crash.
+    await this.#durability.sync();
     return seqs;
   }
 
@@ -154,6 +160,7 @@ export class EventLog {
       for (const chunk of chunks(deliveries, CHUNK)) await trx.insertInto('webhook_deliveries').values(chunk).execute();
       return { events, queued: deliveries.length };
     });
+    await this.#durability.sync();
     for (const event of committed.events) this.#live.emit('event', event);
     if (committed.queued > 0) this.outbox.emit('queued');
   }

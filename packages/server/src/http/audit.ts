@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Insertable } from 'kysely';
 import type { Db } from '../db/database.ts';
+import type { Durability } from '../db/durability.ts';
 import type { AuditLogTable } from '../db/schema.ts';
 
 const GIT_ACTIONS: Record<string, string> = {
@@ -50,8 +51,11 @@ export class AuditWriter {
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(db: Db, onError: (error: unknown) => void) {
+  readonly #durability: Durability;
+
+  constructor(db: Db, durability: Durability, onError: (error: unknown) => void) {
     this.#db = db;
+    this.#durability = durability;
     this.#onError = onError;
   }
 
@@ -70,7 +74,7 @@ export class AuditWriter {
     if (rows.length > 0) {
       this.#writing = this.#writing.then(() => this.#db.transaction().execute(async (trx) => {
         for (let i = 0; i < rows.length; i += 100) await trx.insertInto('audit_log').values(rows.slice(i, i + 100)).execute();
-      })).catch(this.#onError);
+      }).then(() => this.#durability.sync())).catch(this.#onError);
     }
     return this.#writing;
   }

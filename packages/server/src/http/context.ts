@@ -1,6 +1,7 @@
 /** What every route handler can reach: built once by the composition root. */
 import type { GroveConfig } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import type { Durability } from '../db/durability.ts';
 import type { RepoStore } from '../repo/store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { Metrics } from './metrics.ts';
@@ -10,6 +11,8 @@ import type { AuditWriter } from './audit.ts';
 export interface AppContext {
   readonly config: GroveConfig;
   readonly db: Db;
+  /** Await before acknowledging a database write (db/durability.ts). */
+  readonly durability: Durability;
   readonly repos: RepoStore;
   readonly auth: Authenticator;
   readonly metrics: Metrics;

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { GitRunner } from '../repo/git-command.ts';
 import type { MaintenanceStats } from '../repo/maintenance.ts';
 import type { PackCache } from '../repo/pack-cache.ts';
+import type { TransactionStats } from '../repo/ref-transaction.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -16,7 +17,7 @@ export class Metrics {
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
 
-  constructor(git: GitRunner, packCache: PackCache | null, maintenance: MaintenanceStats) {
+  constructor(git: GitRunner, packCache: PackCache | null, maintenance: MaintenanceStats, transactions: TransactionStats) {
     const gitLimiter = git.limiter;
     // prom-client's default names already start with process_ or nodejs_: grove_process_cpu_seconds_total, grove_nodejs_heap_size_used_bytes.
     collectDefaultMetrics({ register: this.registry, prefix: 'grove_' });
@@ -63,6 +64,8 @@ export class Metrics {
       buckets: pushBuckets,
       registers,
     });
+    new Gauge({ name: 'grove_ref_transactions', help: 'update-ref transactions run since start (a batch of writers shares one)', registers, collect() { this.set(transactions.transactions); } });
+    new Gauge({ name: 'grove_ref_transaction_writers', help: 'Writers (a push, an API write, each ref of a non-atomic push) answered by those transactions', registers, collect() { this.set(transactions.groups); } });
     this.pushes = new Counter({ name: 'grove_git_pushes_total', help: 'Pushes by result (ok: every ref updated, partial, rejected)', labelNames: ['result'], registers });
     this.pushBytes = new Counter({ name: 'grove_git_push_bytes_total', help: 'Pack bytes received by pushes', registers });
     this.refUpdates = new Counter({ name: 'grove_git_ref_updates_total', help: 'Ref updates requested by pushes, by result', labelNames: ['result'], registers });

@@ -105,6 +105,8 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       if (outcome.applied.length > 0) ctx.repos.maintenance.notePush(resolved.gitDir);
       // A branch created or deleted by a push starts a new life: an old TTL does not apply to it.
       await forgetBranchTtls(ctx.db, resolved.repoId, outcome.applied.filter((c) => c.kind !== 'update').map((c) => c.ref));
+      // Every database write of the push (events, TTLs) on disk before "ok" is reported.
+      await ctx.durability.sync();
       clearInterval(keepalive);
       startStreaming();
       const report = reportStatus(outcome.unpackError, outcome.results);

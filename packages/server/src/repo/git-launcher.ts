@@ -108,8 +108,11 @@ export class LauncherSpawner implements Spawner {
   readonly #running = new Map<string, LaunchedChild>();
   #closed = false;
   readonly stats: LauncherStats = { starts: 0, spawned: 0 };
+  readonly #niceness: number;
 
-  constructor() {
+  /** `niceness`: what git children run at, relative to nothing (0 = Grove's own priority). */
+  constructor(niceness = 0) {
+    this.#niceness = niceness;
     // A short private path: socket paths are limited to 107 bytes, and only this user may connect.
     this.#dir = mkdtempSync(path.join(os.tmpdir().length < 60 ? os.tmpdir() : '/tmp', 'grove-launcher-'));
     this.#socketPath = path.join(this.#dir, 's');
@@ -147,7 +150,7 @@ export class LauncherSpawner implements Spawner {
   #ensureLauncher(): ChildProcess {
     if (this.#launcher !== null && this.#launcher.connected) return this.#launcher;
     // Small heap limits keep its resident size, and so the cost of each of its forks, small.
-    const launcher = fork(LAUNCHER_MAIN, [this.#socketPath], {
+    const launcher = fork(LAUNCHER_MAIN, [this.#socketPath, String(this.#niceness)], {
       execArgv: ['--max-old-space-size=32', '--max-semi-space-size=1'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],

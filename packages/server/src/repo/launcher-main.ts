@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import os from 'node:os';
 import type { LauncherMessage, SpawnMessage } from './launcher-protocol.ts';
 
 const socketPath = process.argv[2];
@@ -14,6 +15,9 @@ if (socketPath === undefined || typeof process.send !== 'function') {
   process.stderr.write('launcher-main: run by Grove only (needs an IPC channel and a socket path)\n');
   process.exit(2);
 }
+// Git children run at this niceness (the launcher itself stays at Grove's): when the CPU is
+// short, Grove's event loop, answering every request, runs before its git children's bulk work.
+const niceness = Number(process.argv[3] ?? 0);
 
 function send(message: LauncherMessage): void {
   if (process.connected) process.send!(message);
@@ -39,6 +43,13 @@ async function launch(message: SpawnMessage): Promise<void> {
     const refused = settled.find((s) => s.status === 'rejected');
     if (refused) throw (refused as PromiseRejectedResult).reason;
     const child = spawn(message.file, [...message.args], { env: { ...message.env }, stdio: [sockets[0]!, sockets[1]!, sockets[2]!], detached: true });
+    if (niceness > 0 && child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, niceness); // a few microseconds into its life, before it does any real work
+      } catch {
+        // not allowed here: it runs at Grove's priority
+      }
+    }
     child.once('spawn', () => send({ t: 'spawned', id: message.id, pid: child.pid! }));
     child.once('error', (error) => send({ t: 'failed', id: message.id, message: error.message }));
     child.once('exit', (code, signal) => send({ t: 'exit', id: message.id, code, signal }));

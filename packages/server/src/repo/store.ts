@@ -35,7 +35,7 @@ export class RepoStore {
 
   constructor(
     dataDir: string,
-    limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number; gitLauncher: boolean },
+    limits: { maxGitProcesses: number; maxGitProcessesPerRepo: number; queueTimeoutMs: number; gitLauncher: boolean; gitNiceness: number },
     packCache: { maxBytes: number; maxAgeMs: number; memoryBytes: number },
     maintenance: MaintenanceOptions,
     logger: Pick<Logger, 'warn' | 'debug'>,
@@ -47,7 +47,7 @@ export class RepoStore {
       maxProcesses: limits.maxGitProcesses,
       maxProcessesPerRepo: limits.maxGitProcessesPerRepo,
       queueTimeoutMs: limits.queueTimeoutMs,
-      spawner: limits.gitLauncher ? new LauncherSpawner() : new ForkingSpawner(),
+      spawner: limits.gitLauncher ? new LauncherSpawner(limits.gitNiceness) : new ForkingSpawner(),
     });
     this.refs = new RefView(this.git);
     this.transaction = new RefTransaction(this.git, this.refs);
