@@ -52,7 +52,8 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   app.addHook('onSend', async (request, reply) => {
     // An answer to a write goes out only once what it wrote is on disk (one fsync for all the
     // writes before it: db/durability.ts); reads never wait.
-    if (request.method !== 'GET' && request.method !== 'HEAD') await ctx.durability.sync();
+    // (A push's report waits in its own route; a fetch writes nothing the client waits for.)
+    if (request.method !== 'GET' && request.method !== 'HEAD' && request.url.startsWith('/api/')) await ctx.durability.sync();
     // While draining, every answer asks the client to close its keep-alive connection; so does an
     // answer sent before its request's body was all read (a 401, 404 or 413 to a big POST), or the
     // client would write its next request into a socket that is about to be closed under it.

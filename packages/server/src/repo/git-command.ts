@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Limiter } from './limiter.ts';
-import { ForkingSpawner, type GitChild, type Spawner } from './spawner.ts';
+import { ForkingSpawner, type GitChild, type Spawner, type SpawnerFactory } from './spawner.ts';
 
 export type { GitChild } from './spawner.ts';
 
@@ -73,8 +73,8 @@ export interface GitRunnerOptions {
   readonly maxProcessesPerRepo: number;
   /** How long a spawn may wait for a slot before failing with LimiterTimeoutError. */
   readonly queueTimeoutMs: number;
-  /** How children are started (default: by forking Grove itself). */
-  readonly spawner?: Spawner;
+  /** Makes what starts the children (default: forking Grove itself). */
+  readonly spawner?: SpawnerFactory;
 }
 
 /** Children started since start, by git command, and the time it took to start them. */
@@ -91,8 +91,6 @@ export function commandName(args: readonly string[]): string {
 }
 
 export class GitRunner {
-  readonly #binary: string;
-  readonly #env: Readonly<Record<string, string>>;
   readonly limiter: Limiter;
   readonly #repoLimiters = new Map<string, Limiter>();
   readonly #maxPerRepo: number;
@@ -102,8 +100,7 @@ export class GitRunner {
   readonly spawnStats: SpawnStats = new Map();
 
   constructor(options: GitRunnerOptions) {
-    this.#binary = options.binary ?? 'git';
-    this.#spawner = options.spawner ?? new ForkingSpawner();
+    const binary = options.binary ?? 'git';
     this.limiter = new Limiter(options.maxProcesses);
     this.#maxPerRepo = options.maxProcessesPerRepo;
     this.#queueTimeoutMs = options.queueTimeoutMs;
@@ -122,7 +119,9 @@ export class GitRunner {
       const value = process.env[name];
       if (value !== undefined) env[name] = value;
     }
-    this.#env = env;
+    // Every child shares these: the spawner is told once (the launcher, once per launch).
+    const base = { file: binary, args: BASE_CONFIG.flatMap((c) => ['-c', c]), env };
+    this.#spawner = (options.spawner ?? ((b) => new ForkingSpawner(b)))(base);
   }
 
   /** Children currently alive (for shutdown). */
@@ -140,13 +139,13 @@ export class GitRunner {
       release();
       throw options.signal.reason ?? new Error('aborted');
     }
-    const argv = [...BASE_CONFIG.flatMap((c) => ['-c', c])];
+    const argv: string[] = [];
     if (options.gitDir !== undefined) argv.push(`--git-dir=${options.gitDir}`);
     argv.push(...args);
     let child: GitChild;
     const started = performance.now();
     try {
-      child = await this.#spawner.spawn({ file: this.#binary, args: argv, env: { ...this.#env, ...options.env } });
+      child = await this.#spawner.spawn({ args: argv, env: options.env ?? {} });
     } catch (error) {
       release();
       throw error;

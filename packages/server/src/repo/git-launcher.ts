@@ -11,13 +11,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HEADER_BYTES, type LauncherMessage, type SpawnMessage } from './launcher-protocol.ts';
-import type { GitChild, SpawnRequest, Spawner } from './spawner.ts';
+import { HEADER_BYTES, type BaseMessage, type LauncherMessage, type SpawnMessage } from './launcher-protocol.ts';
+import type { GitChild, SpawnBase, SpawnRequest, Spawner } from './spawner.ts';
 
 /** The launcher's entry, beside this file: launcher-main.ts in a clone, launcher-main.js once built. */
 const LAUNCHER_MAIN = fileURLToPath(new URL(`./launcher-main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -109,12 +109,16 @@ export class LauncherSpawner implements Spawner {
   #closed = false;
   readonly stats: LauncherStats = { starts: 0, spawned: 0 };
   readonly #niceness: number;
+  readonly #base: SpawnBase;
 
-  /** `niceness`: what git children run at, relative to nothing (0 = Grove's own priority). */
-  constructor(niceness = 0) {
+  /** `niceness`: what git children run at (0 = Grove's own priority). */
+  constructor(base: SpawnBase, niceness = 0) {
+    this.#base = base;
     this.#niceness = niceness;
     // A short private path: socket paths are limited to 107 bytes, and only this user may connect.
-    this.#dir = mkdtempSync(path.join(os.tmpdir().length < 60 ? os.tmpdir() : '/tmp', 'grove-launcher-'));
+    const parent = os.tmpdir().length < 60 ? os.tmpdir() : '/tmp';
+    removeStaleSocketDirs(parent);
+    this.#dir = mkdtempSync(path.join(parent, `grove-launcher-${process.pid}-`));
     this.#socketPath = path.join(this.#dir, 's');
     this.#server = net.createServer((socket) => this.#accept(socket));
   }
@@ -131,7 +135,7 @@ export class LauncherSpawner implements Spawner {
     return new Promise<GitChild>((resolve, reject) => {
       const timer = setTimeout(() => this.#fail(id, new Error(`git did not start within ${SPAWN_TIMEOUT_MS} ms`)), SPAWN_TIMEOUT_MS);
       this.#launches.set(id, { sockets: [null, null, null], pid: null, exit: null, resolve, reject, timer });
-      const message: SpawnMessage = { t: 'spawn', id, file: request.file, args: request.args, env: request.env };
+      const message: SpawnMessage = { t: 'spawn', id, args: request.args, env: request.env };
       this.#holdAlive();
       launcher.send(message, (error: Error | null) => {
         if (error) this.#fail(id, error);
@@ -158,6 +162,8 @@ export class LauncherSpawner implements Spawner {
     });
     this.stats.starts++;
     launcher.on('message', (message: LauncherMessage) => this.#onMessage(message));
+    const base: BaseMessage = { t: 'base', ...this.#base };
+    launcher.send(base); // IPC keeps order: it arrives before any spawn
     launcher.once('exit', () => this.#launcherGone(launcher));
     // The process never keeps Grove alive, its channel only while children are out (#holdAlive).
     launcher.unref();
@@ -252,6 +258,30 @@ export class LauncherSpawner implements Spawner {
       child.exited(null, 'SIGKILL');
       this.#running.delete(id);
     }
+  }
+}
+
+/** Removes the socket directories of Grove processes that are gone (killed before they could clean up). */
+function removeStaleSocketDirs(parent: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^grove-launcher-(\d+)-/.exec(name)?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

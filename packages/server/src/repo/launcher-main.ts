@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
-import type { LauncherMessage, SpawnMessage } from './launcher-protocol.ts';
+import type { BaseMessage, LauncherMessage, SpawnMessage } from './launcher-protocol.ts';
 
 const socketPath = process.argv[2];
 if (socketPath === undefined || typeof process.send !== 'function') {
@@ -35,6 +35,8 @@ function connect(id: string, index: number): Promise<net.Socket> {
   });
 }
 
+let base: BaseMessage = { t: 'base', file: 'git', args: [], env: {} };
+
 async function launch(message: SpawnMessage): Promise<void> {
   const connecting = [0, 1, 2].map((index) => connect(message.id, index));
   const settled = await Promise.allSettled(connecting);
@@ -42,7 +44,7 @@ async function launch(message: SpawnMessage): Promise<void> {
   try {
     const refused = settled.find((s) => s.status === 'rejected');
     if (refused) throw (refused as PromiseRejectedResult).reason;
-    const child = spawn(message.file, [...message.args], { env: { ...message.env }, stdio: [sockets[0]!, sockets[1]!, sockets[2]!], detached: true });
+    const child = spawn(base.file, [...base.args, ...message.args], { env: { ...base.env, ...message.env }, stdio: [sockets[0]!, sockets[1]!, sockets[2]!], detached: true });
     if (niceness > 0 && child.pid !== undefined) {
       try {
         os.setPriority(child.pid, niceness); // a few microseconds into its life, before it does any real work
@@ -61,7 +63,8 @@ async function launch(message: SpawnMessage): Promise<void> {
   }
 }
 
-process.on('message', (message: SpawnMessage) => {
+process.on('message', (message: SpawnMessage | BaseMessage) => {
   if (message?.t === 'spawn') void launch(message);
+  else if (message?.t === 'base') base = message;
 });
 process.on('disconnect', () => process.exit(0));

@@ -1,7 +1,7 @@
 /**
  * The messages between Grove and its git launcher (git-launcher.ts, launcher-main.ts).
  *
- * Grove sends `spawn` over the IPC channel. The launcher opens three connections to Grove's
+ * Grove sends `base` once, then a `spawn` for each child over the IPC channel. The launcher opens three connections to Grove's
  * Unix socket, writes on each a header of the command's id (32 hex digits) and the stream's
  * index (0 stdin, 1 stdout, 2 stderr), then forks git with those sockets as its stdio and
  * closes its own copies: from then on git's bytes flow straight between git and Grove, with
@@ -11,11 +11,20 @@
 
 export const HEADER_BYTES = 33;
 
+/** Sent first, once: what every child shares (spawn messages carry only what differs). */
+export interface BaseMessage {
+  readonly t: 'base';
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
 export interface SpawnMessage {
   readonly t: 'spawn';
   readonly id: string;
-  readonly file: string;
+  /** After the base arguments. */
   readonly args: readonly string[];
+  /** Added to the base environment. */
   readonly env: Readonly<Record<string, string>>;
 }
 

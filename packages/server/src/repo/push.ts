@@ -249,10 +249,12 @@ export class PushPipeline {
 
   /**
    * Connectivity and types of every accepted new tip, inside the quarantine, and whether each
-   * update is a force push. One rev-list checks all tips at once (as receive-pack's check does),
-   * with the cat-file that tells their types running beside it; only when rev-list fails does a
-   * rev-list per tip find which commands to refuse. A branch must point at a commit: refused
-   * here, before anything is migrated, the push changes nothing.
+   * update is a force push. The common case costs one rev-list for all tips (as receive-pack's
+   * check does), given branch tips as `<oid>^{commit}` so that a tree or blob for a branch fails
+   * it too, beside one merge-base per update; only when rev-list fails does a cat-file and a
+   * rev-list per tip find which commands to refuse, before anything is migrated. (An annotated
+   * tag object pushed as a branch passes `^{commit}`: the ref transaction refuses it, and its
+   * objects stay behind unreferenced.)
    */
   async #checkObjects(input: PushInput, quarantine: Quarantine | null, rejected: Map<RefCommand, string>): Promise<Map<RefCommand, boolean>> {
     const forcedBy = new Map<RefCommand, boolean>();
@@ -260,21 +262,22 @@ export class PushPipeline {
     if (candidates.length === 0) return forcedBy;
     const env = quarantine?.env;
     const tips = [...new Set(candidates.map((c) => c.newOid))];
+    const revisions = [...new Set(candidates.map((c) => (c.ref.startsWith('refs/heads/') ? `${c.newOid}^{commit}` : c.newOid)))];
     const updates = candidates.filter((c) => c.kind === 'update');
     // Independent questions, asked at once: their git processes run side by side.
-    const [allConnected, types, ancestries] = await Promise.all([
-      this.#connected(input.gitDir, tips, env),
-      this.#objectTypes(input.gitDir, tips, env),
+    const [allGood, ancestries] = await Promise.all([
+      this.#connected(input.gitDir, revisions, env),
       Promise.all(updates.map((c) => this.#isAncestor(input.gitDir, c.oldOid, c.newOid, env))),
     ]);
-    const connected = new Set<string>(allConnected ? tips : []);
-    // With a single tip, the failed check has already answered for it.
-    if (!allConnected && tips.length > 1) {
+    const types = allGood ? null : await this.#objectTypes(input.gitDir, tips, env);
+    const connected = new Set<string>(allGood ? tips : []);
+    // The rare path: which tips are there and connected (as themselves: `^{commit}` may be what failed).
+    if (types !== null) {
       for (const oid of tips) if (types.has(oid) && (await this.#connected(input.gitDir, [oid], env))) connected.add(oid);
     }
     const shallowClient = input.request.shallow.length > 0;
-    for (const command of candidates) {
-      const type = types.get(command.newOid);
+    for (const command of types === null ? [] : candidates) {
+      const type = types!.get(command.newOid);
       if (type === undefined || !connected.has(command.newOid)) {
         rejected.set(command, shallowClient ? 'shallow update not allowed' : 'missing necessary objects');
       } else if (command.ref.startsWith('refs/heads/') && type !== 'commit') {

@@ -25,12 +25,21 @@ export interface GitChild {
   once(event: 'error', listener: (error: Error) => void): this;
 }
 
-export interface SpawnRequest {
+/** What every child shares: the binary, the arguments that come first, the environment. */
+export interface SpawnBase {
   readonly file: string;
   readonly args: readonly string[];
-  /** The child's whole environment. */
   readonly env: Readonly<Record<string, string>>;
 }
+
+/** One child: its arguments after the base ones, and variables added to the base environment. */
+export interface SpawnRequest {
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Makes a spawner for children that all share `base` (given once, not with every spawn). */
+export type SpawnerFactory = (base: SpawnBase) => Spawner;
 
 export interface Spawner {
   /** Starts a child in its own process group with piped stdio; resolves once it runs (or emits 'error' on the child). */
@@ -40,8 +49,14 @@ export interface Spawner {
 
 /** Forks Grove itself (child_process.spawn): simple, but blocks the event loop for the fork. */
 export class ForkingSpawner implements Spawner {
+  readonly #base: SpawnBase;
+
+  constructor(base: SpawnBase) {
+    this.#base = base;
+  }
+
   async spawn(request: SpawnRequest): Promise<GitChild> {
-    return spawn(request.file, [...request.args], { env: { ...request.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    return spawn(this.#base.file, [...this.#base.args, ...request.args], { env: { ...this.#base.env, ...request.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   }
 
   async close(): Promise<void> {}

@@ -47,7 +47,7 @@ export class RepoStore {
       maxProcesses: limits.maxGitProcesses,
       maxProcessesPerRepo: limits.maxGitProcessesPerRepo,
       queueTimeoutMs: limits.queueTimeoutMs,
-      spawner: limits.gitLauncher ? new LauncherSpawner(limits.gitNiceness) : new ForkingSpawner(),
+      spawner: limits.gitLauncher ? (base) => new LauncherSpawner(base, limits.gitNiceness) : (base) => new ForkingSpawner(base),
     });
     this.refs = new RefView(this.git);
     this.transaction = new RefTransaction(this.git, this.refs);
