@@ -44,6 +44,8 @@ export interface GitSpawnOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Kills the child (and its process group) when aborted. */
   readonly signal?: AbortSignal;
+  /** Not counted against the process limits: for the few long-lived children that have a cap of their own. */
+  readonly unlimited?: boolean;
 }
 
 export interface GitResult {
@@ -134,7 +136,7 @@ export class GitRunner {
    * The caller owns the child's stdio.
    */
   async spawn(args: readonly string[], options: GitSpawnOptions = {}): Promise<GitChild> {
-    const release = await this.#acquire(options.gitDir);
+    const release = options.unlimited ? () => undefined : await this.#acquire(options.gitDir);
     if (options.signal?.aborted) {
       release();
       throw options.signal.reason ?? new Error('aborted');

@@ -17,6 +17,7 @@
  */
 import { isZeroOid, ZERO_OID } from '../git/oid.ts';
 import type { GitRunner } from './git-command.ts';
+import { RefUpdaters } from './ref-updater.ts';
 import type { RefView } from './ref-view.ts';
 
 export interface RefUpdate {
@@ -119,14 +120,19 @@ export interface TransactionStats {
 }
 
 export class RefTransaction {
-  readonly #git: GitRunner;
+  readonly #updaters: RefUpdaters;
   readonly #refView: RefView;
   readonly #queues = new Map<string, Job[]>();
   readonly stats: TransactionStats = { transactions: 0, groups: 0 };
 
   constructor(git: GitRunner, refView: RefView) {
-    this.#git = git;
+    this.#updaters = new RefUpdaters(git);
     this.#refView = refView;
+  }
+
+  /** Ends the long-lived update-ref processes (shutdown). */
+  close(): void {
+    this.#updaters.closeAll();
   }
 
   /** All updates or none. */
@@ -213,12 +219,12 @@ export class RefTransaction {
   async #run(gitDir: string, updates: readonly RefUpdate[], groups: number): Promise<string | null> {
     this.stats.transactions++;
     this.stats.groups += groups;
-    const result = await this.#git.run(['update-ref', '--stdin', '-z'], { gitDir, input: transactionInput(updates) });
-    if (result.code === 0) {
+    const result = await this.#updaters.run(gitDir, transactionInput(updates));
+    if (result.ok) {
       this.#refView.applied(gitDir, updates);
       return null;
     }
     this.#refView.invalidate(gitDir); // nothing should have moved; read again rather than trust that
-    return result.stderr || `update-ref exited with ${result.code}`;
+    return result.stderr;
   }
 }

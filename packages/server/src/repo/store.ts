@@ -68,6 +68,7 @@ export class RepoStore {
 
   /** Stops what the store started (the git launcher); call after the last git child is done. */
   async close(): Promise<void> {
+    this.transaction.close();
     await this.git.close();
   }
 
