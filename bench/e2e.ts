@@ -7,7 +7,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { httpRequest } from './servers.ts';
-import { git, gitOk, log, median, percentile } from './util.ts';
+import { git, gitOk, log, median, percentile, treeCpuMs } from './util.ts';
 
 /** One server as the workloads see it. */
 export interface Side {
@@ -118,6 +118,8 @@ export interface PushFleetResult {
   readonly firstError: string | null;
   readonly wallMs: number;
   readonly latencies: readonly number[];
+  /** CPU time of the server's process tree (its reaped children included) over the run. */
+  readonly serverCpuMs: number;
 }
 
 /** Pushes each `commit` to its `ref` with the git CLI, `concurrency` at once. */
@@ -127,6 +129,7 @@ export async function pushFleet(side: Side, localRepo: string, items: readonly {
   let firstError: string | null = null;
   let next = 0;
   const started = performance.now();
+  const cpuBefore = treeCpuMs(side.rootPids);
   const deadline = started + timeLimitMs;
   const worker = async (): Promise<void> => {
     while (next < items.length && performance.now() < deadline) {
@@ -153,6 +156,7 @@ export async function pushFleet(side: Side, localRepo: string, items: readonly {
     firstError: firstError ?? (skipped > 0 ? `${skipped} pushes not attempted within the time limit` : null),
     wallMs: performance.now() - started,
     latencies,
+    serverCpuMs: treeCpuMs(side.rootPids) - cpuBefore,
   };
 }
 
@@ -168,6 +172,7 @@ export function mergeFleets(parts: readonly PushFleetResult[]): PushFleetResult 
     firstError: parts.find((p) => p.firstError)?.firstError ?? null,
     wallMs: parts.reduce((n, p) => n + p.wallMs, 0),
     latencies,
+    serverCpuMs: parts.reduce((n, p) => n + p.serverCpuMs, 0),
   };
 }
 

@@ -108,7 +108,7 @@ function details(r: Results): string {
     }
     for (const s of sides) {
       const a = r.agents.get(s);
-      if (a) lines.push(`- ${a.pushes} agent pushes on ${label(s)}, ${a.concurrency} at once: p50 ${fmtMs(a.p50Ms)}, p95 ${fmtMs(a.p95Ms)}, max ${fmtMs(a.maxMs)}, ${a.failures} failed, waves took ${fmtMs(a.wallMs)} in all${a.firstError ? ` (first error: ${a.firstError.replace(/\n/g, ' ')})` : ''}`);
+      if (a) lines.push(`- ${a.pushes} agent pushes on ${label(s)}, ${a.concurrency} at once: p50 ${fmtMs(a.p50Ms)}, p95 ${fmtMs(a.p95Ms)}, max ${fmtMs(a.maxMs)}, ${a.failures} failed, waves took ${fmtMs(a.wallMs)} in all; CPU of the server's process tree (reaped children included) ${fmtMs(a.serverCpuMs / Math.max(1, a.pushes))} per push${a.firstError ? ` (first error: ${a.firstError.replace(/\n/g, ' ')})` : ''}`);
     }
     for (const s of sides) {
       const x = r.storm.get(s);

@@ -155,7 +155,7 @@ async function main(options: Options): Promise<Results> {
       for (const side of sides) {
         const r = mergeFleets(waves.get(side.name)!);
         results.agents.set(side.name, r);
-        log(`   ${side.label}: p50 ${fmtMs(r.p50Ms)}, p95 ${fmtMs(r.p95Ms)}, ${r.failures} failed${r.firstError ? ` (first: ${r.firstError})` : ''}`);
+        log(`   ${side.label}: p50 ${fmtMs(r.p50Ms)}, p95 ${fmtMs(r.p95Ms)}, ${r.failures} failed, server tree CPU ${fmtMs(r.serverCpuMs / Math.max(1, r.pushes))} per push${r.firstError ? ` (first: ${r.firstError})` : ''}`);
         if (r.failures > 0) results.problems.push(`${side.label} agent pushes: ${r.failures} failed (first: ${r.firstError})`);
       }
     }));

@@ -35,6 +35,8 @@ export class WalDurability implements Durability {
   readonly #walPath: string;
   #handle: FileHandle | null = null;
   #inode = 0;
+  /** When the WAL's identity was last checked: SQLite keeps one file while the database is open. */
+  #checkedAt = 0;
   /** Write statements run so far, and how many of them an fsync has covered. */
   #writes = 0;
   #covered = 0;
@@ -70,7 +72,9 @@ export class WalDurability implements Durability {
 
   /** The WAL file, reopened if SQLite has replaced it since (it keeps it while the database is open). */
   async #wal(): Promise<FileHandle> {
+    if (this.#handle !== null && Date.now() - this.#checkedAt < 1000) return this.#handle;
     const current = await stat(this.#walPath).catch(() => null);
+    this.#checkedAt = Date.now();
     if (this.#handle !== null && current !== null && current.ino === this.#inode) return this.#handle;
     await this.#handle?.close().catch(() => undefined);
     this.#handle = await open(this.#walPath, constants.O_RDONLY);

@@ -11,7 +11,7 @@
  * Grove passes it (uploadpack.allowFilter=true): a capability git does not know would
  * make it die on the client's request.
  */
-import { FLUSH_PKT, pktLine } from './pkt-line.ts';
+import { FLUSH_PKT, pktLine, pktLines } from './pkt-line.ts';
 import { ZERO_OID } from './oid.ts';
 import { RECEIVE_PACK_CAPABILITIES } from './receive-pack-request.ts';
 import type { RefSnapshot } from '../repo/ref-snapshot.ts';
@@ -35,17 +35,29 @@ export function v2Capabilities(agent: string): Buffer {
   return Buffer.concat([...lines.map((line) => pktLine(`${line}\n`)), FLUSH_PKT]);
 }
 
+/** Built advertisements by snapshot (a snapshot is immutable: a ref change makes a new one). */
+const advertised = new WeakMap<RefSnapshot, Buffer[]>();
+
 export function receivePackAdvertisement(snapshot: RefSnapshot, agent: string, versionOne: boolean): Buffer {
+  let built = advertised.get(snapshot);
+  const known = built?.[versionOne ? 1 : 0];
+  if (known !== undefined) return known;
+  const answer = buildReceivePackAdvertisement(snapshot, agent, versionOne);
+  if (built === undefined) advertised.set(snapshot, (built = []));
+  built[versionOne ? 1 : 0] = answer;
+  return answer;
+}
+
+function buildReceivePackAdvertisement(snapshot: RefSnapshot, agent: string, versionOne: boolean): Buffer {
   const caps = [...RECEIVE_PACK_CAPABILITIES, `agent=${agent}`].join(' ');
-  const lines: Buffer[] = [];
-  if (versionOne) lines.push(pktLine('version 1\n'));
+  const lines: string[] = [];
+  if (versionOne) lines.push('version 1\n');
   if (snapshot.refs.length === 0) {
-    lines.push(pktLine(Buffer.from(`${ZERO_OID} capabilities^{}\0${caps}\n`)));
+    lines.push(`${ZERO_OID} capabilities^{}\0${caps}\n`);
   } else {
     snapshot.refs.forEach((ref, index) => {
-      lines.push(pktLine(index === 0 ? `${ref.oid} ${ref.name}\0${caps}\n` : `${ref.oid} ${ref.name}\n`));
+      lines.push(index === 0 ? `${ref.oid} ${ref.name}\0${caps}\n` : `${ref.oid} ${ref.name}\n`);
     });
   }
-  lines.push(FLUSH_PKT);
-  return Buffer.concat(lines);
+  return pktLines(lines);
 }

@@ -9,7 +9,7 @@
  * the refs in byte order. Prefixes only reduce output; git ignores them all past
  * 65,536, and so does Grove.
  */
-import { FLUSH_PKT, pktLine } from './pkt-line.ts';
+import { pktLines } from './pkt-line.ts';
 import { V2RequestError } from './v2-request.ts';
 import type { RefSnapshot } from '../repo/ref-snapshot.ts';
 
@@ -58,19 +58,18 @@ export function lsRefsResponse(snapshot: RefSnapshot, args: LsRefsArgs): Buffer 
 
 function buildLsRefsResponse(snapshot: RefSnapshot, args: LsRefsArgs): Buffer {
   const matches = (name: string) => args.prefixes.length === 0 || args.prefixes.some((p) => name.startsWith(p));
-  const lines: Buffer[] = [];
+  const lines: string[] = [];
   const head = snapshot.head;
   if (head !== null && matches('HEAD')) {
     const target = args.symrefs ? ` symref-target:${head.target}` : '';
     const oid = snapshot.refs.find((ref) => ref.name === head.target)?.oid;
-    if (oid !== undefined) lines.push(pktLine(`${oid} HEAD${target}\n`));
-    else if (args.unborn && args.symrefs) lines.push(pktLine(`unborn HEAD${target}\n`)); // as git: unborn needs symrefs
+    if (oid !== undefined) lines.push(`${oid} HEAD${target}\n`);
+    else if (args.unborn && args.symrefs) lines.push(`unborn HEAD${target}\n`); // as git: unborn needs symrefs
   }
   for (const ref of snapshot.refs) {
     if (!matches(ref.name)) continue;
     const peeled = args.peel && ref.peeled !== null ? ` peeled:${ref.peeled}` : '';
-    lines.push(pktLine(`${ref.oid} ${ref.name}${peeled}\n`));
+    lines.push(`${ref.oid} ${ref.name}${peeled}\n`);
   }
-  lines.push(FLUSH_PKT);
-  return Buffer.concat(lines);
+  return pktLines(lines);
 }

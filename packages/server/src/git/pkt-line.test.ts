@@ -1,13 +1,21 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { PktLineError, PktLineReader, decodeLength, packetText, parsePackets, pktLine, MAX_PKT_PAYLOAD } from './pkt-line.ts';
+import { FLUSH_PKT, PktLineError, PktLineReader, decodeLength, packetText, parsePackets, pktLine, pktLines, MAX_PKT_PAYLOAD } from './pkt-line.ts';
 
 async function* chunks(buffer: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let i = 0; i < buffer.length; i += size) yield buffer.subarray(i, i + size);
 }
 
 describe('pkt-line', () => {
+  it('frames many payloads and a flush in one buffer exactly as one packet at a time would', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ minLength: 1, maxLength: 80, unit: 'grapheme' }), { maxLength: 30 }), (payloads) => {
+        assert.deepEqual(pktLines(payloads), Buffer.concat([...payloads.map((p) => pktLine(p)), FLUSH_PKT]));
+      }),
+    );
+  });
+
   it('frames a payload with a lowercase hex length that counts itself', () => {
     assert.equal(pktLine('a\n').toString(), '0006a\n');
     assert.equal(pktLine(Buffer.alloc(0xfff0 - 4)).subarray(0, 4).toString(), 'fff0');

@@ -38,6 +38,29 @@ export function pktLine(payload: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from(header, 'ascii'), body]);
 }
 
+/**
+ * Many data packets and a final flush in one buffer, with one allocation: what a ref
+ * advertisement or an ls-refs answer of thousands of refs is made of.
+ */
+export function pktLines(payloads: readonly string[]): Buffer {
+  let total = 4;
+  const sizes = payloads.map((payload) => {
+    const size = Buffer.byteLength(payload, 'utf8');
+    if (size === 0) throw new RangeError('empty pkt-line payload');
+    if (size > MAX_PKT_PAYLOAD) throw new RangeError(`pkt-line payload of ${size} bytes is too large`);
+    total += size + 4;
+    return size;
+  });
+  const out = Buffer.allocUnsafe(total);
+  let offset = 0;
+  payloads.forEach((payload, i) => {
+    offset += out.write((sizes[i]! + 4).toString(16).padStart(4, '0'), offset, 'latin1');
+    offset += out.write(payload, offset, 'utf8');
+  });
+  out.write('0000', offset, 'latin1');
+  return out;
+}
+
 /** Decodes a 4-byte length header; returns the total packet length or a special kind. */
 export function decodeLength(header: Buffer): number {
   let value = 0;

@@ -25,6 +25,20 @@ export interface RefChange {
   readonly newOid: string;
 }
 
+/** Orders ref names by their UTF-8 bytes (for-each-ref's order) without encoding the ASCII ones. Pure. */
+export function compareRefNames(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Below 0x80 code units and bytes agree; past it (surrogate pairs and all), compare the encodings.
+    if (x >= 0x80 || y >= 0x80) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 /**
  * The snapshot after `changes`, or null when a change cannot be applied without reading
  * (a ref outside refs/heads/ being written may be a tag that needs peeling). Pure.
@@ -39,7 +53,7 @@ export function applyChanges(snapshot: RefSnapshot, changes: readonly RefChange[
     else byName.set(change.ref, { name: change.ref, oid: change.newOid, peeled: null });
   }
   // Byte order, as for-each-ref sorts.
-  const refs = [...byName.values()].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  const refs = [...byName.values()].sort((a, b) => compareRefNames(a.name, b.name));
   return { head: snapshot.head, refs, digest: digest.digest('hex') };
 }
 
