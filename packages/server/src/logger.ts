@@ -4,6 +4,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type { GroveConfig } from './config.ts';
+import { LogOutput } from './log-output.ts';
 
 /** Which format `auto` means for an output: pretty on a terminal, JSON otherwise. Pure. */
 export function resolveLogFormat(format: GroveConfig['logFormat'], isTerminal: boolean): 'json' | 'pretty' {
@@ -11,8 +12,8 @@ export function resolveLogFormat(format: GroveConfig['logFormat'], isTerminal: b
   return isTerminal ? 'pretty' : 'json';
 }
 
-export async function createLogger(config: Pick<GroveConfig, 'logLevel' | 'logFormat'>, output: NodeJS.WriteStream = process.stdout): Promise<Logger> {
-  if (resolveLogFormat(config.logFormat, output.isTTY === true) === 'json') return pino({ level: config.logLevel });
+export async function createLogger(config: Pick<GroveConfig, 'logLevel' | 'logFormat'>, output: NodeJS.WriteStream & { readonly fd: number } = process.stdout): Promise<Logger> {
+  if (resolveLogFormat(config.logFormat, output.isTTY === true) === 'json') return pino({ level: config.logLevel }, new LogOutput(output.fd));
   const { default: pretty } = await import('pino-pretty');
   // Synchronous, in-process: no worker thread, and nothing is lost when the process exits.
   const stream = pretty({

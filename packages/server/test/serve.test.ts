@@ -189,6 +189,14 @@ describe('grove serve as a process', () => {
     assert.equal(daemon.stderr(), '');
   });
 
+  it('keeps serving and exits 0 on SIGTERM after the reader of its stdout has gone away (grove serve | head)', async () => {
+    const daemon = await startServe(dataDir);
+    daemon.child.stdout!.destroy();
+    // requests are logged to the broken pipe
+    for (let i = 0; i < 3; i++) assert.equal(await getOrgs(daemon.url, generatedToken), 200);
+    assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
+  });
+
   it('exits 0 on SIGINT as well as SIGTERM', async () => {
     const daemon = await startServe(dataDir);
     assert.deepEqual(await stopDaemon(daemon, 'SIGINT'), { code: 0, signal: null });

@@ -5,6 +5,10 @@ import { startServer } from '../main.ts';
 
 export async function serve(options: ConfigInput): Promise<void> {
   const config = loadConfig(options);
+  // A reader that went away (`grove serve | head`) must not crash or hold up the server.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   const logger = await createLogger(config);
   const server = await startServer(config, logger);
   if (server.generatedAdminToken !== null) {
