@@ -41,6 +41,8 @@ export interface Grant {
   repo?: string;
   /** Branch globs (`agent-7/*`, `feature/**`) a write key may create, update or delete. */
   branches?: string[];
+  /** In answers only: the org or repository the grant was bound to was deleted, so it reaches nothing. */
+  readonly deleted?: boolean;
 }
 
 export interface ApiKey {

@@ -206,6 +206,7 @@ describe('REST API keys: create, list, get, revoke', () => {
   });
 
   it('filters GET /keys by ?org= and by ?label=team:red, alone and together', async () => {
+    for (const name of ['filter-a', 'filter-b']) await grove.sdk.orgs.create({ name });
     const make = (orgs: string[], labels: Record<string, string>) =>
       createKey(grove, { scope: 'read', resources: orgs.map((org) => ({ org })), labels });
     const redA = await make(['filter-a'], { team: 'red' });
@@ -433,6 +434,58 @@ describe('REST API keys: minting without escalation', () => {
     assertError(await api(grove, 'GET', '/api/v1/orgs/short-lived', { token: key.token }), 401, 'unauthorized');
     assertError(await api(grove, 'GET', '/api/v1/orgs/short-lived', { token }), 401, 'unauthorized');
     assert.match((await api(grove, 'GET', `/api/v1/keys/${key.id}`)).json.revokedAt, ISO_DATE);
+  });
+
+  it('refuses to mint a key for an org or repository that does not exist (404): a grant is bound to what is there', async () => {
+    assertError(await api(grove, 'POST', '/api/v1/keys', { body: { scope: 'read', resources: [{ org: 'acme', repo: 'not-yet' }] } }), 404, 'not_found', /acme\/not-yet/);
+    assertError(await api(grove, 'POST', '/api/v1/keys', { body: { scope: 'read', resources: [{ org: 'no-such-org' }] } }), 404, 'not_found', /no-such-org/);
+  });
+
+  it('does not let a key for a deleted repository reach a new repository of the same name, on REST nor git, and shows its grant as deleted', async () => {
+    await grove.createRepo('acme', 'reborn');
+    const key = await createKey(grove, { scope: 'write', resources: [{ org: 'acme', repo: 'reborn' }] });
+    const gitAdvert = (token: string) =>
+      fetch(`${grove.url}/acme/reborn.git/info/refs?service=git-upload-pack`, { headers: { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` } });
+    assert.equal((await api(grove, 'GET', '/api/v1/repos/acme/reborn', { token: key.token })).status, 200);
+    assert.equal((await gitAdvert(key.token)).status, 200);
+
+    assert.equal((await api(grove, 'DELETE', '/api/v1/repos/acme/reborn')).status, 204);
+    await grove.createRepo('acme', 'reborn');
+    assertError(await api(grove, 'GET', '/api/v1/repos/acme/reborn', { token: key.token }), 404, 'not_found');
+    assert.equal((await gitAdvert(key.token)).status, 404);
+    assert.equal((await gitAdvert(grove.token)).status, 200, 'the new repository exists');
+    const shown = (await api(grove, 'GET', `/api/v1/keys/${key.id}`)).json;
+    assert.deepEqual(shown.resources, [{ org: 'acme', repo: 'reborn', deleted: true }]);
+  });
+
+  it('follows a renamed repository: the key reaches it under its new name, and not a new repository under the old one', async () => {
+    await grove.createRepo('acme', 'old-name');
+    const key = await createKey(grove, { scope: 'read', resources: [{ org: 'acme', repo: 'old-name' }] });
+    assert.equal((await api(grove, 'PATCH', '/api/v1/repos/acme/old-name', { body: { name: 'new-name' } })).status, 200);
+    await grove.createRepo('acme', 'old-name');
+    assert.equal((await api(grove, 'GET', '/api/v1/repos/acme/new-name', { token: key.token })).status, 200);
+    assertError(await api(grove, 'GET', '/api/v1/repos/acme/old-name', { token: key.token }), 404, 'not_found');
+    assert.deepEqual((await api(grove, 'GET', `/api/v1/keys/${key.id}`)).json.resources, [{ org: 'acme', repo: 'new-name' }]);
+  });
+
+  it('does not let a signed token reach a repository created after it was issued (as a deleted one recreated under its name is), while a later token does', async () => {
+    const pair = generateKeyPairSync('ed25519');
+    const registered = await grove.sdk.signingKeys.create('acme', { publicKey: pair.publicKey.export({ format: 'jwk' }), name: 'recreate' });
+    try {
+      const privateKey = pair.privateKey.export({ format: 'jwk' });
+      const resources = [{ org: 'acme', repo: 'phoenix' }];
+      // issued five minutes ago (beyond the one-minute clock tolerance), valid for another hour
+      const older = await mintToken({ privateKey, scope: 'read', resources, ttl: '65m', now: Date.now() - 5 * 60_000 });
+      await grove.createRepo('acme', 'phoenix');
+      assertError(await api(grove, 'GET', '/api/v1/repos/acme/phoenix', { token: older }), 404, 'not_found');
+      const newer = await mintToken({ privateKey, scope: 'read', resources, ttl: '10m' });
+      assert.equal((await api(grove, 'GET', '/api/v1/repos/acme/phoenix', { token: newer })).status, 200);
+      // an org-wide grant is bound to the org (its signing keys die with it), so it reaches new repositories
+      const orgWide = await mintToken({ privateKey, scope: 'read', resources: [{ org: 'acme' }], ttl: '65m', now: Date.now() - 5 * 60_000 });
+      assert.equal((await api(grove, 'GET', '/api/v1/repos/acme/phoenix', { token: orgWide })).status, 200);
+    } finally {
+      await grove.sdk.signingKeys.delete('acme', registered.id);
+    }
   });
 
   it('hides keys an admin key did not create: GET and DELETE answer 404', async () => {

@@ -270,14 +270,16 @@ describe('git access with API keys: who may clone and push', () => {
 describe('git access with write keys limited to branch globs', () => {
   const f = new Fixture();
   let agentToken: string;
+  let app: { url: string; repo: string };
   before(async () => {
     await f.start();
+    app = await f.seeded('acme', 'app');
     agentToken = (await f.key({ scope: 'write', resources: [{ org: 'acme', repo: 'app', branches: ['agent-7/*'] }] })).token;
   });
   after(() => f.stop());
 
   it('pushes agent-7/fix with a write key limited to agent-7/*', async () => {
-    const { url, repo } = await f.seeded('acme', 'app');
+    const { url, repo } = app;
     const tip = await commitFile(repo, 'fix.txt', 'fix\n', 'the fix');
     const result = await f.push(agentToken, repo, [url, 'HEAD:refs/heads/agent-7/fix']);
     assert.equal(result.code, 0, result.stderr);

@@ -9,6 +9,7 @@ import { generateToken, hashToken } from '../auth/admin-token.ts';
 import { checkMint, isScope, parseGrants } from '../auth/grants.ts';
 import type { Grant, Principal, Scope } from '../auth/principal.ts';
 import { MAX_KEY_TTL_SECONDS, parseTtl } from '../auth/ttl.ts';
+import { bindGrants, parseBoundGrants, resolveGrants } from '../db/grant-targets.ts';
 import { findKeyById, insertKey, listKeys, revokeKey, type ApiKeyRow } from '../db/keys.ts';
 import { GroveError, notFound } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
@@ -38,11 +39,13 @@ function newKeyId(): string {
   return `key_${lastIdTime.toString(36).padStart(9, '0')}${randomBytes(6).toString('hex')}`;
 }
 
-function keyJson(row: ApiKeyRow) {
+/** A key as the API shows it: its grants under their targets' current names, deleted ones marked. */
+async function keyJson(ctx: AppContext, row: ApiKeyRow) {
+  const resolved = await resolveGrants(ctx.db, parseBoundGrants(row.resources) ?? []);
   return {
     id: row.id,
     scope: row.scope as Scope,
-    resources: JSON.parse(row.resources) as Grant[],
+    resources: resolved.map(({ grant, exists }) => (exists ? grant : { ...grant, deleted: true })),
     name: row.name,
     labels: JSON.parse(row.labels) as Record<string, string>,
     createdBy: row.created_by,
@@ -101,6 +104,11 @@ const grantSchema = {
     org: { type: 'string' },
     repo: { type: 'string', description: 'One repository; omitted = every repository of the org' },
     branches: { type: 'array', items: { type: 'string' }, description: 'Branch globs (agent-7/*, feature/**) a write key may move; omitted = every ref' },
+    deleted: {
+      type: 'boolean',
+      readOnly: true,
+      description: 'In answers only: the org or repository this grant was bound to has been deleted, so it reaches nothing (not even a new one of the same name)',
+    },
   },
 } as const;
 
@@ -147,12 +155,15 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     request.auditOrg = parsed.grants[0]!.org;
     const denial = checkMint(principal, { scope, resources: parsed.grants, expiresAt });
     if (denial !== null) throw new GroveError('forbidden', denial);
+    // Bound to ids now, so deleting and recreating a name never hands this key to the new owner.
+    const binding = await bindGrants(ctx.db, parsed.grants);
+    if ('missing' in binding) throw notFound(binding.missing);
     const token = generateToken();
     const row: ApiKeyRow = {
       id: newKeyId(),
       token_hash: hashToken(token).toString('hex'),
       scope,
-      resources: JSON.stringify(parsed.grants),
+      resources: JSON.stringify(binding.bound),
       name,
       labels: JSON.stringify(labels),
       created_by: principal.kind === 'key' ? principal.id : 'root',
@@ -164,7 +175,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     const tags = [...new Set(parsed.grants.map((g) => `org:${g.org}`)), ...Object.entries(labels).map(([k, v]) => `label:${k}=${v}`)];
     await insertKey(ctx.db, row, tags);
     await ctx.events.record(keyEvents('key.created', row, principal));
-    return reply.code(201).send({ ...keyJson(row), token });
+    return reply.code(201).send({ ...(await keyJson(ctx, row)), token });
   });
 
   app.get<{ Querystring: { org?: string; label?: string; limit: number; cursor?: string } }>('/keys', {
@@ -201,7 +212,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     const rows = await listKeys(ctx.db, { ...(principal.kind === 'key' ? { createdBy: principal.id } : {}), tags, after, limit: limit + 1 });
     const items = rows.slice(0, limit);
     return {
-      items: items.map(keyJson),
+      items: await Promise.all(items.map((row) => keyJson(ctx, row))),
       nextCursor: rows.length > limit ? Buffer.from(items[items.length - 1]!.id, 'utf8').toString('base64url') : null,
     };
   });
@@ -213,7 +224,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
   }, async (request) => {
     const row = await findKeyById(ctx.db, request.params.id);
     if (!row || !canSee(principalOf(request), row)) throw notFound(`key ${request.params.id}`);
-    return keyJson(row);
+    return keyJson(ctx, row);
   });
 
   app.delete<{ Params: { id: string } }>('/keys/:id', {

@@ -6,10 +6,11 @@
  * database every time.
  */
 import type { Db } from '../db/database.ts';
+import { liveGrants, parseBoundGrants } from '../db/grant-targets.ts';
 import { findKeyByHash, touchKey } from '../db/keys.ts';
 import { digestsEqual, hashToken, TOKEN_PREFIX } from './admin-token.ts';
 import { extractToken } from './credentials.ts';
-import { isScope, parseGrants } from './grants.ts';
+import { isScope } from './grants.ts';
 import type { Principal } from './principal.ts';
 import { looksLikeJwt, SignedTokenVerifier } from './signed-tokens.ts';
 
@@ -47,13 +48,14 @@ export class Authenticator {
     if (row.revoked_at !== null) return null;
     const expiresAt = row.expires_at === null ? null : Date.parse(row.expires_at);
     if (expiresAt !== null && expiresAt <= now) return null;
-    const parsed = parseGrants(JSON.parse(row.resources) as unknown);
-    if (!isScope(row.scope) || 'error' in parsed) return null;
+    const stored = parseBoundGrants(row.resources);
+    if (!isScope(row.scope) || stored === null) return null;
     if (now - (this.#lastTouched.get(row.id) ?? 0) > TOUCH_INTERVAL_MS) {
       this.#lastTouched.set(row.id, now);
       if (this.#lastTouched.size > 100_000) this.#lastTouched.clear();
       await touchKey(this.#db, row.id, new Date(now).toISOString());
     }
-    return { kind: 'key', id: row.id, name: row.name, scope: row.scope, resources: parsed.grants, expiresAt };
+    // Bound to ids: what the grants name now; deleted targets reach nothing.
+    return { kind: 'key', id: row.id, name: row.name, scope: row.scope, resources: await liveGrants(this.#db, stored), expiresAt };
   }
 }

@@ -5,13 +5,19 @@
  * mint it. Verified with jose; `exp` may be at most 24 h ahead, every resource must
  * be in the issuing org, and deleting the signing key invalidates its tokens (keys
  * are looked up on every verification; only the parsed key objects are cached).
+ *
+ * Tokens name repositories, not ids, so a grant on one repository reaches it only if it
+ * was created before the token was issued (`iat`, within the clock tolerance; a token
+ * without `iat` counts as issued at the earliest moment its `exp` allows): a repository
+ * deleted and recreated under the same name later is not reachable by older tokens.
  */
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import type { Db } from '../db/database.ts';
+import { findRepoCached } from '../db/repos.ts';
 import { listSigningKeysByOrgName } from '../db/signing-keys.ts';
 import { checkName } from '../names.ts';
 import { isScope, parseGrants } from './grants.ts';
-import type { Principal } from './principal.ts';
+import type { Grant, Principal } from './principal.ts';
 
 export const MAX_SIGNED_TOKEN_LIFETIME_SECONDS = 24 * 3600;
 const CLOCK_SKEW_SECONDS = 60;
@@ -72,9 +78,25 @@ export class SignedTokenVerifier {
       if (!isScope(scope)) return null;
       const parsed = parseGrants(payload.resources);
       if ('error' in parsed || parsed.grants.some((g) => g.org !== issuer)) return null;
-      return { kind: 'signed', id: payload.jti, org: issuer, signingKeyId: row.id, scope, resources: parsed.grants, expiresAt: exp * 1000 };
+      const issuedAtMs = (typeof payload.iat === 'number' ? payload.iat : exp - MAX_SIGNED_TOKEN_LIFETIME_SECONDS) * 1000;
+      const resources = await this.#existingSince(issuer, parsed.grants, issuedAtMs);
+      return { kind: 'signed', id: payload.jti, org: issuer, signingKeyId: row.id, scope, resources, expiresAt: exp * 1000 };
     }
     return null;
+  }
+
+  /** The grants whose repository existed when the token was issued (org-wide grants always). */
+  async #existingSince(org: string, grants: readonly Grant[], issuedAtMs: number): Promise<Grant[]> {
+    const kept: Grant[] = [];
+    for (const grant of grants) {
+      if (grant.repo === undefined) {
+        kept.push(grant);
+        continue;
+      }
+      const repo = await findRepoCached(this.#db, org, grant.repo);
+      if (repo !== undefined && Date.parse(repo.created_at) <= issuedAtMs + CLOCK_SKEW_SECONDS * 1000) kept.push(grant);
+    }
+    return kept;
   }
 
   async #importKey(id: string, jwkText: string): Promise<CryptoKey> {

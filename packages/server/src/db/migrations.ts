@@ -4,6 +4,7 @@
  */
 import { type Kysely, sql } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import type { Database } from './schema.ts';
 
 const migrations: Record<string, Migration> = {
   '0001_orgs_and_repos': {
@@ -166,6 +167,27 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_created').on('audit_log').columns(['created_at']).execute();
     },
   },
+  '0005_grants_bound_to_ids': {
+    // Each stored grant gets the ids of the org and repository it names now; a grant whose
+    // target is already gone is bound to nothing (orgId "") and reaches nothing.
+    async up(db: Kysely<unknown>) {
+      const typed = db as unknown as Kysely<Pick<Database, 'api_keys' | 'orgs' | 'repos'>>;
+      const keys = await typed.selectFrom('api_keys').select(['id', 'resources']).execute();
+      for (const key of keys) {
+        const grants = JSON.parse(key.resources) as { org: string; repo?: string; orgId?: string; repoId?: string }[];
+        for (const grant of grants) {
+          if (grant.orgId !== undefined) continue;
+          const org = await typed.selectFrom('orgs').select('id').where('name', '=', grant.org).executeTakeFirst();
+          const repo = org === undefined || grant.repo === undefined
+            ? undefined
+            : await typed.selectFrom('repos').select('id').where('org_id', '=', org.id).where('name', '=', grant.repo).executeTakeFirst();
+          grant.orgId = org === undefined || (grant.repo !== undefined && repo === undefined) ? '' : org.id;
+          if (grant.repo !== undefined) grant.repoId = repo?.id ?? '';
+        }
+        await typed.updateTable('api_keys').set({ resources: JSON.stringify(grants) }).where('id', '=', key.id).execute();
+      }
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {
@@ -174,9 +196,10 @@ class InCodeMigrations implements MigrationProvider {
   }
 }
 
-export async function migrate(db: Kysely<unknown>): Promise<void> {
+/** Applies every migration, or those up to and including `upTo` (for tests of a migration). */
+export async function migrate(db: Kysely<unknown>, upTo?: string): Promise<void> {
   const migrator = new Migrator({ db, provider: new InCodeMigrations() });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = upTo === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(upTo);
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);

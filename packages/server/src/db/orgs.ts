@@ -4,8 +4,32 @@ import type { OrgsTable } from './schema.ts';
 
 export type OrgRow = OrgsTable;
 
+/**
+ * Org rows by id, for resolving the grants of every authenticated request. Exact: every
+ * write to the orgs table goes through this module and clears the cache of its database.
+ */
+const byId = new WeakMap<Db, Map<string, OrgRow | null>>();
+const MAX_CACHED = 10_000;
+
+function forget(db: Db): void {
+  byId.get(db)?.clear();
+}
+
 export async function insertOrg(db: Db, row: OrgRow): Promise<void> {
+  forget(db);
   await db.insertInto('orgs').values(row).execute();
+  forget(db);
+}
+
+export async function findOrgById(db: Db, id: string): Promise<OrgRow | undefined> {
+  let cache = byId.get(db);
+  if (cache === undefined) byId.set(db, (cache = new Map()));
+  const hit = cache.get(id);
+  if (hit !== undefined) return hit ?? undefined;
+  const row = await db.selectFrom('orgs').selectAll().where('id', '=', id).executeTakeFirst();
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(id, row ?? null);
+  return row;
 }
 
 export async function findOrgByName(db: Db, name: string): Promise<OrgRow | undefined> {
@@ -27,6 +51,7 @@ export async function listOrgs(db: Db, after: string | null, limit: number, only
  * later org of the same name is not reachable by old keys.
  */
 export async function deleteEmptyOrg(db: Db, org: OrgRow, at: string): Promise<boolean> {
+  forget(db);
   return db.transaction().execute(async (trx) => {
     const repo = await trx.selectFrom('repos').select('id').where('org_id', '=', org.id).limit(1).executeTakeFirst();
     if (repo) return false;
@@ -39,5 +64,5 @@ export async function deleteEmptyOrg(db: Db, org: OrgRow, at: string): Promise<b
       .execute();
     await trx.deleteFrom('orgs').where('id', '=', org.id).execute();
     return true;
-  });
+  }).finally(() => forget(db));
 }

@@ -11,10 +11,24 @@ export type RepoWithOrg = RepoRow & { org_name: string };
  * the cache of its database.
  */
 const lookups = new WeakMap<Db, Map<string, RepoWithOrg | null>>();
+/** The same rows by id, for resolving the grants of every authenticated request. */
+const byId = new WeakMap<Db, Map<string, RepoWithOrg | null>>();
 const MAX_CACHED = 50_000;
 
 function forget(db: Db): void {
   lookups.get(db)?.clear();
+  byId.get(db)?.clear();
+}
+
+export async function findRepoByIdCached(db: Db, id: string): Promise<RepoWithOrg | undefined> {
+  let cache = byId.get(db);
+  if (cache === undefined) byId.set(db, (cache = new Map()));
+  const hit = cache.get(id);
+  if (hit !== undefined) return hit ?? undefined;
+  const row = await findRepoById(db, id);
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(id, row ?? null);
+  return row;
 }
 
 export async function findRepoCached(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
