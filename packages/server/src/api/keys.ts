@@ -173,8 +173,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
       last_used_at: null,
     };
     const tags = [...new Set(parsed.grants.map((g) => `org:${g.org}`)), ...Object.entries(labels).map(([k, v]) => `label:${k}=${v}`)];
-    await insertKey(ctx.db, row, tags);
-    await ctx.events.record(keyEvents('key.created', row, principal));
+    await ctx.events.change((trx) => insertKey(trx, row, tags), () => keyEvents('key.created', row, principal));
     return reply.code(201).send({ ...(await keyJson(ctx, row)), token });
   });
 
@@ -233,8 +232,7 @@ export async function keyRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     const row = await findKeyById(ctx.db, request.params.id);
     if (!row || !canSee(principalOf(request), row)) throw notFound(`key ${request.params.id}`);
     request.auditOrg = (JSON.parse(row.resources) as Grant[])[0]?.org;
-    await revokeKey(ctx.db, row.id, new Date().toISOString());
-    await ctx.events.record(keyEvents('key.revoked', row, principalOf(request)));
+    await ctx.events.change((trx) => revokeKey(trx, row.id, new Date().toISOString()), (revoked) => (revoked ? keyEvents('key.revoked', row, principalOf(request)) : []));
     return reply.code(204).send();
   });
 }

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { isUniqueViolation } from '../db/database.ts';
 import { deleteEmptyOrg, findOrgByName, insertOrg, listOrgs, type OrgRow } from '../db/orgs.ts';
 import { GroveError, notFound } from '../errors.ts';
+import { actorOf } from '../events/types.ts';
 import { checkName } from '../names.ts';
 import type { AppContext } from '../http/context.ts';
 import { decodeCursor, page } from './pagination.ts';
@@ -31,7 +32,8 @@ export async function orgRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     if (problem) throw new GroveError('invalid_name', problem);
     const row: OrgRow = { id: randomUUID().replaceAll('-', ''), name, created_at: new Date().toISOString() };
     try {
-      await insertOrg(ctx.db, row);
+      const actor = actorOf(principalOf(request));
+      await ctx.events.change((trx) => insertOrg(ctx.db, row, trx), () => [{ type: 'org.created', org: name, repo: null, actor, payload: { id: row.id } }]);
     } catch (error) {
       if (isUniqueViolation(error)) throw new GroveError('already_exists', `org ${name} already exists`);
       throw error;
@@ -74,7 +76,12 @@ export async function orgRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     requireAccess(request, 'admin', { kind: 'org', org: request.params.org });
     const row = await findOrgByName(ctx.db, request.params.org);
     if (!row) throw notFound(`org ${request.params.org}`);
-    if (!(await deleteEmptyOrg(ctx.db, row, new Date().toISOString()))) {
+    const actor = actorOf(principalOf(request));
+    const deleted = await ctx.events.change(
+      (trx) => deleteEmptyOrg(ctx.db, trx, row, new Date().toISOString()),
+      (done) => (done ? [{ type: 'org.deleted', org: row.name, repo: null, actor, payload: { id: row.id } }] : []),
+    );
+    if (!deleted) {
       throw new GroveError('org_not_empty', `org ${row.name} still has repositories; delete them first`);
     }
     return reply.code(204).send();

@@ -4,8 +4,9 @@ import { parseRefRules } from '../auth/ref-rules.ts';
 import { readRefRules, writePolicyRules } from '../db/policies.ts';
 import { findRepo } from '../db/repos.ts';
 import { GroveError, notFound } from '../errors.ts';
+import { actorOf } from '../events/types.ts';
 import type { AppContext } from '../http/context.ts';
-import { requireAccess } from './principal.ts';
+import { principalOf, requireAccess } from './principal.ts';
 import { errorResponses } from './schemas.ts';
 
 const policySchema = {
@@ -59,7 +60,9 @@ export async function policyRoutes(app: FastifyInstance, ctx: AppContext): Promi
     if (!row) throw notFound(`repository ${org}/${repo}`);
     const parsed = parseRefRules(request.body.rules);
     if ('error' in parsed) throw new GroveError('invalid_request', parsed.error);
-    await writePolicyRules(ctx.db, row.id, JSON.stringify(parsed.rules), new Date().toISOString());
+    await ctx.events.change((trx) => writePolicyRules(trx, row.id, JSON.stringify(parsed.rules), new Date().toISOString()), () => [
+      { type: 'policy.updated', org, repo, repoId: row.id, actor: actorOf(principalOf(request)), payload: { rules: parsed.rules } },
+    ]);
     return { rules: parsed.rules };
   });
 }

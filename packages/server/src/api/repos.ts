@@ -118,8 +118,9 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
       if (sourceOrg !== org) throw new GroveError('unprocessable', 'forks share objects, so they are made within one org only');
       source = { row: sourceRow, snapshot };
     }
-    const row = await createRepository(ctx, { orgId: orgRow.id, org, name, defaultBranch, description, expiresAt, source });
-    await ctx.events.record([{ type: 'repo.created', org, repo: name, repoId: row.id, actor: actorOf(principalOf(request)), payload: { id: row.id, from: from ?? null, snapshot, expiresAt } }]);
+    const row = await createRepository(ctx, { orgId: orgRow.id, org, name, defaultBranch, description, expiresAt, source }, (made) => ({
+      type: 'repo.created', org, repo: name, repoId: made.id, actor: actorOf(principalOf(request)), payload: { id: made.id, from: from ?? null, snapshot, expiresAt },
+    }));
     return reply.code(201).send(repoJson(row, org, baseUrl(ctx, request)));
   });
 
@@ -199,8 +200,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
     requireAccess(request, 'admin', { kind: 'repo', org, repo });
     const row = await findRepo(ctx.db, org, repo);
     if (!row) throw notFound(`repository ${org}/${repo}`);
-    await deleteRepository(ctx, row);
-    await ctx.events.record([{ type: 'repo.deleted', org, repo, repoId: row.id, actor: actorOf(principalOf(request)), payload: { id: row.id } }]);
+    await deleteRepository(ctx, row, { type: 'repo.deleted', org, repo, repoId: row.id, actor: actorOf(principalOf(request)), payload: { id: row.id } });
     return reply.code(204).send();
   });
 }

@@ -5,14 +5,14 @@
  * generated when not given and returned only by the create call.
  */
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { findOrgByName } from '../db/orgs.ts';
 import type { WebhookDeliveriesTable, WebhooksTable } from '../db/schema.ts';
 import { GroveError, notFound } from '../errors.ts';
-import { EVENT_TYPES } from '../events/types.ts';
+import { actorOf, EVENT_TYPES, type NewEvent } from '../events/types.ts';
 import type { AppContext } from '../http/context.ts';
 import { checkName } from '../names.ts';
-import { requireAccess } from './principal.ts';
+import { principalOf, requireAccess } from './principal.ts';
 import { errorResponses } from './schemas.ts';
 
 interface WebhookBody {
@@ -41,6 +41,11 @@ function checkWebhook(body: WebhookBody): void {
     if (problem) throw new GroveError('invalid_request', `repos: ${problem}`);
   }
   if (body.secret !== undefined && body.secret.length < 16) throw new GroveError('invalid_request', 'secret must be at least 16 characters');
+}
+
+/** The event of a webhook change: what the webhook is now, never its secret. */
+function webhookEvent(type: 'webhook.created' | 'webhook.updated' | 'webhook.deleted', row: WebhooksTable, org: string, request: FastifyRequest): NewEvent {
+  return { type, org, repo: null, actor: actorOf(principalOf(request)), payload: webhookJson(row, org) };
 }
 
 function webhookJson(row: WebhooksTable, org: string) {
@@ -163,7 +168,7 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
       created_at: now,
       updated_at: now,
     };
-    await ctx.db.insertInto('webhooks').values(row).execute();
+    await ctx.events.change((trx) => trx.insertInto('webhooks').values(row).execute(), () => [webhookEvent('webhook.created', row, org, request)]);
     return reply.code(201).send({ ...webhookJson(row, org), secret });
   });
 
@@ -205,7 +210,9 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
       ...(secret !== undefined ? { secret } : {}),
       ...(active !== undefined ? { active: active ? 1 : 0 } : {}),
     };
-    await ctx.db.updateTable('webhooks').set(changes).where('id', '=', row.id).execute();
+    await ctx.events.change((trx) => trx.updateTable('webhooks').set(changes).where('id', '=', row.id).execute(), () => [
+      webhookEvent('webhook.updated', { ...row, ...changes }, request.params.org, request),
+    ]);
     return webhookJson({ ...row, ...changes }, request.params.org);
   });
 
@@ -214,7 +221,7 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
   }, async (request, reply) => {
     requireAccess(request, 'admin', { kind: 'org', org: request.params.org });
     const row = await hookFor(request.params.org, request.params.id);
-    await ctx.db.deleteFrom('webhooks').where('id', '=', row.id).execute();
+    await ctx.events.change((trx) => trx.deleteFrom('webhooks').where('id', '=', row.id).execute(), () => [webhookEvent('webhook.deleted', row, request.params.org, request)]);
     return reply.code(204).send();
   });
 

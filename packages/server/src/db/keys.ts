@@ -4,11 +4,10 @@ import type { ApiKeysTable } from './schema.ts';
 
 export type ApiKeyRow = ApiKeysTable;
 
-export async function insertKey(db: Db, row: ApiKeyRow, tags: readonly string[]): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await trx.insertInto('api_keys').values(row).execute();
-    if (tags.length > 0) await trx.insertInto('api_key_tags').values(tags.map((tag) => ({ key_id: row.id, tag }))).execute();
-  });
+/** Inside a transaction (EventLog.change), so the key and its tags land together. */
+export async function insertKey(trx: Db, row: ApiKeyRow, tags: readonly string[]): Promise<void> {
+  await trx.insertInto('api_keys').values(row).execute();
+  if (tags.length > 0) await trx.insertInto('api_key_tags').values(tags.map((tag) => ({ key_id: row.id, tag }))).execute();
 }
 
 export async function findKeyByHash(db: Db, tokenHash: string): Promise<ApiKeyRow | undefined> {
@@ -37,8 +36,10 @@ export async function listKeys(db: Db, filter: KeyFilter): Promise<ApiKeyRow[]> 
   return query.execute();
 }
 
-export async function revokeKey(db: Db, id: string, at: string): Promise<void> {
-  await db.updateTable('api_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
+/** True when this call revoked the key (false: it was revoked already). */
+export async function revokeKey(db: Db, id: string, at: string): Promise<boolean> {
+  const result = await db.updateTable('api_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
 export async function touchKey(db: Db, id: string, at: string): Promise<void> {

@@ -15,9 +15,9 @@ function forget(db: Db): void {
   byId.get(db)?.clear();
 }
 
-export async function insertOrg(db: Db, row: OrgRow): Promise<void> {
+export async function insertOrg(db: Db, row: OrgRow, trx: Db = db): Promise<void> {
   forget(db);
-  await db.insertInto('orgs').values(row).execute();
+  await trx.insertInto('orgs').values(row).execute();
   forget(db);
 }
 
@@ -50,9 +50,10 @@ export async function listOrgs(db: Db, after: string | null, limit: number, only
  * signing keys go with it, and every API key that names the org is revoked, so a
  * later org of the same name is not reachable by old keys.
  */
-export async function deleteEmptyOrg(db: Db, org: OrgRow, at: string): Promise<boolean> {
+/** In the caller's transaction `trx` (EventLog.change, so the org.deleted event lands with it). */
+export async function deleteEmptyOrg(db: Db, trx: Db, org: OrgRow, at: string): Promise<boolean> {
   forget(db);
-  return db.transaction().execute(async (trx) => {
+  try {
     const repo = await trx.selectFrom('repos').select('id').where('org_id', '=', org.id).limit(1).executeTakeFirst();
     if (repo) return false;
     await trx.deleteFrom('signing_keys').where('org_id', '=', org.id).execute();
@@ -64,5 +65,7 @@ export async function deleteEmptyOrg(db: Db, org: OrgRow, at: string): Promise<b
       .execute();
     await trx.deleteFrom('orgs').where('id', '=', org.id).execute();
     return true;
-  }).finally(() => forget(db));
+  } finally {
+    forget(db);
+  }
 }

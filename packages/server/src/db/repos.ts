@@ -8,7 +8,9 @@ export type RepoWithOrg = RepoRow & { org_name: string };
 /**
  * Repository rows by "org/name" for the git routes, which look one up on every request.
  * Exact, not timed: every write to the repos table goes through this module and clears
- * the cache of its database.
+ * the cache of its database. A write may run in a transaction (`trx`, from
+ * EventLog.change); the cache is cleared before and after it, and no reader can refill it
+ * with the old row in between because SQLite's one connection is held until the commit.
  */
 const lookups = new WeakMap<Db, Map<string, RepoWithOrg | null>>();
 /** The same rows by id, for resolving the grants of every authenticated request. */
@@ -43,9 +45,9 @@ export async function findRepoCached(db: Db, orgName: string, repoName: string):
   return row;
 }
 
-export async function insertRepo(db: Db, row: RepoRow): Promise<void> {
+export async function insertRepo(db: Db, row: RepoRow, trx: Db = db): Promise<void> {
   forget(db);
-  await db.insertInto('repos').values(row).execute();
+  await trx.insertInto('repos').values(row).execute();
   forget(db);
 }
 
@@ -80,9 +82,9 @@ export async function updateRepo(
   forget(db);
 }
 
-export async function deleteRepoRow(db: Db, id: string): Promise<void> {
+export async function deleteRepoRow(db: Db, id: string, trx: Db = db): Promise<void> {
   forget(db);
-  await db.deleteFrom('repos').where('id', '=', id).execute();
+  await trx.deleteFrom('repos').where('id', '=', id).execute();
   forget(db);
 }
 

@@ -6,19 +6,25 @@
  *   `pending` before the ref transaction and `committed` (or dropped) after it, so an
  *   event is never lost to a crash between the two: on start, pending events are kept
  *   or dropped by looking at where the refs are (`recover`);
- * - database changes (repos, keys) are recorded right after they commit.
+ * - database changes (orgs, repos, keys, webhooks, policies) are written by `change()`: the
+ *   change and its events commit in one database transaction, so neither survives a crash
+ *   without the other.
  *
  * Committing an event creates its webhook deliveries in the same database transaction
  * (the outbox), notifies live subscribers (SSE), and wakes the delivery worker.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import type { Transaction } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { Durability } from '../db/durability.ts';
-import type { EventsTable } from '../db/schema.ts';
+import type { Database, EventsTable } from '../db/schema.ts';
 import type { NewEvent, StoredEvent, EventType } from './types.ts';
 
 type EventRow = Omit<EventsTable, 'seq'> & { seq: number };
+
+/** A database transaction, as `change()` hands it to the change it wraps. */
+export type Trx = Transaction<Database>;
 
 export function toStoredEvent(row: EventRow): StoredEvent {
   return {
@@ -70,20 +76,40 @@ export class EventLog {
     this.#live.setMaxListeners(0);
   }
 
-  /** Records events whose change already happened. */
+  /**
+   * Runs a database change and writes the events it implies in the same transaction: both
+   * commit or neither does. `events` sees the change's result (the row it made, what it found).
+   */
+  async change<T>(apply: (trx: Trx) => Promise<T>, events: (result: T) => readonly NewEvent[]): Promise<T> {
+    const { result, committed } = await this.#db.transaction().execute(async (trx) => {
+      const result = await apply(trx);
+      const seqs = await this.#insert(trx, events(result), 'pending');
+      return { result, committed: await this.#commitIn(trx, seqs) };
+    });
+    await this.#published(committed);
+    return result;
+  }
+
+  /** Records events of a change that is not in the database (the sweeper's expired repositories go through change() too). */
   async record(events: readonly NewEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.commit(await this.begin(events));
+    await this.change(async () => undefined, () => events);
   }
 
   /** Writes events as pending, before the change they describe. */
   async begin(events: readonly NewEvent[]): Promise<number[]> {
     if (events.length === 0) return [];
+    const seqs = await this.#db.transaction().execute((trx) => this.#insert(trx, events, 'pending'));
+    // On disk before the change it describes happens: what recover() relies on after a crash.
+    await this.#durability.sync();
+    return seqs;
+  }
+
+  async #insert(trx: Trx, events: readonly NewEvent[], state: 'pending'): Promise<number[]> {
     const now = new Date().toISOString();
     const seqs: number[] = [];
     // In chunks: SQLite binds at most 32,766 values per statement, and a push may name 10,000 refs.
     for (const chunk of chunks(events, CHUNK)) {
-      const rows = await this.#db
+      const rows = await trx
         .insertInto('events')
         .values(chunk.map((e) => ({
           type: e.type,
@@ -92,77 +118,85 @@ export class EventLog {
           repo_id: e.repoId ?? null,
           actor: JSON.stringify(e.actor),
           payload: JSON.stringify(e.payload),
-          state: 'pending' as const,
+          state,
           created_at: now,
         })))
         .returning('seq')
         .execute();
       seqs.push(...rows.map((r) => r.seq));
     }
-    // On disk before the change it describes happens: what recover() relies on after a crash.
-    await this.#durability.sync();
     return seqs;
   }
 
   /** Marks pending events committed (optionally with a final payload), queues their deliveries, notifies. */
   async commit(seqs: readonly number[], payloads?: ReadonlyMap<number, Record<string, unknown>>): Promise<void> {
     if (seqs.length === 0) return;
-    const committed = await this.#db.transaction().execute(async (trx) => {
-      for (const [seq, payload] of payloads ?? []) {
-        await trx.updateTable('events').set({ payload: JSON.stringify(payload) }).where('seq', '=', seq).execute();
-      }
-      // Public ids follow commit order (the write lock serializes commits), not journal order:
-      // a reader that has seen id N has seen every event committed before it.
-      const top = await trx.selectFrom('events').select((eb) => eb.fn.max('commit_seq').as('top')).executeTakeFirst();
-      let next = Number(top?.top ?? 0);
-      const rows: EventRow[] = [];
-      for (const seq of [...seqs].sort((a, b) => a - b)) {
-        next++;
-        await trx.updateTable('events').set({ state: 'committed', commit_seq: next }).where('seq', '=', seq).where('state', '=', 'pending').execute();
-      }
-      for (const chunk of chunks(seqs, CHUNK)) {
-        rows.push(...((await trx.selectFrom('events').selectAll().where('seq', 'in', chunk).where('state', '=', 'committed').orderBy('commit_seq').execute()) as EventRow[]));
-      }
-      const events = rows.map(toStoredEvent);
-      const orgs = [...new Set(events.map((e) => e.org))];
-      const hooks = await trx
-        .selectFrom('webhooks')
-        .innerJoin('orgs', 'orgs.id', 'webhooks.org_id')
-        .select(['webhooks.id', 'webhooks.events', 'webhooks.repos', 'orgs.name as org'])
-        .where('orgs.name', 'in', orgs)
-        .where('webhooks.active', '=', 1)
-        .execute();
-      const now = new Date().toISOString();
-      const deliveries = [];
-      for (const event of events) {
-        for (const hook of hooks) {
-          if (hook.org !== event.org) continue;
-          const types = JSON.parse(hook.events) as string[];
-          const repos = hook.repos === null ? null : (JSON.parse(hook.repos) as string[]);
-          if (!types.includes('*') && !types.includes(event.type)) continue;
-          if (repos !== null && (event.repo === null || !repos.includes(event.repo))) continue;
-          deliveries.push({
-            id: `dlv_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`,
-            webhook_id: hook.id,
-            event_seq: event.id,
-            repo: event.repo,
-            status: 'pending' as const,
-            attempts: 0,
-            next_attempt_at: now,
-            response_code: null,
-            error: null,
-            duration_ms: null,
-            created_at: now,
-            delivered_at: null,
-          });
-        }
-      }
-      for (const chunk of chunks(deliveries, CHUNK)) await trx.insertInto('webhook_deliveries').values(chunk).execute();
-      return { events, queued: deliveries.length };
-    });
+    const committed = await this.#db.transaction().execute((trx) => this.#commitIn(trx, seqs, payloads));
+    await this.#published(committed);
+  }
+
+  /** Durable, then shown to live subscribers and the delivery worker. */
+  async #published(committed: { events: StoredEvent[]; queued: number }): Promise<void> {
+    if (committed.events.length === 0) return;
     await this.#durability.sync();
     for (const event of committed.events) this.#live.emit('event', event);
     if (committed.queued > 0) this.outbox.emit('queued');
+  }
+
+  async #commitIn(trx: Trx, seqs: readonly number[], payloads?: ReadonlyMap<number, Record<string, unknown>>): Promise<{ events: StoredEvent[]; queued: number }> {
+    if (seqs.length === 0) return { events: [], queued: 0 };
+    for (const [seq, payload] of payloads ?? []) {
+      await trx.updateTable('events').set({ payload: JSON.stringify(payload) }).where('seq', '=', seq).execute();
+    }
+    // Public ids follow commit order (the write lock serializes commits), not journal order:
+    // a reader that has seen id N has seen every event committed before it.
+    const top = await trx.selectFrom('events').select((eb) => eb.fn.max('commit_seq').as('top')).executeTakeFirst();
+    let next = Number(top?.top ?? 0);
+    const rows: EventRow[] = [];
+    for (const seq of [...seqs].sort((a, b) => a - b)) {
+      next++;
+      await trx.updateTable('events').set({ state: 'committed', commit_seq: next }).where('seq', '=', seq).where('state', '=', 'pending').execute();
+    }
+    for (const chunk of chunks(seqs, CHUNK)) {
+      rows.push(...((await trx.selectFrom('events').selectAll().where('seq', 'in', chunk).where('state', '=', 'committed').orderBy('commit_seq').execute()) as EventRow[]));
+    }
+    const events = rows.map(toStoredEvent);
+    const orgs = [...new Set(events.map((e) => e.org))];
+    const hooks = await trx
+      .selectFrom('webhooks')
+      .innerJoin('orgs', 'orgs.id', 'webhooks.org_id')
+      .select(['webhooks.id', 'webhooks.events', 'webhooks.repos', 'orgs.name as org'])
+      .where('orgs.name', 'in', orgs)
+      .where('webhooks.active', '=', 1)
+      .execute();
+    const now = new Date().toISOString();
+    const deliveries = [];
+    for (const event of events) {
+      for (const hook of hooks) {
+        if (hook.org !== event.org) continue;
+        if (event.type.startsWith('webhook.') && event.payload.id === hook.id) continue; // not told of its own changes
+        const types = JSON.parse(hook.events) as string[];
+        const repos = hook.repos === null ? null : (JSON.parse(hook.repos) as string[]);
+        if (!types.includes('*') && !types.includes(event.type)) continue;
+        if (repos !== null && (event.repo === null || !repos.includes(event.repo))) continue;
+        deliveries.push({
+          id: `dlv_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`,
+          webhook_id: hook.id,
+          event_seq: event.id,
+          repo: event.repo,
+          status: 'pending' as const,
+          attempts: 0,
+          next_attempt_at: now,
+          response_code: null,
+          error: null,
+          duration_ms: null,
+          created_at: now,
+          delivered_at: null,
+        });
+      }
+    }
+    for (const chunk of chunks(deliveries, CHUNK)) await trx.insertInto('webhook_deliveries').values(chunk).execute();
+    return { events, queued: deliveries.length };
   }
 
   /** Drops pending events whose change did not happen. */

@@ -11,8 +11,14 @@ export const EVENT_TYPES = [
   'merge.completed',
   'repo.created',
   'repo.deleted',
+  'org.created',
+  'org.deleted',
   'key.created',
   'key.revoked',
+  'webhook.created',
+  'webhook.updated',
+  'webhook.deleted',
+  'policy.updated',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

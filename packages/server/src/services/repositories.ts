@@ -5,8 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isUniqueViolation } from '../db/database.ts';
-import { clearForkOf, deleteRepoRow, findBorrowers, insertRepo, type RepoRow } from '../db/repos.ts';
+import { clearForkOf, deleteRepoRow, findBorrowers, findRepo, insertRepo, type RepoRow } from '../db/repos.ts';
 import { GroveError } from '../errors.ts';
+import type { NewEvent } from '../events/types.ts';
 import { ZERO_OID } from '../git/oid.ts';
 import type { AppContext } from '../http/context.ts';
 import { borrowObjects, copyRefs, dissociate } from '../repo/forks.ts';
@@ -23,7 +24,13 @@ export interface NewRepository {
   readonly source?: { readonly row: RepoRow; readonly snapshot: boolean } | undefined;
 }
 
-export async function createRepository(ctx: AppContext, spec: NewRepository): Promise<RepoRow> {
+/**
+ * The repository is made on disk first (its directory is named by a new id, so nothing can
+ * collide there), then its row and its `repo.created` event commit together: a crash leaves
+ * at most an unreferenced directory, never a row without a repository or a change without
+ * its event.
+ */
+export async function createRepository(ctx: AppContext, spec: NewRepository, event: (row: RepoRow) => NewEvent): Promise<RepoRow> {
   const now = new Date().toISOString();
   const source = spec.source;
   const defaultBranch = spec.defaultBranch ?? source?.row.default_branch ?? 'main';
@@ -38,18 +45,15 @@ export async function createRepository(ctx: AppContext, spec: NewRepository): Pr
     fork_of: source?.row.id ?? null,
     expires_at: spec.expiresAt,
   };
-  try {
-    await insertRepo(ctx.db, row);
-  } catch (error) {
-    if (isUniqueViolation(error)) throw new GroveError('already_exists', `repository ${spec.org}/${spec.name} already exists`);
-    throw error;
-  }
+  const taken = () => new GroveError('already_exists', `repository ${spec.org}/${spec.name} already exists`);
+  if (await findRepo(ctx.db, spec.org, spec.name)) throw taken(); // before any work on disk
   try {
     await ctx.repos.create(row.id, defaultBranch);
     if (source) await populateFrom(ctx, row, source.row, source.snapshot, defaultBranch);
+    await ctx.events.change((trx) => insertRepo(ctx.db, row, trx), () => [event(row)]);
   } catch (error) {
-    await deleteRepoRow(ctx.db, row.id);
     await ctx.repos.remove(row.id);
+    if (isUniqueViolation(error)) throw taken();
     throw error;
   }
   return row;
@@ -81,7 +85,7 @@ async function populateFrom(ctx: AppContext, row: RepoRow, sourceRow: RepoRow, s
  * a chain of forks, first gets its own copies — the deepest first, so that a middle
  * fork's repack never drops an object a fork of it still borrows.
  */
-export async function deleteRepository(ctx: AppContext, row: RepoRow): Promise<void> {
+export async function deleteRepository(ctx: AppContext, row: RepoRow, event: NewEvent): Promise<void> {
   const chain: RepoRow[] = [];
   let level = await findBorrowers(ctx.db, row.id);
   while (level.length > 0) {
@@ -92,6 +96,7 @@ export async function deleteRepository(ctx: AppContext, row: RepoRow): Promise<v
     await dissociate(ctx.repos.git, ctx.repos.gitDir(borrower.id));
     await clearForkOf(ctx.db, borrower.id);
   }
-  await deleteRepoRow(ctx.db, row.id);
+  // The row and its repo.deleted event together; then the directory (a crash between leaves only an unreferenced one).
+  await ctx.events.change((trx) => deleteRepoRow(ctx.db, row.id, trx), () => [event]);
   await ctx.repos.remove(row.id);
 }

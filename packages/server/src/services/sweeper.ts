@@ -54,8 +54,7 @@ export class Sweeper {
     const now = new Date().toISOString();
     try {
       for (const row of await expiredRepos(ctx.db, now, BATCH)) {
-        await deleteRepository(ctx, row);
-        await ctx.events.record([{ type: 'repo.deleted', org: row.org_name, repo: row.name, repoId: row.id, actor: actorOf(null), payload: { id: row.id, reason: 'expired' } }]);
+        await deleteRepository(ctx, row, { type: 'repo.deleted', org: row.org_name, repo: row.name, repoId: row.id, actor: actorOf(null), payload: { id: row.id, reason: 'expired' } });
         this.#logger.info({ org: row.org_name, repo: row.name }, 'deleted an expired repository');
       }
       for (const ttl of await expiredBranches(ctx.db, now, BATCH)) {
