@@ -18,6 +18,15 @@ export class SigningKeys {
     return page.items;
   }
 
+  /**
+   * Revokes one signed token by its `jti`: refused from the next request on, while other
+   * tokens of the key keep working. `exp` (the token's, epoch seconds) bounds how long the
+   * server keeps the entry; without it, for the longest lifetime a token can have.
+   */
+  revokeToken(org: string, signingKeyId: string, jti: string, options: { exp?: number } = {}): Promise<void> {
+    return this.#http.request('DELETE', `/orgs/${seg(org)}/signing-keys/${seg(signingKeyId)}/tokens/${seg(jti)}`, { query: { exp: options.exp } });
+  }
+
   /** Tokens signed with this key stop working at once. */
   delete(org: string, id: string): Promise<void> {
     return this.#http.request('DELETE', `/orgs/${seg(org)}/signing-keys/${seg(id)}`);

@@ -12,6 +12,7 @@ import type { GroveConfig } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { buildApp } from './http/app.ts';
 import { Authenticator } from './auth/authenticator.ts';
+import { RevokedTokens } from './auth/revoked-tokens.ts';
 import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
 import type { AppContext } from './http/context.ts';
@@ -57,6 +58,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
   const webhooks = new WebhookWorker(db, events, logger);
   let ready = true;
+  const revokedTokens = await RevokedTokens.load(db);
   const ctx: AppContext = {
     events,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
@@ -64,7 +66,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     config,
     db,
     repos,
-    auth: new Authenticator(db, adminToken.digest),
+    auth: new Authenticator(db, adminToken.digest, revokedTokens),
+    revokedTokens,
     metrics,
     agent: `grove/${VERSION}`,
     isReady: () => ready,

@@ -6,7 +6,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { mintToken, type ApiKey, type CreateApiKeyInput, type CreatedApiKey } from '@grove/sdk';
@@ -604,6 +605,63 @@ describe('REST signing keys and ref policies', () => {
   after(() => grove.close());
 
   const signingKeys = (org: string) => `/api/v1/orgs/${org}/signing-keys`;
+
+  it('revokes one signed token by jti: it is refused from the next request on, while another token of the same key still works', async () => {
+    const pair = generateKeyPairSync('ed25519');
+    const registered = await grove.sdk.signingKeys.create('acme', { publicKey: pair.publicKey.export({ format: 'jwk' }), name: 'revocations' });
+    const privateKey = pair.privateKey.export({ format: 'jwk' });
+    const revoked = await mintToken({ privateKey, scope: 'read', resources: [{ org: 'acme' }], jti: 'agent-1-session', ttl: '1h' });
+    const kept = await mintToken({ privateKey, scope: 'read', resources: [{ org: 'acme' }], jti: 'agent-2-session', ttl: '1h' });
+    assert.equal((await api(grove, 'GET', '/api/v1/orgs/acme', { token: revoked })).status, 200);
+
+    const exp = JSON.parse(Buffer.from(revoked.split('.')[1]!, 'base64url').toString('utf8')).exp as number;
+    await grove.sdk.signingKeys.revokeToken('acme', registered.id, 'agent-1-session', { exp });
+    assertError(await api(grove, 'GET', '/api/v1/orgs/acme', { token: revoked }), 401, 'unauthorized');
+    const gitAnswer = await fetch(`${grove.url}/acme/app.git/info/refs?service=git-upload-pack`, { headers: { authorization: `Bearer ${revoked}` } });
+    assert.equal(gitAnswer.status, 401);
+    assert.equal((await api(grove, 'GET', '/api/v1/orgs/acme', { token: kept })).status, 200);
+    const row = (await grove.server.db.selectFrom('revoked_tokens').selectAll().where('jti', '=', 'agent-1-session').executeTakeFirstOrThrow());
+    assert.equal(row.expires_at, new Date((exp + 60) * 1000).toISOString(), 'kept until the token\'s exp and the clock tolerance');
+    // revoking again answers 204 (without exp: kept for the longest lifetime a token can have)
+    assert.equal((await api(grove, 'DELETE', `${signingKeys('acme')}/${registered.id}/tokens/agent-1-session`)).status, 204);
+    assertError(await api(grove, 'GET', '/api/v1/orgs/acme', { token: revoked }), 401, 'unauthorized');
+    await grove.sdk.signingKeys.delete('acme', registered.id);
+    assert.equal((await grove.server.db.selectFrom('revoked_tokens').selectAll().where('signing_key_id', '=', registered.id).execute()).length, 0, 'entries go with their signing key');
+  });
+
+  it('keeps a revoked jti refused after a restart (the deny-list is loaded at start)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'grove-revoked-'));
+    try {
+      let server = await startTestServer({}, dir);
+      await server.createRepo('acme', 'app');
+      const pair = generateKeyPairSync('ed25519');
+      const registered = await server.sdk.signingKeys.create('acme', { publicKey: pair.publicKey.export({ format: 'jwk' }), name: 'restart' });
+      const token = await mintToken({ privateKey: pair.privateKey.export({ format: 'jwk' }), scope: 'read', resources: [{ org: 'acme' }], jti: 'before-restart' });
+      await server.sdk.signingKeys.revokeToken('acme', registered.id, 'before-restart');
+      await server.close();
+      server = await startTestServer({}, dir);
+      try {
+        assertError(await api(server, 'GET', '/api/v1/orgs/acme', { token }), 401, 'unauthorized');
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to revoke a token of a signing key of another org or of no key (404), to a write key (403), and a jti over 200 characters (400)', async () => {
+    const pair = generateKeyPairSync('ed25519');
+    const registered = await grove.sdk.signingKeys.create('acme', { publicKey: pair.publicKey.export({ format: 'jwk' }), name: 'refusals' });
+    const writer = await createKey(grove, { scope: 'write', resources: [{ org: 'acme' }] });
+    assertError(await api(grove, 'DELETE', `${signingKeys('other')}/${registered.id}/tokens/x`), 404, 'not_found', /signing key/);
+    assertError(await api(grove, 'DELETE', `${signingKeys('acme')}/sk_nothing/tokens/x`), 404, 'not_found', /signing key/);
+    assertError(await api(grove, 'DELETE', `${signingKeys('acme')}/${registered.id}/tokens/x`, { token: writer.token }), 403, 'forbidden');
+    assertError(await api(grove, 'DELETE', `${signingKeys('acme')}/${registered.id}/tokens/${'j'.repeat(201)}`), 400, 'invalid_request');
+    assertError(await api(grove, 'DELETE', `${signingKeys('acme')}/${registered.id}/tokens/x?exp=soon`), 400, 'invalid_request');
+    assert.equal((await grove.server.db.selectFrom('revoked_tokens').selectAll().where('signing_key_id', '=', registered.id).execute()).length, 0);
+    await grove.sdk.signingKeys.delete('acme', registered.id);
+  });
 
   it('registers an Ed25519 public key as a JWK and as a PEM (201), lists both, and deletes one (204, then 404)', async () => {
     const publicJwk = jwkPair.publicKey.export({ format: 'jwk' });

@@ -189,6 +189,15 @@ describe('grove key, token, signing-key and policy commands', () => {
     assert.equal(tooLong.stdout, '');
     assert.match(tooLong.stderr, /^grove: ttl must be between 1 second and 24 hours\n$/);
 
+    const jti = JSON.parse(Buffer.from(oneLine(await grove(['token', 'mint', '--private-key-file', privateFile, '--scope', 'read', '--repo', 'acme/app'], offline)).split('.')[1]!, 'base64url').toString('utf8')).jti as string;
+    const revoked = await grove(['token', 'revoke', 'acme', added.id, claims.jti, '--exp', String(claims.exp)], env);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((await git([...auth(token), 'ls-remote', url])).code, 128, 'the revoked token is refused');
+    assert.notEqual(jti, claims.jti);
+    const badExp = await grove(['token', 'revoke', 'acme', added.id, 'x', '--exp', 'tomorrow'], env);
+    assert.equal(badExp.code, 1);
+    assert.match(badExp.stderr, /--exp must be epoch seconds/);
+
     const deleted = await grove(['signing-key', 'delete', 'acme', added.id], env);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal((await git([...auth(token), 'ls-remote', url])).code, 128, 'the token dies with its signing key');

@@ -1,13 +1,14 @@
 /**
  * Org signing keys for offline-signed tokens: `POST/GET /api/v1/orgs/{org}/signing-keys`,
  * `DELETE /api/v1/orgs/{org}/signing-keys/{id}`. Deleting a key invalidates every
- * token it signed on the next request.
+ * token it signed on the next request; `DELETE …/{id}/tokens/{jti}` revokes one token.
  */
 import { createPublicKey, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { normalizePublicJwk } from '../auth/signed-tokens.ts';
+import { CLOCK_SKEW_SECONDS, MAX_SIGNED_TOKEN_LIFETIME_SECONDS, normalizePublicJwk } from '../auth/signed-tokens.ts';
+import { actorOf } from '../events/types.ts';
 import { findOrgByName } from '../db/orgs.ts';
-import { deleteSigningKey, insertSigningKey, listSigningKeys, type SigningKeyRow } from '../db/signing-keys.ts';
+import { deleteSigningKey, findSigningKey, insertSigningKey, listSigningKeys, type SigningKeyRow } from '../db/signing-keys.ts';
 import { GroveError, notFound } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
 import { principalOf, requireAccess } from './principal.ts';
@@ -118,6 +119,50 @@ export async function signingKeyRoutes(app: FastifyInstance, ctx: AppContext): P
     requireAccess(request, 'admin', { kind: 'org', org });
     const orgRow = await findOrgByName(ctx.db, org);
     if (!orgRow || !(await deleteSigningKey(ctx.db, orgRow.id, id))) throw notFound(`signing key ${id}`);
+    ctx.revokedTokens.forgetSigningKey(id);
+    return reply.code(204).send();
+  });
+
+  app.delete<{ Params: { org: string; id: string; jti: string }; Querystring: { exp?: number } }>('/orgs/:org/signing-keys/:id/tokens/:jti', {
+    schema: {
+      tags: ['signing-keys'],
+      summary: 'Revoke one signed token by its jti: refused from the next request on, while other tokens of the key keep working',
+      params: {
+        type: 'object',
+        required: ['org', 'id', 'jti'],
+        properties: { org: { type: 'string' }, id: { type: 'string' }, jti: { type: 'string', minLength: 1, maxLength: 200 } },
+      },
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          exp: { type: 'integer', minimum: 0, description: "The token's exp (epoch seconds), if known: the deny-list entry is kept until then instead of for the longest lifetime a token can have (24 h and the clock tolerance)" },
+        },
+      },
+      response: { 204: { type: 'null' }, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const { org, id, jti } = request.params;
+    requireAccess(request, 'admin', { kind: 'org', org });
+    const orgRow = await findOrgByName(ctx.db, org);
+    if (!orgRow || !(await findSigningKey(ctx.db, orgRow.id, id))) throw notFound(`signing key ${id}`);
+    const now = Date.now();
+    // No token with this jti can be valid after the latest exp a token signed now could carry.
+    const latest = now + (MAX_SIGNED_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) * 1000;
+    const exp = request.query.exp;
+    const until = exp === undefined ? latest : Math.min(latest, (exp + CLOCK_SKEW_SECONDS) * 1000);
+    const expiresAt = new Date(until).toISOString();
+    if (until > now) {
+      await ctx.events.change(
+        (trx) => trx
+          .insertInto('revoked_tokens')
+          .values({ signing_key_id: id, jti, expires_at: expiresAt, revoked_at: new Date(now).toISOString() })
+          .onConflict((oc) => oc.columns(['signing_key_id', 'jti']).doUpdateSet({ expires_at: expiresAt }).where('revoked_tokens.expires_at', '<', expiresAt))
+          .execute(),
+        () => [{ type: 'token.revoked', org, repo: null, actor: actorOf(principalOf(request)), payload: { signingKeyId: id, jti, expiresAt } }],
+      );
+      ctx.revokedTokens.remember(id, jti, until);
+    }
     return reply.code(204).send();
   });
 }

@@ -12,6 +12,7 @@ import { digestsEqual, hashToken, TOKEN_PREFIX } from './admin-token.ts';
 import { extractToken } from './credentials.ts';
 import { isScope } from './grants.ts';
 import type { Principal } from './principal.ts';
+import type { RevokedTokens } from './revoked-tokens.ts';
 import { looksLikeJwt, SignedTokenVerifier } from './signed-tokens.ts';
 
 /** lastUsedAt is written at most this often per key, so reads do not turn into writes. */
@@ -23,10 +24,10 @@ export class Authenticator {
   readonly #signed: SignedTokenVerifier;
   readonly #lastTouched = new Map<string, number>();
 
-  constructor(db: Db, adminDigest: Buffer) {
+  constructor(db: Db, adminDigest: Buffer, revoked: RevokedTokens) {
     this.#db = db;
     this.#adminDigest = adminDigest;
-    this.#signed = new SignedTokenVerifier(db);
+    this.#signed = new SignedTokenVerifier(db, revoked);
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal | null> {

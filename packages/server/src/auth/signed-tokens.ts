@@ -17,10 +17,11 @@ import { findRepoCached } from '../db/repos.ts';
 import { listSigningKeysByOrgName } from '../db/signing-keys.ts';
 import { checkName } from '../names.ts';
 import { isScope, parseGrants } from './grants.ts';
+import type { RevokedTokens } from './revoked-tokens.ts';
 import type { Grant, Principal } from './principal.ts';
 
 export const MAX_SIGNED_TOKEN_LIFETIME_SECONDS = 24 * 3600;
-const CLOCK_SKEW_SECONDS = 60;
+export const CLOCK_SKEW_SECONDS = 60;
 
 /** True for anything shaped like a compact JWS (three base64url parts). */
 export function looksLikeJwt(token: string): boolean {
@@ -39,10 +40,12 @@ export function normalizePublicJwk(value: unknown): JWK | string {
 
 export class SignedTokenVerifier {
   readonly #db: Db;
+  readonly #revoked: RevokedTokens;
   readonly #keys = new Map<string, CryptoKey>();
 
-  constructor(db: Db) {
+  constructor(db: Db, revoked: RevokedTokens) {
     this.#db = db;
+    this.#revoked = revoked;
   }
 
   /** The principal for a valid token, or null for anything else (bad signature, expired, unknown key, bad claims). */
@@ -74,6 +77,7 @@ export class SignedTokenVerifier {
       const exp = payload.exp!;
       if (exp * 1000 > nowMs + (MAX_SIGNED_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return null;
       if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 200) return null;
+      if (this.#revoked.isRevoked(row.id, payload.jti, nowMs)) return null;
       const scope = payload.scope;
       if (!isScope(scope)) return null;
       const parsed = parseGrants(payload.resources);

@@ -116,6 +116,14 @@ export function registerAccessCommands(program: Command): void {
       process.stdout.write(`${minted}\n`);
     });
 
+  token.command('revoke <org> <signing-key-id> <jti>').description('revoke one signed token by its jti (other tokens of the key keep working)')
+    .option('--exp <seconds>', "the token's exp (epoch seconds), so the server keeps the entry only that long")
+    .action(async (org: string, signingKeyId: string, jti: string, options: { exp?: string }) => {
+      const exp = options.exp === undefined ? undefined : Number(options.exp);
+      if (exp !== undefined && !Number.isInteger(exp)) throw new UsageError('--exp must be epoch seconds');
+      await clientFromEnv().signingKeys.revokeToken(org, signingKeyId, jti, exp === undefined ? {} : { exp });
+    });
+
   const policy = program.command('policy').description('repository ref policies');
   policy.command('get <org/repo>').description("show a repository's ref rules").action(async (target: string) => {
     const { org, repo } = splitRepo(target);

@@ -188,6 +188,19 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0006_revoked_tokens': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('revoked_tokens')
+        .addColumn('signing_key_id', 'text', (c) => c.notNull().references('signing_keys.id').onDelete('cascade'))
+        .addColumn('jti', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('revoked_tokens_pk', ['signing_key_id', 'jti'])
+        .execute();
+      await db.schema.createIndex('revoked_tokens_expires').on('revoked_tokens').columns(['expires_at']).execute();
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {

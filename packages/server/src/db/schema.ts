@@ -71,6 +71,14 @@ export interface SigningKeysTable {
   created_at: string;
 }
 
+export interface RevokedTokensTable {
+  signing_key_id: string;
+  jti: string;
+  /** Until when the entry matters: no token with this jti can be valid after it. */
+  expires_at: string;
+  revoked_at: string;
+}
+
 export interface RepoPoliciesTable {
   repo_id: string;
   /** JSON array of ref rules. */
@@ -146,6 +154,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   api_key_tags: ApiKeyTagsTable;
   signing_keys: SigningKeysTable;
+  revoked_tokens: RevokedTokensTable;
   repo_policies: RepoPoliciesTable;
   idempotency_keys: IdempotencyKeysTable;
   branch_ttls: BranchTtlsTable;

@@ -22,6 +22,10 @@ export async function listSigningKeysByOrgName(db: Db, orgName: string): Promise
     .execute();
 }
 
+export async function findSigningKey(db: Db, orgId: string, id: string): Promise<SigningKeyRow | undefined> {
+  return db.selectFrom('signing_keys').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+}
+
 export async function deleteSigningKey(db: Db, orgId: string, id: string): Promise<boolean> {
   const result = await db.deleteFrom('signing_keys').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows > 0n;

@@ -15,6 +15,7 @@ export const EVENT_TYPES = [
   'org.deleted',
   'key.created',
   'key.revoked',
+  'token.revoked',
   'webhook.created',
   'webhook.updated',
   'webhook.deleted',

@@ -4,6 +4,7 @@ import type { Db } from '../db/database.ts';
 import type { Durability } from '../db/durability.ts';
 import type { RepoStore } from '../repo/store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
+import type { RevokedTokens } from '../auth/revoked-tokens.ts';
 import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
@@ -15,6 +16,8 @@ export interface AppContext {
   readonly durability: Durability;
   readonly repos: RepoStore;
   readonly auth: Authenticator;
+  /** Signed tokens revoked one by one (in memory, kept exact by this process). */
+  readonly revokedTokens: RevokedTokens;
   readonly metrics: Metrics;
   readonly events: EventLog;
   readonly audit: AuditWriter;
