@@ -5,6 +5,7 @@
  *   await grove.orgs.create({ name: 'acme' });
  *   const repo = await grove.repos.create('acme', { name: 'app' });
  */
+import { Admin } from './admin.ts';
 import { ApiKeys } from './api-keys.ts';
 import { Commits } from './commits.ts';
 import { Events, Webhooks } from './events.ts';
@@ -36,6 +37,7 @@ export class Grove {
   readonly webhooks: Webhooks;
   /** The live event stream and the audit log. */
   readonly events: Events;
+  readonly admin: Admin;
 
   constructor(options: GroveOptions) {
     const http = new Transport(options);
@@ -52,6 +54,7 @@ export class Grove {
     this.merges = new Merges(http);
     this.webhooks = new Webhooks(http);
     this.events = new Events(http);
+    this.admin = new Admin(http);
   }
 }
 
@@ -59,6 +62,7 @@ export { GroveApiError } from './errors.ts';
 export type { GroveOptions } from './transport.ts';
 export { mintToken, MAX_TOKEN_TTL_SECONDS, type MintTokenInput } from './mint-token.ts';
 export type { CreateApiKeyInput } from './api-keys.ts';
+export type { SecretKeyRotation } from './admin.ts';
 export type { CreateRepoInput, UpdateRepoInput } from './repos.ts';
 export type { ApiKey, CreatedApiKey, Grant, Jwk, Org, Page, PageOptions, RefPolicy, RefRule, Repo, Scope, SigningKey, WebCryptoKey } from './types.ts';
 export type { Blame, BlameRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';

@@ -1,6 +1,7 @@
 /** Flags, environment (GROVE_*) and defaults, validated once at startup. */
 import os from 'node:os';
 import path from 'node:path';
+import { parseSecretKey } from './secrets/server-key.ts';
 
 export interface GroveConfig {
   readonly dataDir: string;
@@ -48,6 +49,8 @@ export interface GroveConfig {
   readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
   readonly shutdownGraceMs: number;
+  /** GROVE_SECRET_KEY and GROVE_SECRET_KEY_PREVIOUS as given (secrets/server-key.ts parses them); without them, <data>/secret.key. */
+  readonly secretKeyEnv: { readonly GROVE_SECRET_KEY?: string; readonly GROVE_SECRET_KEY_PREVIOUS?: string };
 }
 
 export class ConfigError extends Error {
@@ -106,6 +109,12 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const publicUrl = env.GROVE_PUBLIC_URL ? env.GROVE_PUBLIC_URL.replace(/\/+$/, '') : null;
   if (publicUrl !== null && !/^https?:\/\//.test(publicUrl)) throw new ConfigError('GROVE_PUBLIC_URL must start with http:// or https://');
   const adminToken = env.GROVE_ADMIN_TOKEN ? env.GROVE_ADMIN_TOKEN : null;
+  try {
+    if (env.GROVE_SECRET_KEY) parseSecretKey(env.GROVE_SECRET_KEY, 'GROVE_SECRET_KEY');
+    for (const [i, key] of (env.GROVE_SECRET_KEY_PREVIOUS ?? '').split(',').filter((k) => k.trim() !== '').entries()) parseSecretKey(key, `GROVE_SECRET_KEY_PREVIOUS[${i}]`);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
   if (adminToken !== null && adminToken.length < 16) throw new ConfigError('GROVE_ADMIN_TOKEN must be at least 16 characters');
   return {
     dataDir,
@@ -135,5 +144,9 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
+    secretKeyEnv: {
+      ...(env.GROVE_SECRET_KEY ? { GROVE_SECRET_KEY: env.GROVE_SECRET_KEY } : {}),
+      ...(env.GROVE_SECRET_KEY_PREVIOUS ? { GROVE_SECRET_KEY_PREVIOUS: env.GROVE_SECRET_KEY_PREVIOUS } : {}),
+    },
   };
 }

@@ -13,6 +13,8 @@ import { openDatabase, type Db } from './db/database.ts';
 import { buildApp } from './http/app.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { RevokedTokens } from './auth/revoked-tokens.ts';
+import { loadServerKeys } from './secrets/server-key.ts';
+import { SecretStore } from './secrets/secret-store.ts';
 import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
 import type { AppContext } from './http/context.ts';
@@ -44,6 +46,9 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
   const { db, durability } = await openDatabase(path.join(config.dataDir, 'grove.db'));
+  const secrets = new SecretStore(await loadServerKeys(config.dataDir, config.secretKeyEnv));
+  const sealed = await secrets.sealPlaintext(db, durability);
+  if (sealed > 0) logger.info({ sealed }, 'sealed secrets stored in plaintext by an older version');
   const repos = new RepoStore(config.dataDir, config.limits, config.packCache, { pushesPerRun: config.maintenancePushes }, logger);
   const recovery = await repos.open();
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
@@ -56,7 +61,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     async (repoId, before, after) => !(await isAncestor(repos.git, repos.gitDir(repoId), before, after)),
   );
   if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
-  const webhooks = new WebhookWorker(db, events, logger);
+  const webhooks = new WebhookWorker(db, events, secrets, logger);
   let ready = true;
   const revokedTokens = await RevokedTokens.load(db);
   const ctx: AppContext = {
@@ -68,6 +73,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     repos,
     auth: new Authenticator(db, adminToken.digest, revokedTokens),
     revokedTokens,
+    secrets,
     metrics,
     agent: `grove/${VERSION}`,
     isReady: () => ready,

@@ -11,6 +11,7 @@ import { commitWriteRoutes } from './commit-writes.ts';
 import { compareRoutes } from './compare.ts';
 import { contentRoutes } from './contents.ts';
 import { historyRoutes } from './history.ts';
+import { adminRoutes } from './admin.ts';
 import { auditRoutes } from './audit.ts';
 import { eventRoutes } from './events.ts';
 import { keyRoutes } from './keys.ts';
@@ -78,6 +79,7 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     await webhookRoutes(api, ctx);
     await eventRoutes(api, ctx);
     await auditRoutes(api, ctx);
+    await adminRoutes(api, ctx);
     api.setNotFoundHandler((request, reply) => {
       void reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } });
     });

@@ -12,6 +12,7 @@ import { GroveError, notFound } from '../errors.ts';
 import { actorOf, EVENT_TYPES, type NewEvent } from '../events/types.ts';
 import type { AppContext } from '../http/context.ts';
 import { checkName } from '../names.ts';
+import { webhookSecretOwner } from '../secrets/secret-store.ts';
 import { principalOf, requireAccess } from './principal.ts';
 import { errorResponses } from './schemas.ts';
 
@@ -163,12 +164,16 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
       url: request.body.url,
       events: JSON.stringify(request.body.events),
       repos: request.body.repos ? JSON.stringify(request.body.repos) : null,
-      secret,
+      secret: '', // sealed inside the transaction below
       active: request.body.active === false ? 0 : 1,
       created_at: now,
       updated_at: now,
     };
-    await ctx.events.change((trx) => trx.insertInto('webhooks').values(row).execute(), () => [webhookEvent('webhook.created', row, org, request)]);
+    // Sealed inside the transaction: a key rotation (one transaction too) then sees every value.
+    await ctx.events.change(
+      (trx) => trx.insertInto('webhooks').values({ ...row, secret: ctx.secrets.seal(secret, webhookSecretOwner(row.id)) }).execute(),
+      () => [webhookEvent('webhook.created', row, org, request)],
+    );
     return reply.code(201).send({ ...webhookJson(row, org), secret });
   });
 
@@ -207,10 +212,9 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
       ...(url !== undefined ? { url } : {}),
       ...(events !== undefined ? { events: JSON.stringify(events) } : {}),
       ...(repos !== undefined ? { repos: repos === null ? null : JSON.stringify(repos) } : {}),
-      ...(secret !== undefined ? { secret } : {}),
       ...(active !== undefined ? { active: active ? 1 : 0 } : {}),
     };
-    await ctx.events.change((trx) => trx.updateTable('webhooks').set(changes).where('id', '=', row.id).execute(), () => [
+    await ctx.events.change((trx) => trx.updateTable('webhooks').set({ ...changes, ...(secret !== undefined ? { secret: ctx.secrets.seal(secret, webhookSecretOwner(row.id)) } : {}) }).where('id', '=', row.id).execute(), () => [
       webhookEvent('webhook.updated', { ...row, ...changes }, request.params.org, request),
     ]);
     return webhookJson({ ...row, ...changes }, request.params.org);

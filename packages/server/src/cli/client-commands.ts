@@ -34,6 +34,9 @@ function pageOptions(options: { limit?: string; cursor?: string }): { limit?: nu
 }
 
 export function registerClientCommands(program: Command): void {
+  const admin = program.command('admin').description('server administration (root token)');
+  admin.command('rotate-secret-key').description('re-seal every stored secret under a new server key (see docs/security.md)')
+    .action(async () => print(await clientFromEnv().admin.rotateSecretKey()));
   const org = program.command('org').description('manage organizations');
   org.command('create <name>').description('create an organization').action(async (name: string) => print(await clientFromEnv().orgs.create({ name })));
   org.command('list').description('list organizations').option('--limit <n>', 'page size').option('--cursor <cursor>', 'page cursor')

@@ -4,6 +4,7 @@
  * marked failed. It runs beside the request path: a slow or dead receiver delays only
  * its own deliveries, never a push.
  */
+import { webhookSecretOwner, type SecretStore } from '../secrets/secret-store.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { WebhookDeliveriesTable } from '../db/schema.ts';
@@ -36,8 +37,11 @@ export class WebhookWorker {
   #stopped = false;
   readonly #wake = () => this.poke();
 
-  constructor(db: Db, log: EventLog, logger: Pick<Logger, 'warn'>, options: WebhookWorkerOptions = DEFAULT_WEBHOOK_OPTIONS) {
+  readonly #secrets: SecretStore;
+
+  constructor(db: Db, log: EventLog, secrets: SecretStore, logger: Pick<Logger, 'warn'>, options: WebhookWorkerOptions = DEFAULT_WEBHOOK_OPTIONS) {
     this.#db = db;
+    this.#secrets = secrets;
     this.#log = log;
     this.#logger = logger;
     this.#options = options;
@@ -133,7 +137,7 @@ export class WebhookWorker {
           'grove-event': event.type,
           'grove-delivery': delivery.id,
           'grove-timestamp': String(timestamp),
-          'grove-signature': signWebhook(hook.secret, timestamp, body),
+          'grove-signature': signWebhook(this.#secrets.open(hook.secret, webhookSecretOwner(hook.id)), timestamp, body),
         },
         body,
         redirect: 'manual',

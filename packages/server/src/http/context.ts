@@ -5,6 +5,7 @@ import type { Durability } from '../db/durability.ts';
 import type { RepoStore } from '../repo/store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
+import type { SecretStore } from '../secrets/secret-store.ts';
 import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
@@ -18,6 +19,8 @@ export interface AppContext {
   readonly auth: Authenticator;
   /** Signed tokens revoked one by one (in memory, kept exact by this process). */
   readonly revokedTokens: RevokedTokens;
+  /** Seals and opens the secrets Grove stores (webhook signing secrets). */
+  readonly secrets: SecretStore;
   readonly metrics: Metrics;
   readonly events: EventLog;
   readonly audit: AuditWriter;
