@@ -49,8 +49,16 @@ export interface GroveConfig {
   readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
   readonly shutdownGraceMs: number;
+  /** When set, /metrics answers only requests that carry it as a bearer token; /healthz stays open. */
+  readonly metricsToken: string | null;
   /** GROVE_SECRET_KEY and GROVE_SECRET_KEY_PREVIOUS as given (secrets/server-key.ts parses them); without them, <data>/secret.key. */
   readonly secretKeyEnv: { readonly GROVE_SECRET_KEY?: string; readonly GROVE_SECRET_KEY_PREVIOUS?: string };
+}
+
+function metricsToken(value: string | undefined): string | null {
+  if (!value) return null;
+  if (value.length < 16) throw new ConfigError('GROVE_METRICS_TOKEN must be at least 16 characters');
+  return value;
 }
 
 export class ConfigError extends Error {
@@ -144,6 +152,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
+    metricsToken: metricsToken(env.GROVE_METRICS_TOKEN),
     secretKeyEnv: {
       ...(env.GROVE_SECRET_KEY ? { GROVE_SECRET_KEY: env.GROVE_SECRET_KEY } : {}),
       ...(env.GROVE_SECRET_KEY_PREVIOUS ? { GROVE_SECRET_KEY_PREVIOUS: env.GROVE_SECRET_KEY_PREVIOUS } : {}),

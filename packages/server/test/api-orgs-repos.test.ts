@@ -731,6 +731,25 @@ describe('REST API: authentication, discovery and errors', () => {
     assert.match(text, /^grove_git_processes_running 0$/m);
   });
 
+  it('asks for GROVE_METRICS_TOKEN on /metrics when it is set (401 without or with a wrong one), while /healthz stays open', async () => {
+    const guarded = await startTestServer({ GROVE_METRICS_TOKEN: 'scrape-token-0123456789' });
+    try {
+      const scrape = (authorization?: string) => fetch(`${guarded.url}/metrics`, authorization ? { headers: { authorization } } : {});
+      const none = await scrape();
+      assert.equal(none.status, 401);
+      assert.equal(none.headers.get('www-authenticate'), 'Bearer realm="grove-metrics"');
+      assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized');
+      assert.equal((await scrape('Bearer scrape-token-wrong')).status, 401);
+      assert.equal((await scrape(`Bearer ${guarded.token}`)).status, 401, 'the admin token is not the metrics token');
+      const ok = await scrape('Bearer scrape-token-0123456789');
+      assert.equal(ok.status, 200);
+      assert.match(await ok.text(), /^grove_git_processes_running /m);
+      assert.equal((await fetch(`${guarded.url}/healthz`)).status, 200);
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('makes the SDK throw GroveApiError with status and code for a 409 and a 404', async () => {
     await assert.rejects(grove.sdk.orgs.create({ name: 'acme' }), (error: unknown) => {
       assert.ok(error instanceof GroveApiError);

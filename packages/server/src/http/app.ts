@@ -10,6 +10,8 @@ import type { AppContext } from './context.ts';
 import { registerAudit } from './audit.ts';
 import { registerGitRoutes } from './git-routes.ts';
 import { bodyLeftUnread } from './git-http.ts';
+import { digestsEqual, hashToken } from '../auth/admin-token.ts';
+import { extractToken } from '../auth/credentials.ts';
 
 export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -83,7 +85,16 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     return { status: 'ok' };
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  const metricsDigest = ctx.config.metricsToken === null ? null : hashToken(ctx.config.metricsToken);
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (metricsDigest !== null) {
+      // A scraper's bearer token (or Basic password), compared by digest in constant time.
+      const token = extractToken(request.headers.authorization);
+      if (token === null || !digestsEqual(hashToken(token), metricsDigest)) {
+        const error = new GroveError('unauthorized', '/metrics needs the GROVE_METRICS_TOKEN as a bearer token');
+        return reply.code(error.status).header('WWW-Authenticate', 'Bearer realm="grove-metrics"').send(error.toJSON());
+      }
+    }
     const body = await ctx.metrics.registry.metrics();
     return reply.header('Content-Type', ctx.metrics.registry.contentType).send(body);
   });
