@@ -1,6 +1,7 @@
 /** Flags, environment (GROVE_*) and defaults, validated once at startup. */
 import os from 'node:os';
 import path from 'node:path';
+import { OutboundPolicy } from './outbound/outbound-policy.ts';
 import { parseSecretKey } from './secrets/server-key.ts';
 
 export interface GroveConfig {
@@ -49,10 +50,20 @@ export interface GroveConfig {
   readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
   readonly shutdownGraceMs: number;
+  /** Hosts, addresses and CIDRs outbound requests (webhooks) may reach although they are loopback, private or reserved. */
+  readonly allowedOutbound: readonly string[];
   /** When set, /metrics answers only requests that carry it as a bearer token; /healthz stays open. */
   readonly metricsToken: string | null;
   /** GROVE_SECRET_KEY and GROVE_SECRET_KEY_PREVIOUS as given (secrets/server-key.ts parses them); without them, <data>/secret.key. */
   readonly secretKeyEnv: { readonly GROVE_SECRET_KEY?: string; readonly GROVE_SECRET_KEY_PREVIOUS?: string };
+}
+
+function allowedOutbound(value: string | undefined): string[] {
+  try {
+    return OutboundPolicy.parse(value).allowList.slice();
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 function metricsToken(value: string | undefined): string | null {
@@ -153,6 +164,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
     metricsToken: metricsToken(env.GROVE_METRICS_TOKEN),
+    allowedOutbound: allowedOutbound(env.GROVE_ALLOWED_OUTBOUND),
     secretKeyEnv: {
       ...(env.GROVE_SECRET_KEY ? { GROVE_SECRET_KEY: env.GROVE_SECRET_KEY } : {}),
       ...(env.GROVE_SECRET_KEY_PREVIOUS ? { GROVE_SECRET_KEY_PREVIOUS: env.GROVE_SECRET_KEY_PREVIOUS } : {}),

@@ -15,6 +15,8 @@ import { Authenticator } from './auth/authenticator.ts';
 import { RevokedTokens } from './auth/revoked-tokens.ts';
 import { loadServerKeys } from './secrets/server-key.ts';
 import { SecretStore } from './secrets/secret-store.ts';
+import { GuardedFetch } from './outbound/guarded-fetch.ts';
+import { OutboundPolicy } from './outbound/outbound-policy.ts';
 import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
 import type { AppContext } from './http/context.ts';
@@ -61,7 +63,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     async (repoId, before, after) => !(await isAncestor(repos.git, repos.gitDir(repoId), before, after)),
   );
   if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
-  const webhooks = new WebhookWorker(db, events, secrets, logger);
+  const outbound = new GuardedFetch(new OutboundPolicy(config.allowedOutbound));
+  const webhooks = new WebhookWorker(db, events, secrets, outbound, logger);
   let ready = true;
   const revokedTokens = await RevokedTokens.load(db);
   const ctx: AppContext = {
@@ -74,6 +77,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     auth: new Authenticator(db, adminToken.digest, revokedTokens),
     revokedTokens,
     secrets,
+    outbound,
     metrics,
     agent: `grove/${VERSION}`,
     isReady: () => ready,
@@ -108,6 +112,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await app.close();
         await sweeper.stop();
         await webhooks.stop();
+        await outbound.close();
         await repos.maintenance.stop();
         await repos.close();
         clearTimeout(timer);

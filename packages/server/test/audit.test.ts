@@ -174,11 +174,11 @@ describe('the audit log', () => {
 
   it('records API mutations with their route, key and outcome, denials included, and not reads', async () => {
     const before = (await entries())[0]?.id ?? 0;
-    const hook = await adminClient.webhooks.create('au', { url: 'http://127.0.0.1:9/hook', events: ['push'] });
+    const hook = await adminClient.webhooks.create('au', { url: 'https://receiver.invalid/hook', events: ['push'] });
     const writerClient = new Grove({ baseUrl: server.url, token: writer.token });
     const commit = await writerClient.commits.create('au', 'app', { branch: 'api-branch', startFrom: 'main', message: 'by api', files: [{ path: 'api.txt', content: 'api\n' }] });
     assert.match(commit.sha, /^[0-9a-f]{40}$/);
-    await expectApiError(writerClient.webhooks.create('au', { url: 'http://127.0.0.1:9/nope', events: ['push'] }), 403, 'a write key creating a webhook');
+    await expectApiError(writerClient.webhooks.create('au', { url: 'https://receiver.invalid/nope', events: ['push'] }), 403, 'a write key creating a webhook');
     await expectApiError(writerClient.repos.delete('au', 'secret'), 404, 'a key deleting a repository outside it');
     await adminClient.webhooks.delete('au', hook.id);
     // Reads are not audited.
@@ -260,7 +260,7 @@ describe('the audit log', () => {
     await delay(20);
     const split = new Date().toISOString();
     await delay(20);
-    await adminClient.webhooks.create('au', { url: 'http://127.0.0.1:9/late', events: ['push'] });
+    await adminClient.webhooks.create('au', { url: 'https://receiver.invalid/late', events: ['push'] });
     const later = await waitForEntries('the late entry', { since: split }, (found) => found.length >= 1);
     assert.deepEqual(later.map((e) => e.action), ['POST /api/v1/orgs/:org/webhooks']);
     assert.ok(later.every((e) => e.time >= split));

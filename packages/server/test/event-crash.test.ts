@@ -22,7 +22,7 @@ const TOKEN = 'grove_event_torture_admin_token_0123';
 const ORG = 'events';
 
 function startEventDaemon(dataDir: string): Promise<Daemon> {
-  return startDaemon({ dataDir, env: daemonEnv({ GROVE_ADMIN_TOKEN: TOKEN, GROVE_LOG_LEVEL: 'error' }) });
+  return startDaemon({ dataDir, env: daemonEnv({ GROVE_ADMIN_TOKEN: TOKEN, GROVE_LOG_LEVEL: 'error', GROVE_ALLOWED_OUTBOUND: '127.0.0.1' }) });
 }
 
 interface EventRow {

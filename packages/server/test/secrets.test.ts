@@ -15,6 +15,9 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 import { Receiver } from './helpers/webhook-receiver.ts';
 import { grove as runGrove } from './helpers/cli.ts';
 
+/** The receivers listen on loopback, which outbound requests may reach only when allowed. */
+const LOOPBACK_ALLOWED = { GROVE_ALLOWED_OUTBOUND: '127.0.0.1' };
+
 /** Every way a secret could sit in a file: as text, base64, base64url, hex, UTF-16. */
 function encodings(secret: string): Buffer[] {
   const bytes = Buffer.from(secret, 'utf8');
@@ -60,7 +63,7 @@ describe('secrets sealed at rest', () => {
 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'grove-secrets-'));
-    grove = await startTestServer({}, dataDir);
+    grove = await startTestServer(LOOPBACK_ALLOWED, dataDir);
     receiver = await Receiver.start();
     await grove.sdk.orgs.create({ name: 'acme' });
   });
@@ -105,7 +108,7 @@ describe('secrets sealed at rest', () => {
       assert.equal(value.split(':')[2], answer.keyId);
     }
     await grove.close();
-    grove = await startTestServer({}, dataDir);
+    grove = await startTestServer(LOOPBACK_ALLOWED, dataDir);
     assert.equal(await deliveryVerifies(grove, receiver, secrets[2]!, 'signed-after-rotation'), true);
   });
 
@@ -125,7 +128,7 @@ describe('secrets sealed under GROVE_SECRET_KEY', () => {
     const second = randomBytes(32).toString('hex');
     const secret = `whsec_${randomBytes(24).toString('base64url')}`;
     try {
-      let grove = await startTestServer({ GROVE_SECRET_KEY: first }, dataDir);
+      let grove = await startTestServer({ GROVE_SECRET_KEY: first, ...LOOPBACK_ALLOWED }, dataDir);
       await grove.sdk.orgs.create({ name: 'acme' });
       const hook = await grove.sdk.webhooks.create('acme', { url: receiver.url, events: ['repo.created'], secret });
       await grove.close();
@@ -135,17 +138,17 @@ describe('secrets sealed under GROVE_SECRET_KEY', () => {
       const db = new SQLite(path.join(dataDir, 'grove.db'));
       db.prepare('UPDATE webhooks SET secret = ? WHERE id = ?').run(secret, hook.id);
       db.close();
-      grove = await startTestServer({ GROVE_SECRET_KEY: first }, dataDir);
+      grove = await startTestServer({ GROVE_SECRET_KEY: first, ...LOOPBACK_ALLOWED }, dataDir);
       assert.match(storedSecrets(dataDir)[0]!, /^grove-sealed:v1:/);
       assert.equal(await deliveryVerifies(grove, receiver, secret, 'after-sealing'), true);
       await grove.close();
 
       // rotation: the new key seals, the old one (GROVE_SECRET_KEY_PREVIOUS) opens until everything is re-sealed
-      grove = await startTestServer({ GROVE_SECRET_KEY: second, GROVE_SECRET_KEY_PREVIOUS: first }, dataDir);
+      grove = await startTestServer({ GROVE_SECRET_KEY: second, GROVE_SECRET_KEY_PREVIOUS: first, ...LOOPBACK_ALLOWED }, dataDir);
       const rotation = await grove.sdk.admin.rotateSecretKey();
       assert.deepEqual({ resealed: rotation.resealed, source: rotation.source }, { resealed: 1, source: 'env' });
       await grove.close();
-      grove = await startTestServer({ GROVE_SECRET_KEY: second }, dataDir);
+      grove = await startTestServer({ GROVE_SECRET_KEY: second, ...LOOPBACK_ALLOWED }, dataDir);
       assert.equal(await deliveryVerifies(grove, receiver, secret, 'after-env-rotation'), true);
       await grove.close();
     } finally {

@@ -23,6 +23,8 @@ import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts
 import { daemonEnv, freePort, killAllDaemons, startDaemon, stopDaemon, type Daemon } from './helpers/daemon.ts';
 
 const SECRET = 'whsec_test_secret_0123456789abcdef';
+/** The receivers listen on loopback, which outbound requests may reach only when allowed. */
+const LOOPBACK_ALLOWED = { GROVE_ALLOWED_OUTBOUND: '127.0.0.1' };
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -73,7 +75,7 @@ function median(values: readonly number[]): number {
 // The daemon as a child process (for the restart test)
 
 function startWebhookDaemon(dataDir: string, token: string): Promise<Daemon> {
-  return startDaemon({ dataDir, env: daemonEnv({ GROVE_ADMIN_TOKEN: token, GROVE_LOG_LEVEL: 'warn' }) });
+  return startDaemon({ dataDir, env: daemonEnv({ GROVE_ADMIN_TOKEN: token, GROVE_LOG_LEVEL: 'warn', ...LOOPBACK_ALLOWED }) });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -90,7 +92,7 @@ describe('webhooks', () => {
   }
 
   before(async () => {
-    grove = await startTestServer({ GROVE_SWEEP_INTERVAL_MS: String(3600_000) });
+    grove = await startTestServer({ GROVE_SWEEP_INTERVAL_MS: String(3600_000), ...LOOPBACK_ALLOWED });
     work = await tempDir('grove-webhooks-');
   });
   after(async () => {
@@ -634,6 +636,76 @@ describe('webhooks', () => {
     } finally {
       for (const hook of hooks) await grove.sdk.webhooks.delete('wh-starve', hook.id);
       await hanging.close();
+    }
+  });
+});
+
+describe('webhook destinations', () => {
+  it('refuses a webhook URL on loopback, link-local or private addresses with 422 when GROVE_ALLOWED_OUTBOUND does not name them, and stores nothing', async () => {
+    const grove = await startTestServer();
+    try {
+      await grove.sdk.orgs.create({ name: 'ssrf' });
+      for (const url of ['http://127.0.0.1:8080/admin', 'http://localhost/', 'http://169.254.169.254/latest/meta-data/', 'http://10.0.0.5/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://0.0.0.0/']) {
+        const refused = await expectApiError(grove.sdk.webhooks.create('ssrf', { url, events: ['push'] }), 422, url);
+        assert.match(refused.message, /loopback, private or reserved address; an operator can allow it with GROVE_ALLOWED_OUTBOUND/, url);
+      }
+      await expectApiError(grove.sdk.webhooks.create('ssrf', { url: 'http://user:pass@receiver.invalid/', events: ['push'] }), 400, 'credentials in the URL');
+      const kept = await grove.sdk.webhooks.create('ssrf', { url: 'https://receiver.invalid/hook', events: ['push'] });
+      await expectApiError(grove.sdk.webhooks.update('ssrf', kept.id, { url: 'http://192.168.1.1/' }), 422, 'moving a webhook to a private address');
+      assert.deepEqual((await grove.sdk.webhooks.list('ssrf')).map((h) => h.url), ['https://receiver.invalid/hook']);
+    } finally {
+      await grove.close();
+    }
+  });
+
+  it('refuses at delivery a destination that is no longer allowed, says so in the delivery log, and sends nothing', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'grove-ssrf-'));
+    const receiver = await Receiver.start();
+    try {
+      let grove = await startTestServer(LOOPBACK_ALLOWED, dir);
+      await grove.sdk.orgs.create({ name: 'ssrf' });
+      const hook = await grove.sdk.webhooks.create('ssrf', { url: receiver.url, events: ['repo.created'], secret: SECRET });
+      await grove.close();
+      grove = await startTestServer({}, dir); // the operator withdrew the allowance
+      try {
+        await grove.sdk.repos.create('ssrf', { name: 'after' });
+        let deliveries: WebhookDelivery[] = [];
+        for (let i = 0; i < 200 && !deliveries.some((d) => d.error !== null); i++) {
+          deliveries = (await grove.sdk.webhooks.deliveries('ssrf', hook.id)).items;
+          await delay(20);
+        }
+        assert.match(deliveries[0]?.error ?? '', /^refused: 127\.0\.0\.1 is a loopback, private or reserved address/);
+        assert.equal(receiver.connections, 0);
+      } finally {
+        await grove.close();
+      }
+    } finally {
+      await receiver.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not follow a redirect: a 302 is a failed attempt, and the redirect target receives nothing', async () => {
+    const receiver = await Receiver.start();
+    const redirector = http.createServer((_request, response) => response.writeHead(302, { location: `${receiver.url}/stolen` }).end());
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', () => resolve()));
+    const grove = await startTestServer(LOOPBACK_ALLOWED);
+    try {
+      await grove.sdk.orgs.create({ name: 'redirects' });
+      const hook = await grove.sdk.webhooks.create('redirects', { url: `http://127.0.0.1:${(redirector.address() as net.AddressInfo).port}/hook`, events: ['repo.created'] });
+      await grove.sdk.repos.create('redirects', { name: 'r' });
+      let deliveries: WebhookDelivery[] = [];
+      for (let i = 0; i < 200 && !deliveries.some((d) => d.responseCode !== null); i++) {
+        deliveries = (await grove.sdk.webhooks.deliveries('redirects', hook.id)).items;
+        await delay(20);
+      }
+      assert.equal(deliveries[0]?.responseCode, 302);
+      assert.equal(deliveries[0]?.error, 'receiver answered 302');
+      assert.equal(receiver.connections, 0);
+    } finally {
+      await grove.close();
+      redirector.close();
+      await receiver.close();
     }
   });
 });

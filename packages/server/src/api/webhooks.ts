@@ -24,7 +24,7 @@ interface WebhookBody {
   active?: boolean;
 }
 
-function checkWebhook(body: WebhookBody): void {
+async function checkWebhook(ctx: AppContext, body: WebhookBody): Promise<void> {
   if (body.url !== undefined) {
     let url: URL;
     try {
@@ -33,6 +33,10 @@ function checkWebhook(body: WebhookBody): void {
       throw new GroveError('invalid_request', 'url must be an absolute http(s) URL');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new GroveError('invalid_request', 'url must be http or https');
+    if (url.username !== '' || url.password !== '') throw new GroveError('invalid_request', 'url must not carry credentials (deliveries are signed with the secret instead)');
+    // Checked again on every delivery, after resolution: a name may change what it points at.
+    const refusal = await ctx.outbound.check(url.hostname);
+    if (refusal !== null) throw new GroveError('unprocessable', `url: ${refusal}`);
   }
   for (const type of body.events ?? []) {
     if (type !== '*' && !(EVENT_TYPES as readonly string[]).includes(type)) throw new GroveError('invalid_request', `unknown event type ${JSON.stringify(type)}; known: *, ${EVENT_TYPES.join(', ')}`);
@@ -154,7 +158,7 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
   }, async (request, reply) => {
     const { org } = request.params;
     requireAccess(request, 'admin', { kind: 'org', org });
-    checkWebhook(request.body);
+    await checkWebhook(ctx, request.body);
     const orgRow = await orgFor(org);
     const now = new Date().toISOString();
     const secret = request.body.secret ?? `whsec_${randomBytes(24).toString('base64url')}`;
@@ -204,7 +208,7 @@ export async function webhookRoutes(app: FastifyInstance, ctx: AppContext): Prom
     },
   }, async (request) => {
     requireAccess(request, 'admin', { kind: 'org', org: request.params.org });
-    checkWebhook(request.body);
+    await checkWebhook(ctx, request.body);
     const row = await hookFor(request.params.org, request.params.id);
     const { url, events, repos, secret, active } = request.body;
     const changes = {

@@ -4,6 +4,7 @@
  * marked failed. It runs beside the request path: a slow or dead receiver delays only
  * its own deliveries, never a push.
  */
+import { OutboundRefusedError, type GuardedFetch } from '../outbound/guarded-fetch.ts';
 import { webhookSecretOwner, type SecretStore } from '../secrets/secret-store.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
@@ -39,8 +40,11 @@ export class WebhookWorker {
 
   readonly #secrets: SecretStore;
 
-  constructor(db: Db, log: EventLog, secrets: SecretStore, logger: Pick<Logger, 'warn'>, options: WebhookWorkerOptions = DEFAULT_WEBHOOK_OPTIONS) {
+  readonly #outbound: GuardedFetch;
+
+  constructor(db: Db, log: EventLog, secrets: SecretStore, outbound: GuardedFetch, logger: Pick<Logger, 'warn'>, options: WebhookWorkerOptions = DEFAULT_WEBHOOK_OPTIONS) {
     this.#db = db;
+    this.#outbound = outbound;
     this.#secrets = secrets;
     this.#log = log;
     this.#logger = logger;
@@ -129,7 +133,7 @@ export class WebhookWorker {
     let code: number | null = null;
     let error: string | null = null;
     try {
-      const response = await fetch(hook.url, {
+      const response = await this.#outbound.fetch(hook.url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -140,14 +144,18 @@ export class WebhookWorker {
           'grove-signature': signWebhook(this.#secrets.open(hook.secret, webhookSecretOwner(hook.id)), timestamp, body),
         },
         body,
-        redirect: 'manual',
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
       code = response.status;
       await response.body?.cancel();
       if (code < 200 || code >= 300) error = `receiver answered ${code}`;
     } catch (caught) {
-      error = (caught as Error).name === 'TimeoutError' ? `no answer within ${this.#options.timeoutMs} ms` : (caught as Error).message;
+      const cause = (caught as Error).cause;
+      error = (caught as Error).name === 'TimeoutError'
+        ? `no answer within ${this.#options.timeoutMs} ms`
+        : caught instanceof OutboundRefusedError || cause instanceof OutboundRefusedError
+          ? `refused: ${((cause instanceof OutboundRefusedError ? cause : caught) as Error).message}`
+          : (caught as Error).message;
     }
     const duration = Date.now() - started;
     const attempts = delivery.attempts + 1;

@@ -6,6 +6,7 @@ import type { RepoStore } from '../repo/store.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
+import type { GuardedFetch } from '../outbound/guarded-fetch.ts';
 import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
@@ -21,6 +22,8 @@ export interface AppContext {
   readonly revokedTokens: RevokedTokens;
   /** Seals and opens the secrets Grove stores (webhook signing secrets). */
   readonly secrets: SecretStore;
+  /** fetch for Grove's own outbound requests: no private destinations unless allowed, no redirects. */
+  readonly outbound: GuardedFetch;
   readonly metrics: Metrics;
   readonly events: EventLog;
   readonly audit: AuditWriter;
