@@ -46,6 +46,16 @@ export interface GroveConfig {
   readonly auditRetentionDays: number;
   /** How often expired repositories and branches are looked for. */
   readonly sweepIntervalMs: number;
+  readonly connections: {
+    /** Open connections at once; more are answered 503 and closed. */
+    readonly max: number;
+    /** Open connections from one client address. */
+    readonly maxPerAddress: number;
+    /** Time to receive a request's complete headers. */
+    readonly headersTimeoutMs: number;
+    /** A request body (API or git) with no byte arriving for this long is ended. */
+    readonly bodyIdleTimeoutMs: number;
+  };
   /** A git transfer with no bytes moving in either direction for this long is ended. */
   readonly idleTimeoutMs: number;
   /** How long shutdown waits for in-flight requests before killing them. */
@@ -161,6 +171,12 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
     auditRetentionDays: positiveInteger('GROVE_AUDIT_RETENTION_DAYS', env.GROVE_AUDIT_RETENTION_DAYS, 90),
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
+    connections: {
+      max: positiveInteger('GROVE_MAX_CONNECTIONS', env.GROVE_MAX_CONNECTIONS, 10_000),
+      maxPerAddress: positiveInteger('GROVE_MAX_CONNECTIONS_PER_ADDRESS', env.GROVE_MAX_CONNECTIONS_PER_ADDRESS, 2_048),
+      headersTimeoutMs: positiveInteger('GROVE_HEADERS_TIMEOUT_MS', env.GROVE_HEADERS_TIMEOUT_MS, 20_000),
+      bodyIdleTimeoutMs: positiveInteger('GROVE_BODY_IDLE_TIMEOUT_MS', env.GROVE_BODY_IDLE_TIMEOUT_MS, 30_000),
+    },
     idleTimeoutMs: positiveInteger('GROVE_IDLE_TIMEOUT_MS', env.GROVE_IDLE_TIMEOUT_MS, 300_000),
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
     metricsToken: metricsToken(env.GROVE_METRICS_TOKEN),

@@ -10,16 +10,25 @@ import type { AppContext } from './context.ts';
 import { registerAudit } from './audit.ts';
 import { registerGitRoutes } from './git-routes.ts';
 import { bodyLeftUnread } from './git-http.ts';
+import { ConnectionGuard } from './connection-guard.ts';
+import http from 'node:http';
 import { digestsEqual, hashToken } from '../auth/admin-token.ts';
 import { extractToken } from '../auth/credentials.ts';
 
 export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<FastifyInstance> {
+  const limits = ctx.config.connections;
+  const guard = new ConnectionGuard({ maxConnections: limits.max, maxPerAddress: limits.maxPerAddress });
+  ctx.metrics.watchConnections(guard);
   const app: FastifyInstance = Fastify({
     loggerInstance: logger,
-    // Clones and pushes may run for hours: no total request timeout (stalls are the idle timeout's job).
-    requestTimeout: 0,
-    connectionTimeout: 0,
-    keepAliveTimeout: 65_000,
+    // Headers must arrive within headersTimeoutMs, checked every second (Node's default check is every 30 s).
+    serverFactory: (handler) => {
+      // Clones and pushes may run for hours: no total request timeout (stalls are the idle timeouts' job).
+      const server = http.createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: 1000, keepAliveTimeout: 65_000 }, handler);
+      server.setTimeout(0);
+      guard.attach(server);
+      return server;
+    },
     bodyLimit: 1024 * 1024,
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
@@ -37,6 +46,11 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    // A body that stops arriving ends the connection (the git routes then set their own, longer idle timeout).
+    if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
+      request.raw.setTimeout(limits.bodyIdleTimeoutMs, () => request.raw.socket.destroy());
+      request.raw.once('end', () => request.raw.setTimeout(0));
+    }
     const started = process.hrtime.bigint();
     reply.raw.once('close', () => {
       const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.raw.statusCode) };

@@ -4,6 +4,7 @@ import type { GitRunner } from '../repo/git-command.ts';
 import type { MaintenanceStats } from '../repo/maintenance.ts';
 import type { PackCache } from '../repo/pack-cache.ts';
 import type { TransactionStats } from '../repo/ref-transaction.ts';
+import type { ConnectionGuard } from './connection-guard.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -16,6 +17,22 @@ export class Metrics {
   readonly refUpdates: Counter<'result'>;
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
+
+  /** Open connections and refusals of the connection limits (http/connection-guard.ts). */
+  watchConnections(guard: ConnectionGuard): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'grove_http_connections', help: 'HTTP connections open', registers, collect() { this.set(guard.open); } });
+    new Gauge({
+      name: 'grove_http_connections_refused',
+      help: 'connections refused with 503 since start, by the limit they hit (total, per_address)',
+      labelNames: ['limit'],
+      registers,
+      collect() {
+        this.set({ limit: 'total' }, guard.refused.total);
+        this.set({ limit: 'per_address' }, guard.refused.perAddress);
+      },
+    });
+  }
 
   constructor(git: GitRunner, packCache: PackCache | null, maintenance: MaintenanceStats, transactions: TransactionStats) {
     const gitLimiter = git.limiter;
