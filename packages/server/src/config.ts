@@ -46,6 +46,13 @@ export interface GroveConfig {
   readonly auditRetentionDays: number;
   /** How often expired repositories and branches are looked for. */
   readonly sweepIntervalMs: number;
+  /** Fair share of git work per credential and per org (http/fair-share.ts); waiting uses limits.queueTimeoutMs. */
+  readonly fairShare: {
+    readonly perKey: number;
+    readonly queuedPerKey: number;
+    readonly perOrg: number;
+    readonly queuedPerOrg: number;
+  };
   readonly connections: {
     /** Open connections at once; more are answered 503 and closed. */
     readonly max: number;
@@ -171,6 +178,12 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
     auditRetentionDays: positiveInteger('GROVE_AUDIT_RETENTION_DAYS', env.GROVE_AUDIT_RETENTION_DAYS, 90),
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
+    fairShare: {
+      perKey: positiveInteger('GROVE_FAIR_SHARE_PER_KEY', env.GROVE_FAIR_SHARE_PER_KEY, 32),
+      queuedPerKey: nonNegativeInteger('GROVE_FAIR_SHARE_QUEUED_PER_KEY', env.GROVE_FAIR_SHARE_QUEUED_PER_KEY, 512),
+      perOrg: positiveInteger('GROVE_FAIR_SHARE_PER_ORG', env.GROVE_FAIR_SHARE_PER_ORG, 256),
+      queuedPerOrg: nonNegativeInteger('GROVE_FAIR_SHARE_QUEUED_PER_ORG', env.GROVE_FAIR_SHARE_QUEUED_PER_ORG, 4096),
+    },
     connections: {
       max: positiveInteger('GROVE_MAX_CONNECTIONS', env.GROVE_MAX_CONNECTIONS, 10_000),
       maxPerAddress: positiveInteger('GROVE_MAX_CONNECTIONS_PER_ADDRESS', env.GROVE_MAX_CONNECTIONS_PER_ADDRESS, 2_048),

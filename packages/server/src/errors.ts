@@ -18,6 +18,7 @@ export const ERROR_CATALOGUE = {
   merge_conflict: { status: 409, title: 'The merge has conflicts; nothing was changed' },
   idempotency_mismatch: { status: 409, title: 'The Idempotency-Key was used before with a different request' },
   unprocessable: { status: 422, title: 'The request is well-formed but cannot be applied' },
+  too_many_requests: { status: 429, title: 'This credential or org has too many requests running and queued; retry after Retry-After' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'The request body has the wrong content type' },
   range_not_satisfiable: { status: 416, title: 'The requested byte range is outside the file' },

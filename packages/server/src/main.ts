@@ -16,6 +16,7 @@ import { RevokedTokens } from './auth/revoked-tokens.ts';
 import { loadServerKeys } from './secrets/server-key.ts';
 import { SecretStore } from './secrets/secret-store.ts';
 import { GuardedFetch } from './outbound/guarded-fetch.ts';
+import { FairShare } from './http/fair-share.ts';
 import { OutboundPolicy } from './outbound/outbound-policy.ts';
 import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
@@ -67,6 +68,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const webhooks = new WebhookWorker(db, events, secrets, outbound, logger);
   let ready = true;
   const revokedTokens = await RevokedTokens.load(db);
+  const fairShare = new FairShare({ ...config.fairShare, queueTimeoutMs: config.limits.queueTimeoutMs }, (key, org) => metrics.fairShareRefused.inc({ key, org }));
+  metrics.watchFairShare(fairShare);
   const ctx: AppContext = {
     events,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
@@ -78,6 +81,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     revokedTokens,
     secrets,
     outbound,
+    fairShare,
     metrics,
     agent: `grove/${VERSION}`,
     isReady: () => ready,

@@ -4,7 +4,9 @@
  */
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
+import { authorize } from '../auth/authorize.ts';
 import { GroveError } from '../errors.ts';
+import { FairShareRefusal, shareKey } from '../http/fair-share.ts';
 import type { AppContext } from '../http/context.ts';
 import { branchRoutes } from './branches.ts';
 import { commitWriteRoutes } from './commit-writes.ts';
@@ -63,6 +65,23 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
         );
       }
       request.principal = principal;
+    });
+    // The repository API runs git: each request takes a fair-share slot of its credential and org
+    // (only when the credential reaches the repository, so an outsider cannot use up an org's queue).
+    api.addHook('preHandler', async (request, reply) => {
+      if (!request.routeOptions.url?.startsWith(`${API_PREFIX}/repos/:org/:repo/`)) return;
+      const { org, repo } = request.params as { org: string; repo: string };
+      const principal = request.principal;
+      if (principal === null || !authorize(principal, 'read', { kind: 'repo', org, repo }).allowed) return;
+      let leave: () => void;
+      try {
+        leave = await ctx.fairShare.enter(shareKey(principal), org);
+      } catch (error) {
+        if (!(error instanceof FairShareRefusal)) throw error;
+        void reply.header('Retry-After', String(error.retryAfterSeconds));
+        throw new GroveError('too_many_requests', error.message);
+      }
+      reply.raw.once('close', leave);
     });
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     await orgRoutes(api, ctx);

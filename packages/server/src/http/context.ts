@@ -7,6 +7,7 @@ import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
 import type { GuardedFetch } from '../outbound/guarded-fetch.ts';
+import type { FairShare } from './fair-share.ts';
 import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
@@ -24,6 +25,8 @@ export interface AppContext {
   readonly secrets: SecretStore;
   /** fetch for Grove's own outbound requests: no private destinations unless allowed, no redirects. */
   readonly outbound: GuardedFetch;
+  /** Slots of git work per credential and org: one runaway key cannot starve the fleet. */
+  readonly fairShare: FairShare;
   readonly metrics: Metrics;
   readonly events: EventLog;
   readonly audit: AuditWriter;

@@ -5,6 +5,7 @@ import type { MaintenanceStats } from '../repo/maintenance.ts';
 import type { PackCache } from '../repo/pack-cache.ts';
 import type { TransactionStats } from '../repo/ref-transaction.ts';
 import type { ConnectionGuard } from './connection-guard.ts';
+import type { FairShare } from './fair-share.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -17,6 +18,28 @@ export class Metrics {
   readonly refUpdates: Counter<'result'>;
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
+
+  readonly fairShareRefused = new Counter({ name: 'grove_fair_share_refused_total', help: 'requests refused 429 by fair share, by credential (key id, signing-key:<id> or root) and org', labelNames: ['key', 'org'], registers: [this.registry] });
+
+  /** Running and queued requests of every credential and org with activity (http/fair-share.ts). */
+  watchFairShare(share: FairShare): void {
+    new Gauge({
+      name: 'grove_fair_share_requests',
+      help: 'git work running or queued, by credential (scope="key") and by org (scope="org"); idle ones are not listed',
+      labelNames: ['scope', 'name', 'state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const { keys, orgs } = share.snapshot();
+        for (const [scope, map] of [['key', keys], ['org', orgs]] as const) {
+          for (const [name, counts] of map) {
+            this.set({ scope, name, state: 'running' }, counts.running);
+            this.set({ scope, name, state: 'queued' }, counts.queued);
+          }
+        }
+      },
+    });
+  }
 
   /** Open connections and refusals of the connection limits (http/connection-guard.ts). */
   watchConnections(guard: ConnectionGuard): void {

@@ -17,7 +17,8 @@ import { forgetBranchTtls } from '../db/branch-ttls.ts';
 import { readRefRules } from '../db/policies.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
-import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, hasContentType, resolveRepo, requestBody, drain, sendGit, transferSignal } from './git-http.ts';
+import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, abandonBody, hasContentType, resolveRepo, requestBody, drain, sendGit, transferSignal } from './git-http.ts';
+import { FairShareRefusal, shareKey } from './fair-share.ts';
 
 /** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive), at most. */
 const KEEPALIVE_INTERVAL_MS = 5000;
@@ -52,8 +53,25 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
     const sideband = pushRequest.capabilities.has('side-band-64k') ? SIDEBAND_64K_MAX_DATA : pushRequest.capabilities.has('side-band') ? SIDEBAND_MAX_DATA : 0;
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
-    const rules = await readRefRules(ctx.db, resolved.repoId);
     const { principal, org, repo } = resolved;
+    // This credential's turn (fair share): a refusal is reported before the pack is read.
+    let leave: () => void;
+    try {
+      leave = await ctx.fairShare.enter(shareKey(principal), org);
+    } catch (error) {
+      if (!(error instanceof FairShareRefusal)) throw error;
+      ctx.metrics.pushes.inc({ result: 'rejected' });
+      abandonBody(request);
+      const message = `grove: ${error.message}; no ref was changed`;
+      return sendGit(reply.header('Retry-After', String(error.retryAfterSeconds)), contentType, sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
+    }
+    let rules;
+    try {
+      rules = await readRefRules(ctx.db, resolved.repoId);
+    } catch (error) {
+      leave();
+      throw error;
+    }
     // From here on every outcome is reported in the protocol, so the response is ours to stream:
     // once the pack is in, headers go out and side-band keepalives cover slow checks.
     reply.hijack();
@@ -126,6 +144,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     } finally {
       clearInterval(keepalive);
+      leave();
     }
     raw.end();
   });

@@ -12,6 +12,7 @@ import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
+import { FairShareRefusal, shareKey } from './fair-share.ts';
 import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, hasContentType, snapshotOrBusy, resolveRepo, protocolVersion, requestBody, readBounded, abandonBody, sendText, sendGit, transferSignal } from './git-http.ts';
 
 export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: RouteShorthandOptions): void {
@@ -59,48 +60,60 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
       if (body.equals(FLUSH_PKT)) return sendGit(reply, contentType, Buffer.alloc(0));
       ctx.metrics.fetches.inc({ protocol: `v${version}`, command: 'upload-pack' });
     }
-    // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
-    const cache = ctx.repos.packCache;
-    let cacheKey: string | null = null;
-    if (cache !== null) {
-      const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
-      if (snapshot === null) return reply;
-      cacheKey = fetchCacheKey(resolved.repoId, snapshot.digest, version, body, v2Command);
+    // This credential's turn (fair share) for the work that runs git.
+    let leave: () => void;
+    try {
+      leave = await ctx.fairShare.enter(shareKey(resolved.principal), resolved.org);
+    } catch (error) {
+      if (!(error instanceof FairShareRefusal)) throw error;
+      return sendGit(reply.header('Retry-After', String(error.retryAfterSeconds)), contentType, pktLine(`ERR grove: ${error.message}\n`));
     }
-    reply.hijack();
-    const raw = reply.raw;
-    const output = {
-      start: (contentLength?: number) => {
-        responding();
-        // A replay of a complete cached response knows its length: no chunked framing then.
-        raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType, ...(contentLength !== undefined ? { 'Content-Length': contentLength } : {}) });
-        return raw;
-      },
-    };
-    const { gitDir } = resolved;
-    const produceInto = (sink: Writable, producerSignal: AbortSignal) =>
-      ctx.repos.uploadPack.serve(gitDir, version, body, { start: () => sink }, producerSignal).then(
-        (r) => r.code,
-        (error: unknown) => {
-          if (!(error instanceof LimiterTimeoutError)) throw error;
-          sink.write(pktLine(`ERR ${BUSY_MESSAGE}\n`)); // readers replay it; the failed entry is then dropped
-          return 1;
-        },
-      );
-    const served = cacheKey !== null && cache !== null
-      ? cache.serve(cacheKey, (sink, producerSignal) => produceInto(sink, producerSignal), output, signal)
-      : ctx.repos.uploadPack.serve(gitDir, version, body, output, signal);
-    const sent = await served.then((r) => r.bytes, (error: unknown) => {
-      if (error instanceof LimiterTimeoutError && !raw.headersSent) {
-        output.start().write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
-      } else if (!signal.aborted) {
-        request.log.error({ err: error }, 'upload-pack failed');
+    try {
+      // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
+      const cache = ctx.repos.packCache;
+      let cacheKey: string | null = null;
+      if (cache !== null) {
+        const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
+        if (snapshot === null) return reply;
+        cacheKey = fetchCacheKey(resolved.repoId, snapshot.digest, version, body, v2Command);
       }
-      return 0;
-    });
-    ctx.metrics.fetchBytes.inc(sent);
-    if (!raw.headersSent) output.start();
-    raw.end();
+      reply.hijack();
+      const raw = reply.raw;
+      const output = {
+        start: (contentLength?: number) => {
+          responding();
+          // A replay of a complete cached response knows its length: no chunked framing then.
+          raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': contentType, ...(contentLength !== undefined ? { 'Content-Length': contentLength } : {}) });
+          return raw;
+        },
+      };
+      const { gitDir } = resolved;
+      const produceInto = (sink: Writable, producerSignal: AbortSignal) =>
+        ctx.repos.uploadPack.serve(gitDir, version, body, { start: () => sink }, producerSignal).then(
+          (r) => r.code,
+          (error: unknown) => {
+            if (!(error instanceof LimiterTimeoutError)) throw error;
+            sink.write(pktLine(`ERR ${BUSY_MESSAGE}\n`)); // readers replay it; the failed entry is then dropped
+            return 1;
+          },
+        );
+      const served = cacheKey !== null && cache !== null
+        ? cache.serve(cacheKey, (sink, producerSignal) => produceInto(sink, producerSignal), output, signal)
+        : ctx.repos.uploadPack.serve(gitDir, version, body, output, signal);
+      const sent = await served.then((r) => r.bytes, (error: unknown) => {
+        if (error instanceof LimiterTimeoutError && !raw.headersSent) {
+          output.start().write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
+        } else if (!signal.aborted) {
+          request.log.error({ err: error }, 'upload-pack failed');
+        }
+        return 0;
+      });
+      ctx.metrics.fetchBytes.inc(sent);
+      if (!raw.headersSent) output.start();
+      raw.end();
+    } finally {
+      leave();
+    }
   });
 
 }
