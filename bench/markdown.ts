@@ -91,6 +91,13 @@ function details(r: Results): string {
     }
     lines.push('');
   }
+  if (r.fairness) {
+    const f = r.fairness;
+    lines.push('### Fair share under a runaway key', '');
+    lines.push(`- ${f.agents} agents, all at once, push a new branch each: alone p50 ${fmtMs(f.alone.p50Ms)}, p95 ${fmtMs(f.alone.p95Ms)}, ${f.alone.failures} failed; beside the runaway p50 ${fmtMs(f.withRunaway.p50Ms)}, p95 ${fmtMs(f.withRunaway.p95Ms)}, ${f.withRunaway.failures} failed.`);
+    lines.push(`- the runaway key kept ${f.runawayClones} full clones of one commit in flight for ${fmtMs(f.runaway.elapsedMs)}: ${f.runaway.completed} completed (p50 ${fmtMs(f.runaway.p50Ms)}), ${f.runaway.errors} refused or failed${f.runaway.firstError ? ` (first: ${f.runaway.firstError.replace(/\n/g, ' ').slice(0, 200)})` : ''}.`);
+    lines.push('');
+  }
   if (r.cpuProfile) {
     const p = r.cpuProfile;
     lines.push('### CPU profile of Grove\'s node process (--cpu-prof)', '');
@@ -230,6 +237,11 @@ is stopped (and the temp dir removed) at the end, also on failure.
   more client sends, one at a time, every 20 ms, an \`ls-refs\`, a
   \`GET /api/v1/repos/bench/app/branches/main\` and a \`GET …/contents/README.md?ref=main\` (the
   peer gets the \`ls-refs\` only: it has no API) and records each one's latency.
+- **Fair share under a runaway key** (Grove only): half of ${r.mode.fairnessAgents} agents push a new branch
+  each, all at once, with the bench's admin token; then one read key opens ${r.mode.fairnessClones} raw
+  protocol-v2 full fetches of one commit at once and keeps them in flight, and after 2 s the
+  other half of the agents push the same way. The figure is their push p95 beside the
+  runaway divided by the p95 alone.
 - **Fetch after small pushes vs. freshly repacked**: ${r.mode.stormPushes.toLocaleString('en-US')} tiny commits in ${r.mode.stormLanes} chains
   (one file changed each) are pushed one \`git push\` each, the ${r.mode.stormLanes} branches in parallel and
   each branch in order${r.mode.name === 'quick' ? ' (quick mode pushes 300, not 2,000; `--full` pushes 2,000)' : ''}. Before the very last push a clone is made; then

@@ -21,6 +21,9 @@ export interface Mode {
   /** The fleet run: agents that each clone, commit and push, so many at once. */
   readonly fleetAgents: number;
   readonly fleetConcurrency: number;
+  /** The fairness run: agents pushing (half alone, half beside a runaway key's clones). */
+  readonly fairnessAgents: number;
+  readonly fairnessClones: number;
   readonly creates: number;
   readonly orgRepos: number;
   readonly lists: number;
@@ -42,6 +45,8 @@ export const QUICK: Mode = {
   rssClonesGrove: 1000,
   fleetAgents: 256,
   fleetConcurrency: 64,
+  fairnessAgents: 64,
+  fairnessClones: 500,
   creates: 200,
   orgRepos: 2000,
   lists: 200,
@@ -63,13 +68,15 @@ export const FULL: Mode = {
   rssClonesGrove: 1000,
   fleetAgents: 256,
   fleetConcurrency: 64,
+  fairnessAgents: 64,
+  fairnessClones: 500,
   creates: 200,
   orgRepos: 10_000,
   lists: 200,
 };
 
 /** The workloads, in the order they run; `--only` picks some. */
-export const STAGES = ['load', 'rss', 'clone', 'agents', 'storm', 'fleet', 'api'] as const;
+export const STAGES = ['load', 'rss', 'clone', 'agents', 'storm', 'fleet', 'fairness', 'api'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface Options {

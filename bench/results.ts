@@ -2,6 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CpuInfo } from './cpu-profile.ts';
 import type { ApiResult, CloneTimes, PushFleetResult, RepoLayout, StormResult } from './e2e.ts';
+import type { FairnessResult } from './fairness.ts';
 import type { FleetResult, ProbeResult } from './fleet.ts';
 import type { LoadResult, Transport } from './load-client.ts';
 import type { Mode } from './modes.ts';
@@ -43,6 +44,7 @@ export interface Results {
   agents: Map<string, PushFleetResult>;
   storm: Map<string, StormResult>;
   fleet: Map<string, FleetResult>;
+  fairness: FairnessResult | null;
   /** Latency of other requests while each side's fleet ran. */
   probes: Map<string, ProbeResult[]>;
   /** Grove's push phases during the agents, storm and fleet workloads. */
@@ -81,6 +83,7 @@ export function emptyResults(mode: Mode, concurrency: number, transport: Transpo
     agents: new Map(),
     storm: new Map(),
     fleet: new Map(),
+    fairness: null,
     probes: new Map(),
     pushBreakdowns: new Map(),
     api: null,

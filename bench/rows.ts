@@ -110,6 +110,19 @@ export function rows(r: Results): Row[] {
     });
   }
 
+  const fair = r.fairness;
+  out.push({
+    workload: `fairness: ${fair?.agents ?? r.mode.fairnessAgents / 2} agents pushing beside one key's ${r.mode.fairnessClones} concurrent clones: push p95 ÷ p95 alone (Grove)`,
+    grove: fair && fair.alone.p95Ms > 0 ? fair.withRunaway.p95Ms / fair.alone.p95Ms : null,
+    peer: null,
+    ...(fair ? { groveText: `${(fair.withRunaway.p95Ms / fair.alone.p95Ms).toFixed(2)}x (${fmtMs(fair.withRunaway.p95Ms)} vs ${fmtMs(fair.alone.p95Ms)})` } : {}),
+    peerText: '—',
+    unit: 'x',
+    better: 'lower',
+    noRatio: true,
+    target: { text: '<= 1.5x, 0 failures', on: 'grove', check: (row) => (row.grove === null || !fair ? null : row.grove <= 1.5 && fair.alone.failures + fair.withRunaway.failures === 0) },
+  });
+
   const rss = (side: string) => r.rss.get(side);
   out.push({
     workload: `peak memory during ${r.mode.rssClones} concurrent clones: server processes (PSS)`,

@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile } from './cpu-profile.ts';
 import { apiWorkloads, cloneWallTimes, describeLayout, mergeFleets, pushFleet, pushStormThenFetch, repack, repoLayout, type PushFleetResult, type Side } from './e2e.ts';
+import { runFairness } from './fairness.ts';
 import { probesFor, probeWhile, runFleet } from './fleet.ts';
 import { LOAD_OPS, mergeLoads, runLoad, type LoadResult } from './load-client.ts';
 import { markdown } from './markdown.ts';
@@ -197,6 +198,18 @@ async function main(options: Options): Promise<Results> {
         for (const p of results.probes.get(side.name) ?? []) log(`   meanwhile ${p.name}: p50 ${fmtMs(p.latency.p50Ms)}, p99 ${fmtMs(p.latency.p99Ms)} over ${p.latency.samples}, ${p.errors} errors`);
         if (r.failures > 0) results.problems.push(`${side.label} fleet: ${r.failures} agents failed (first: ${r.firstError})`);
       }
+    }
+  }
+
+  if (wants('fairness')) {
+    const commits = (await appendChains(pusher, repo.mainTip, mode.fairnessAgents, 1, 'fair/', 'fairness/agent-')).map((chain) => chain[0]!);
+    const r = await stage(results, `fairness: ${mode.fairnessAgents / 2} agents push alone, then beside one key's ${mode.fairnessClones} concurrent clones (Grove)`, () =>
+      runFairness(grove.side, `${grove.server.url}/api/v1`, grove.server.authHeaders, pusher, commits, repo.mainTip, mode.fairnessClones));
+    if (r) {
+      results.fairness = r;
+      log(`   push p95 alone ${fmtMs(r.alone.p95Ms)}, beside the runaway ${fmtMs(r.withRunaway.p95Ms)} (${(r.withRunaway.p95Ms / r.alone.p95Ms).toFixed(2)}x); runaway: ${r.runaway.completed} clones done, ${r.runaway.errors} refused`);
+      const failed = r.alone.failures + r.withRunaway.failures;
+      if (failed > 0) results.problems.push(`fairness: ${failed} agent pushes failed (first: ${r.alone.firstError ?? r.withRunaway.firstError})`);
     }
   }
 

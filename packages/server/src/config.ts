@@ -40,6 +40,8 @@ export interface GroveConfig {
     /** Memory for cached responses kept in memory as well (each at most a quarter of it); 0 keeps none. */
     readonly memoryBytes: number;
   };
+  /** Free space kept for pushes and API writes: below it the pack cache and maintenance pause. */
+  readonly diskReserveBytes: number;
   /** Pushes to a repository after which background maintenance repacks it; 0 turns it off. */
   readonly maintenancePushes: number;
   /** Audit entries older than this are deleted. */
@@ -175,6 +177,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       maxAgeMs: positiveInteger('GROVE_PACK_CACHE_MAX_AGE_MS', env.GROVE_PACK_CACHE_MAX_AGE_MS, 10 * 60_000),
       memoryBytes: nonNegativeInteger('GROVE_PACK_CACHE_MEMORY_BYTES', env.GROVE_PACK_CACHE_MEMORY_BYTES, 128 * 1024 ** 2),
     },
+    diskReserveBytes: nonNegativeInteger('GROVE_DISK_RESERVE_BYTES', env.GROVE_DISK_RESERVE_BYTES, 256 * 1024 ** 2),
     maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
     auditRetentionDays: positiveInteger('GROVE_AUDIT_RETENTION_DAYS', env.GROVE_AUDIT_RETENTION_DAYS, 90),
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),

@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'The request body has the wrong content type' },
   range_not_satisfiable: { status: 416, title: 'The requested byte range is outside the file' },
+  insufficient_storage: { status: 507, title: 'The server is out of disk space; nothing was changed; retry once space is freed' },
   unavailable: { status: 503, title: 'The server is busy or shutting down; retry later' },
   internal: { status: 500, title: 'An unexpected server error' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -16,6 +16,7 @@ import { RevokedTokens } from './auth/revoked-tokens.ts';
 import { loadServerKeys } from './secrets/server-key.ts';
 import { SecretStore } from './secrets/secret-store.ts';
 import { GuardedFetch } from './outbound/guarded-fetch.ts';
+import { DiskSpace } from './storage/disk-space.ts';
 import { FairShare } from './http/fair-share.ts';
 import { OutboundPolicy } from './outbound/outbound-policy.ts';
 import { Metrics } from './http/metrics.ts';
@@ -52,7 +53,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const secrets = new SecretStore(await loadServerKeys(config.dataDir, config.secretKeyEnv));
   const sealed = await secrets.sealPlaintext(db, durability);
   if (sealed > 0) logger.info({ sealed }, 'sealed secrets stored in plaintext by an older version');
-  const repos = new RepoStore(config.dataDir, config.limits, config.packCache, { pushesPerRun: config.maintenancePushes }, logger);
+  const disk = new DiskSpace(config.dataDir, config.diskReserveBytes);
+  const repos = new RepoStore(config.dataDir, config.limits, config.packCache, { pushesPerRun: config.maintenancePushes }, logger, disk);
   const recovery = await repos.open();
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');

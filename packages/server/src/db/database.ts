@@ -42,6 +42,9 @@ function withStatementCache(sqlite: SQLite.Database, durability: Durability): Sq
   return {
     close: () => sqlite.close(),
     prepare(sql: string): SqliteStatement {
+      // SQLite rolls a transaction back by itself when a write fails for a full disk (SQLITE_FULL);
+      // Kysely's ROLLBACK after that would fail and hide the real error, so it is skipped then.
+      if (/^rollback\b/i.test(sql)) return rollbackIfActive(sqlite);
       let statement = statements.get(sql);
       if (statement === undefined) {
         statement = counted(sqlite.prepare(sql), durability);
@@ -52,6 +55,16 @@ function withStatementCache(sqlite: SQLite.Database, durability: Durability): Sq
       statements.set(sql, statement);
       return statement;
     },
+  };
+}
+
+function rollbackIfActive(sqlite: SQLite.Database): SqliteStatement {
+  const done = { changes: 0, lastInsertRowid: 0 };
+  return {
+    reader: false,
+    all: () => [],
+    iterate: () => [][Symbol.iterator](),
+    run: () => (sqlite.inTransaction ? sqlite.prepare('rollback').run() : done),
   };
 }
 

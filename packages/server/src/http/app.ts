@@ -11,6 +11,7 @@ import { registerAudit } from './audit.ts';
 import { registerGitRoutes } from './git-routes.ts';
 import { bodyLeftUnread } from './git-http.ts';
 import { ConnectionGuard } from './connection-guard.ts';
+import { isOutOfSpace, OUT_OF_SPACE_MESSAGE } from '../storage/disk-space.ts';
 import http from 'node:http';
 import { digestsEqual, hashToken } from '../auth/admin-token.ts';
 import { extractToken } from '../auth/credentials.ts';
@@ -84,7 +85,8 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     }
     const emptyBody = (error as FastifyError).validationContext === 'body' && request.body === undefined;
     const grove = emptyBody ? new GroveError('invalid_request', 'the request needs a JSON body, and it is empty') : toGroveError(error);
-    if (grove.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (grove.code === 'insufficient_storage') request.log.warn({ url: request.url }, 'request refused: out of disk space');
+    else if (grove.status >= 500) request.log.error({ err: error }, 'request failed');
     if (grove.code === 'unauthorized') reply.header('WWW-Authenticate', 'Basic realm="grove"');
     return reply.code(grove.status).send(grove.toJSON());
   });
@@ -165,5 +167,6 @@ export function toGroveError(error: FastifyError | GroveError | Error): GroveErr
     const entry = Object.entries(ERROR_CATALOGUE).find(([, v]) => v.status === fastifyError.statusCode);
     return new GroveError((entry?.[0] ?? 'invalid_request') as keyof typeof ERROR_CATALOGUE, error.message);
   }
+  if (isOutOfSpace(error)) return new GroveError('insufficient_storage', OUT_OF_SPACE_MESSAGE);
   return new GroveError('internal', 'internal server error');
 }

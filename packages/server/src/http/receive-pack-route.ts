@@ -19,6 +19,7 @@ import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
 import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, abandonBody, hasContentType, resolveRepo, requestBody, drain, sendGit, transferSignal } from './git-http.ts';
 import { FairShareRefusal, shareKey } from './fair-share.ts';
+import { isOutOfSpace } from '../storage/disk-space.ts';
 
 /** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive), at most. */
 const KEEPALIVE_INTERVAL_MS = 5000;
@@ -138,9 +139,15 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
         return;
       }
       const busy = error instanceof LimiterTimeoutError;
-      if (!busy) request.log.error({ err: error, org, repo }, 'push failed');
+      const full = isOutOfSpace(error);
+      if (!busy && !full) request.log.error({ err: error, org, repo }, 'push failed');
+      if (full) request.log.warn({ org, repo }, 'push refused: out of disk space');
       startStreaming();
-      const message = busy ? `${BUSY_MESSAGE}; no ref was changed` : 'grove: internal error while applying the push; no ref was changed by the failed step';
+      const message = busy
+        ? `${BUSY_MESSAGE}; no ref was changed`
+        : full
+          ? 'grove: the server is out of disk space; no ref was changed — retry once space is freed'
+          : 'grove: internal error while applying the push; no ref was changed by the failed step';
       write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     } finally {
       clearInterval(keepalive);

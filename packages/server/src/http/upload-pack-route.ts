@@ -70,7 +70,8 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     }
     try {
       // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
-      const cache = ctx.repos.packCache;
+      // Low on disk: no new cache entry (the reserve is for pushes); the cache has been shrunk.
+      const cache = ctx.repos.packCache !== null && !(await ctx.repos.disk?.low()) ? ctx.repos.packCache : null;
       let cacheKey: string | null = null;
       if (cache !== null) {
         const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);

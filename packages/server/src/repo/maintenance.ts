@@ -13,11 +13,12 @@
  * in-flight push loses an object. Each push adds one pack (index-pack), so without
  * this a busy repository's fetches slow down with its pack count.
  */
-import { access, readdir } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GitRunner } from './git-command.ts';
 import type { RefTransaction } from './ref-transaction.ts';
+import type { DiskSpace } from '../storage/disk-space.ts';
 
 export interface MaintenanceOptions {
   /** Pushes to a repository after which it is maintained; 0 turns maintenance off. */
@@ -27,6 +28,8 @@ export interface MaintenanceOptions {
 export interface MaintenanceStats {
   runs: number;
   failures: number;
+  /** Runs skipped because the disk was low (a repack needs room for a second copy of the packs). */
+  skippedLowDisk: number;
   lastDurationMs: number;
 }
 
@@ -39,9 +42,11 @@ export class Maintenance {
   readonly #queue = new Set<string>();
   #running: Promise<void> | null = null;
   #stopped = false;
-  readonly stats: MaintenanceStats = { runs: 0, failures: 0, lastDurationMs: 0 };
+  readonly stats: MaintenanceStats = { runs: 0, failures: 0, skippedLowDisk: 0, lastDurationMs: 0 };
+  readonly #disk: DiskSpace | null;
 
-  constructor(git: GitRunner, transaction: RefTransaction, options: MaintenanceOptions, logger: Pick<Logger, 'warn' | 'debug'>) {
+  constructor(git: GitRunner, transaction: RefTransaction, options: MaintenanceOptions, logger: Pick<Logger, 'warn' | 'debug'>, disk: DiskSpace | null = null) {
+    this.#disk = disk;
     this.#git = git;
     this.#transaction = transaction;
     this.#options = options;
@@ -92,6 +97,12 @@ export class Maintenance {
   async run(gitDir: string): Promise<boolean> {
     const started = Date.now();
     try {
+      // A repack writes the new packs before deleting the old: it needs room for a copy of them.
+      if (this.#disk !== null && (await this.#disk.low(await packBytes(gitDir)))) {
+        this.stats.skippedLowDisk++;
+        this.#logger.warn({ gitDir, reserveBytes: this.#disk.reserveBytes }, 'maintenance paused: the disk is low; it runs again after the next pushes');
+        return false;
+      }
       // A fork's own packs do not hold everything it reaches (the rest is in its source), so a
       // multi-pack index and bitmap cannot be written for it (git 2.39 fails or crashes trying).
       const borrows = await access(path.join(gitDir, 'objects', 'info', 'alternates')).then(() => true, () => false);
@@ -112,4 +123,12 @@ export class Maintenance {
       return false;
     }
   }
+}
+
+/** Bytes of a repository's packs. */
+async function packBytes(gitDir: string): Promise<number> {
+  const dir = path.join(gitDir, 'objects', 'pack');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const sizes = await Promise.all(names.filter((n) => n.endsWith('.pack')).map((n) => stat(path.join(dir, n)).then((s) => s.size, () => 0)));
+  return sizes.reduce((a, b) => a + b, 0);
 }

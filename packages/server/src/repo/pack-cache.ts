@@ -121,6 +121,16 @@ export class PackCache {
     return this.#memoryUsed;
   }
 
+  /** Drops every complete entry nobody is reading (the disk is low). */
+  shrink(): void {
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.done && entry.readers === 0) {
+        this.stats.evictions++;
+        this.#drop(entry);
+      }
+    }
+  }
+
   /** Empties the cache directory (entries do not survive a restart). */
   async open(): Promise<void> {
     await rm(this.#options.dir, { recursive: true, force: true });

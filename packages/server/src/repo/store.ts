@@ -3,6 +3,7 @@
  * machinery every repository operation goes through (git runner, ref view, ref
  * transactions). Only code under repo/ touches repository files.
  */
+import type { DiskSpace } from '../storage/disk-space.ts';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +33,8 @@ export class RepoStore {
   readonly packCache: PackCache | null;
   readonly maintenance: Maintenance;
   readonly commits: CommitBuilder;
+  /** The data directory's free space; null in tests that do not watch it. */
+  readonly disk: DiskSpace | null;
 
   constructor(
     dataDir: string,
@@ -39,8 +42,10 @@ export class RepoStore {
     packCache: { maxBytes: number; maxAgeMs: number; memoryBytes: number },
     maintenance: MaintenanceOptions,
     logger: Pick<Logger, 'warn' | 'debug'>,
+    disk: DiskSpace | null = null,
   ) {
     this.dataDir = dataDir;
+    this.disk = disk;
     this.packCache = packCache.maxBytes > 0 ? new PackCache({ dir: path.join(dataDir, 'cache', 'packs'), ...packCache }) : null;
     this.git = new GitRunner({
       homeDir: gitHomeDir(dataDir),
@@ -54,7 +59,9 @@ export class RepoStore {
     this.push = new PushPipeline(this.git, this.transaction);
     this.uploadPack = new UploadPack(this.git);
     this.commits = new CommitBuilder(this.git);
-    this.maintenance = new Maintenance(this.git, this.transaction, maintenance, logger);
+    this.maintenance = new Maintenance(this.git, this.transaction, maintenance, logger, disk);
+    // Low on disk: the cache gives back what nobody is reading (it is only an optimisation).
+    disk?.onLow(() => this.packCache?.shrink());
   }
 
   /** Creates the directories the store needs and clears what a crash left behind (see recovery.ts). */
