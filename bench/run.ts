@@ -73,6 +73,8 @@ async function main(options: Options): Promise<Results> {
   // 2. Grove, the repository through its API, the history pushed to it.
   const profileDir = path.join(tmp, 'cpu-profile');
   const groveEnv: Record<string, string> = options.cpuProfile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {};
+  // BENCH_GROVE_X=v runs Grove with GROVE_X=v (the harness gives Grove no GROVE_* of its own environment).
+  for (const [name, value] of Object.entries(process.env)) if (name.startsWith('BENCH_GROVE_') && value !== undefined) groveEnv[name.slice('BENCH_'.length)] = value;
   const grove: GroveSetup = await setUpGrove(PROJECT_ROOT, path.join(tmp, 'grove-data'), command, repo.dir, groveEnv);
   const groveSide = grove.side;
   results.initialPushMs = grove.initialPushMs;

@@ -183,9 +183,9 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
     fairShare: {
       perKey: positiveInteger('GROVE_FAIR_SHARE_PER_KEY', env.GROVE_FAIR_SHARE_PER_KEY, 32),
-      queuedPerKey: nonNegativeInteger('GROVE_FAIR_SHARE_QUEUED_PER_KEY', env.GROVE_FAIR_SHARE_QUEUED_PER_KEY, 512),
+      queuedPerKey: nonNegativeInteger('GROVE_FAIR_SHARE_QUEUED_PER_KEY', env.GROVE_FAIR_SHARE_QUEUED_PER_KEY, 4096),
       perOrg: positiveInteger('GROVE_FAIR_SHARE_PER_ORG', env.GROVE_FAIR_SHARE_PER_ORG, 256),
-      queuedPerOrg: nonNegativeInteger('GROVE_FAIR_SHARE_QUEUED_PER_ORG', env.GROVE_FAIR_SHARE_QUEUED_PER_ORG, 4096),
+      queuedPerOrg: nonNegativeInteger('GROVE_FAIR_SHARE_QUEUED_PER_ORG', env.GROVE_FAIR_SHARE_QUEUED_PER_ORG, 16_384),
     },
     connections: {
       max: positiveInteger('GROVE_MAX_CONNECTIONS', env.GROVE_MAX_CONNECTIONS, 10_000),
