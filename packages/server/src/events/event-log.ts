@@ -83,28 +83,23 @@ export class EventLog {
   async change<T>(apply: (trx: Trx) => Promise<T>, events: (result: T) => readonly NewEvent[]): Promise<T> {
     const { result, committed } = await this.#db.transaction().execute(async (trx) => {
       const result = await apply(trx);
-      const seqs = await this.#insert(trx, events(result), 'pending');
+      const seqs = await this.#insert(trx, events(result));
       return { result, committed: await this.#commitIn(trx, seqs) };
     });
     await this.#published(committed);
     return result;
   }
 
-  /** Records events of a change that is not in the database (the sweeper's expired repositories go through change() too). */
-  async record(events: readonly NewEvent[]): Promise<void> {
-    await this.change(async () => undefined, () => events);
-  }
-
   /** Writes events as pending, before the change they describe. */
   async begin(events: readonly NewEvent[]): Promise<number[]> {
     if (events.length === 0) return [];
-    const seqs = await this.#db.transaction().execute((trx) => this.#insert(trx, events, 'pending'));
+    const seqs = await this.#db.transaction().execute((trx) => this.#insert(trx, events));
     // On disk before the change it describes happens: what recover() relies on after a crash.
     await this.#durability.sync();
     return seqs;
   }
 
-  async #insert(trx: Trx, events: readonly NewEvent[], state: 'pending'): Promise<number[]> {
+  async #insert(trx: Trx, events: readonly NewEvent[]): Promise<number[]> {
     const now = new Date().toISOString();
     const seqs: number[] = [];
     // In chunks: SQLite binds at most 32,766 values per statement, and a push may name 10,000 refs.
@@ -118,7 +113,7 @@ export class EventLog {
           repo_id: e.repoId ?? null,
           actor: JSON.stringify(e.actor),
           payload: JSON.stringify(e.payload),
-          state,
+          state: 'pending' as const,
           created_at: now,
         })))
         .returning('seq')

@@ -96,7 +96,9 @@ export async function removeStaleQuarantines(gitDir: string): Promise<number> {
   let removed = 0;
   for (const name of await readdir(objectsDir).catch(() => [] as string[])) {
     if (name.startsWith(QUARANTINE_PREFIX)) {
-      await rm(path.join(objectsDir, name), { recursive: true, force: true });
+      // A git child of the killed process may still be writing here for a moment (its stdin just
+      // closed): retry while the directory refills, until that child has failed and exited.
+      await rm(path.join(objectsDir, name), { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
       removed++;
     }
   }
