@@ -119,6 +119,7 @@ export class Metrics {
       collect() {
         this.set({ result: 'ok' }, maintenance.runs);
         this.set({ result: 'failed' }, maintenance.failures);
+        this.set({ result: 'skipped_low_disk' }, maintenance.skippedLowDisk);
       },
     });
     if (packCache !== null) {
