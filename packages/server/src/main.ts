@@ -59,6 +59,9 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
   }
+  const known = new Set((await db.selectFrom('repos').select('id').execute()).map((r) => r.id));
+  const orphans = await repos.removeOrphans(known);
+  if (orphans > 0) logger.warn({ orphans }, 'removed repository directories without a database row (a crash during a create or delete)');
   const metrics = new Metrics(repos.git, repos.packCache, repos.maintenance.stats, repos.transaction.stats);
   const events = new EventLog(db, durability);
   const recovered = await events.recover(

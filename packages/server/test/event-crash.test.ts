@@ -9,7 +9,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -157,6 +157,9 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
         if (!repoRows.has(id)) assert.equal(deleted.get(id), 1, `${where}: repository ${id} is gone without exactly one repo.deleted`);
       }
       for (const id of deleted.keys()) assert.ok(created.has(id), `${where}: repo.deleted for ${id} that was never created`);
+      // and no directory outlives its row (startup removes those a crash left)
+      const directories = (await readdir(path.join(dataDir, 'repos'), { recursive: true })).map(String).filter((name) => /^[0-9a-f]{2}\/[0-9a-f]+\.git$/.test(name));
+      for (const name of directories) assert.ok(repoRows.has(path.basename(name, '.git')), `${where}: ${name} has no database row`);
       for (const id of acked.repos.keys()) assert.ok(repoRows.has(id) || acked.deleting.has(id), `${where}: acknowledged repository ${id} is missing`);
       for (const id of acked.deletedRepos) assert.ok(!repoRows.has(id), `${where}: acknowledged deletion of ${id} was undone`);
 

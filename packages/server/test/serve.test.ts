@@ -106,8 +106,15 @@ describe('grove serve as a process', () => {
     assert.equal((await gitOk(['rev-parse', '--is-bare-repository'], { env: { GIT_DIR: gitDir } })).trim(), 'true');
     assert.equal((await gitOk(['rev-parse', 'refs/heads/main'], { env: { GIT_DIR: gitDir } })).trim(), head);
 
+    // a repository directory without a row (a crash between the disk and the database) is removed at start
+    const orphanId = 'feedfacefeedfacefeedfacefeedfa77';
+    const orphan = path.join(dataDir, 'repos', '77', `${orphanId}.git`);
+    await gitOk(['init', '-q', '--bare', orphan]);
+
     // a restart on another port sees the same org, repository and history
     daemon = await startServe(dataDir);
+    await assert.rejects(stat(orphan), { code: 'ENOENT' });
+    assert.ok((await stat(gitDir)).isDirectory(), 'the repository with a row stays');
     try {
       const response = await fetch(`${daemon.url}/api/v1/repos/acme/app`, { headers: { authorization: `Bearer ${generatedToken}` } });
       assert.equal(response.status, 200);

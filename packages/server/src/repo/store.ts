@@ -4,7 +4,7 @@
  * transactions). Only code under repo/ touches repository files.
  */
 import type { DiskSpace } from '../storage/disk-space.ts';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CommitBuilder } from './commit-builder.ts';
@@ -95,6 +95,24 @@ export class RepoStore {
   }
 
   /** Moves the repository out of sight at once, then deletes it in the background. */
+  /**
+   * Removes repository directories no database row names: a crash between making a
+   * repository on disk and committing its row (or between deleting the row and the directory)
+   * leaves one. Startup only, before any request can create a repository.
+   */
+  async removeOrphans(known: ReadonlySet<string>): Promise<number> {
+    const root = path.join(this.dataDir, 'repos');
+    let removed = 0;
+    for (const shard of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(path.join(root, shard)).catch(() => [] as string[])) {
+        if (!name.endsWith('.git') || known.has(name.slice(0, -4))) continue;
+        await this.remove(name.slice(0, -4));
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   async remove(repoId: string): Promise<void> {
     const dir = this.gitDir(repoId);
     this.refs.forget(dir);
