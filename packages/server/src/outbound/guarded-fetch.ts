@@ -51,8 +51,9 @@ export class GuardedFetch {
     return null;
   }
 
+  /** Ends every connection at once: shutdown must not wait for a receiver that never answers. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    await this.#agent.destroy();
   }
 
   #lookup(host: string, options: dns.LookupOptions, callback: LookupCallback): void {
