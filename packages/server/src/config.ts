@@ -2,7 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { OutboundPolicy } from './outbound/outbound-policy.ts';
-import { parseSecretKey } from './secrets/server-key.ts';
+import { secretKeysFromEnv } from './secrets/server-key.ts';
 
 export interface GroveConfig {
   readonly dataDir: string;
@@ -73,8 +73,8 @@ export interface GroveConfig {
   readonly allowedOutbound: readonly string[];
   /** When set, /metrics answers only requests that carry it as a bearer token; /healthz stays open. */
   readonly metricsToken: string | null;
-  /** GROVE_SECRET_KEY and GROVE_SECRET_KEY_PREVIOUS as given (secrets/server-key.ts parses them); without them, <data>/secret.key. */
-  readonly secretKeyEnv: { readonly GROVE_SECRET_KEY?: string; readonly GROVE_SECRET_KEY_PREVIOUS?: string };
+  /** GROVE_SECRET_KEY, then GROVE_SECRET_KEY_PREVIOUS (keys that only open); null: <data>/secret.key. */
+  readonly secretKeys: readonly Buffer[] | null;
 }
 
 function allowedOutbound(value: string | undefined): string[] {
@@ -147,9 +147,9 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const publicUrl = env.GROVE_PUBLIC_URL ? env.GROVE_PUBLIC_URL.replace(/\/+$/, '') : null;
   if (publicUrl !== null && !/^https?:\/\//.test(publicUrl)) throw new ConfigError('GROVE_PUBLIC_URL must start with http:// or https://');
   const adminToken = env.GROVE_ADMIN_TOKEN ? env.GROVE_ADMIN_TOKEN : null;
+  let secretKeys: Buffer[] | null;
   try {
-    if (env.GROVE_SECRET_KEY) parseSecretKey(env.GROVE_SECRET_KEY, 'GROVE_SECRET_KEY');
-    for (const [i, key] of (env.GROVE_SECRET_KEY_PREVIOUS ?? '').split(',').filter((k) => k.trim() !== '').entries()) parseSecretKey(key, `GROVE_SECRET_KEY_PREVIOUS[${i}]`);
+    secretKeys = secretKeysFromEnv(env.GROVE_SECRET_KEY, env.GROVE_SECRET_KEY_PREVIOUS);
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
@@ -197,9 +197,6 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     shutdownGraceMs: positiveInteger('GROVE_SHUTDOWN_GRACE_MS', env.GROVE_SHUTDOWN_GRACE_MS, 30_000),
     metricsToken: metricsToken(env.GROVE_METRICS_TOKEN),
     allowedOutbound: allowedOutbound(env.GROVE_ALLOWED_OUTBOUND),
-    secretKeyEnv: {
-      ...(env.GROVE_SECRET_KEY ? { GROVE_SECRET_KEY: env.GROVE_SECRET_KEY } : {}),
-      ...(env.GROVE_SECRET_KEY_PREVIOUS ? { GROVE_SECRET_KEY_PREVIOUS: env.GROVE_SECRET_KEY_PREVIOUS } : {}),
-    },
+    secretKeys,
   };
 }

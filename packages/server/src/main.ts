@@ -50,7 +50,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
   const { db, durability } = await openDatabase(path.join(config.dataDir, 'grove.db'));
-  const secrets = new SecretStore(await loadServerKeys(config.dataDir, config.secretKeyEnv));
+  const secrets = new SecretStore(await loadServerKeys(config.dataDir, config.secretKeys));
   const sealed = await secrets.sealPlaintext(db, durability);
   if (sealed > 0) logger.info({ sealed }, 'sealed secrets stored in plaintext by an older version');
   const disk = new DiskSpace(config.dataDir, config.diskReserveBytes);

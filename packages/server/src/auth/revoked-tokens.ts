@@ -44,10 +44,6 @@ export class RevokedTokens {
   forgetSigningKey(signingKeyId: string): void {
     for (const key of this.#entries.keys()) if (key.startsWith(`${signingKeyId} `)) this.#entries.delete(key);
   }
-
-  get size(): number {
-    return this.#entries.size;
-  }
 }
 
 function entryKey(signingKeyId: string, jti: string): string {

@@ -150,12 +150,10 @@ export class WebhookWorker {
       await response.body?.cancel();
       if (code < 200 || code >= 300) error = `receiver answered ${code}`;
     } catch (caught) {
-      const cause = (caught as Error).cause;
+      const refused = [caught, (caught as Error).cause].find((e) => e instanceof OutboundRefusedError);
       error = (caught as Error).name === 'TimeoutError'
         ? `no answer within ${this.#options.timeoutMs} ms`
-        : caught instanceof OutboundRefusedError || cause instanceof OutboundRefusedError
-          ? `refused: ${((cause instanceof OutboundRefusedError ? cause : caught) as Error).message}`
-          : (caught as Error).message;
+        : refused !== undefined ? `refused: ${refused.message}` : (caught as Error).message;
     }
     const duration = Date.now() - started;
     const attempts = delivery.attempts + 1;

@@ -55,6 +55,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
     const { principal, org, repo } = resolved;
+    const rules = await readRefRules(ctx.db, resolved.repoId);
     // This credential's turn (fair share): a refusal is reported before the pack is read.
     let leave: () => void;
     try {
@@ -65,13 +66,6 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       abandonBody(request);
       const message = `grove: ${error.message}; no ref was changed`;
       return sendGit(reply.header('Retry-After', String(error.retryAfterSeconds)), contentType, sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
-    }
-    let rules;
-    try {
-      rules = await readRefRules(ctx.db, resolved.repoId);
-    } catch (error) {
-      leave();
-      throw error;
     }
     // From here on every outcome is reported in the protocol, so the response is ours to stream:
     // once the pack is in, headers go out and side-band keepalives cover slow checks.

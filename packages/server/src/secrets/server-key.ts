@@ -34,12 +34,16 @@ export function parseSecretKey(text: string, where: string): Buffer {
   return key;
 }
 
-export async function loadServerKeys(dataDir: string, env: { readonly GROVE_SECRET_KEY?: string; readonly GROVE_SECRET_KEY_PREVIOUS?: string }): Promise<ServerKeys> {
-  if (env.GROVE_SECRET_KEY) {
-    const previous = (env.GROVE_SECRET_KEY_PREVIOUS ?? '').split(',').filter((s) => s.trim() !== '');
-    const keys = [parseSecretKey(env.GROVE_SECRET_KEY, 'GROVE_SECRET_KEY'), ...previous.map((k, i) => parseSecretKey(k, `GROVE_SECRET_KEY_PREVIOUS[${i}]`))];
-    return { box: new SecretBox(keys), source: { kind: 'env' }, keys };
-  }
+/** The keys GROVE_SECRET_KEY and GROVE_SECRET_KEY_PREVIOUS name (the current one first), or null when unset. */
+export function secretKeysFromEnv(current: string | undefined, previous: string | undefined): Buffer[] | null {
+  if (!current) return null;
+  const older = (previous ?? '').split(',').filter((s) => s.trim() !== '');
+  return [parseSecretKey(current, 'GROVE_SECRET_KEY'), ...older.map((k, i) => parseSecretKey(k, `GROVE_SECRET_KEY_PREVIOUS[${i}]`))];
+}
+
+/** `configured`: the keys from the environment (config.secretKeys); null uses the key file. */
+export async function loadServerKeys(dataDir: string, configured: readonly Buffer[] | null): Promise<ServerKeys> {
+  if (configured !== null) return { box: new SecretBox(configured), source: { kind: 'env' }, keys: configured };
   const file = path.join(dataDir, 'secret.key');
   let text: string | null = null;
   try {

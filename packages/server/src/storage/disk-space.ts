@@ -16,8 +16,6 @@ export class DiskSpace {
   #checked = 0;
   #free = Number.POSITIVE_INFINITY;
   #checking: Promise<number> | null = null;
-  /** Times an optional writer paused for low space, for metrics. */
-  pauses = 0;
 
   constructor(dir: string, reserveBytes: number) {
     this.#dir = dir;
@@ -46,10 +44,7 @@ export class DiskSpace {
    */
   async low(bytes = 0): Promise<boolean> {
     const low = (await this.free()) - bytes < this.reserveBytes;
-    if (low) {
-      this.pauses++;
-      for (const listener of this.#lowListeners) listener();
-    }
+    if (low) for (const listener of this.#lowListeners) listener();
     return low;
   }
 
