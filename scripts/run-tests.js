@@ -1,32 +1,86 @@
 #!/usr/bin/env node
 // Runs every test file with Node's test runner: unit tests beside the code
 // (packages/*/src/**/*.test.ts) and integration tests (packages/*/test/**/*.test.ts).
-// Prints the spec report, then one summary line: "N passed, N failed, N skipped".
-// Extra arguments are passed to `node --test` (e.g. a file path or --test-name-pattern).
-import { spawnSync } from 'node:child_process';
-import { globSync } from 'node:fs';
+//
+//   --database sqlite     metadata in the embedded SQLite file (the default)
+//   --database postgres   metadata in a private PostgreSQL cluster started for this run
+//   --database all        the whole suite once per database, one after the other
+//
+// Prints the spec report, then one summary line: "N passed, N failed, N skipped" (summed
+// over the databases run). Other arguments are passed to `node --test` (e.g. a file path or
+// --test-name-pattern).
+import { spawn } from 'node:child_process';
+import { globSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
+const { PostgresCluster, postgresAvailable } = await import(path.join(root, 'packages/server/test/helpers/postgres-cluster.ts'));
+const argv = process.argv.slice(2);
+let database = 'sqlite';
+const args = [];
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--database') database = argv[++i];
+  else if (argv[i].startsWith('--database=')) database = argv[i].slice('--database='.length);
+  else args.push(argv[i]);
+}
+const databases = database === 'all' ? ['sqlite', 'postgres'] : [database];
+for (const name of databases) {
+  if (name !== 'sqlite' && name !== 'postgres') {
+    console.error(`run-tests: --database must be sqlite, postgres or all, got ${name}`);
+    process.exit(2);
+  }
+}
+if (databases.includes('postgres') && !postgresAvailable()) {
+  console.error('run-tests: PostgreSQL is not installed (Debian: apt-get install postgresql); .ci/run installs it');
+  process.exit(2);
+}
 const files = args.some((a) => !a.startsWith('-'))
   ? []
   : globSync(['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'], { cwd: root }).sort();
-const result = spawnSync(
-  process.execPath,
-  [
-    // Workspace packages resolve to their TypeScript sources, not their built dist/.
-    '--conditions=grove-source',
-    '--test',
-    `--test-concurrency=${process.env.GROVE_TEST_CONCURRENCY ?? '2'}`,
-    '--test-reporter=spec',
-    '--test-reporter-destination=stdout',
-    `--test-reporter=${path.join(root, 'scripts/summary-reporter.js')}`,
-    '--test-reporter-destination=stdout',
-    ...args,
-    ...files,
-  ],
-  { cwd: root, stdio: 'inherit' },
-);
-process.exit(result.status ?? 1);
+
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'grove-test-run-'));
+const totals = { passed: 0, failed: 0, skipped: 0 };
+let status = 0;
+for (const name of databases) {
+  if (databases.length > 1) console.log(`\n=== metadata database: ${name} ===\n`);
+  const postgres = name === 'postgres' ? await PostgresCluster.start() : null;
+  const summaryFile = path.join(scratch, `${name}.summary`);
+  try {
+    const code = await runSuite(postgres === null ? {} : { GROVE_TEST_POSTGRES_URL: postgres.url }, summaryFile);
+    if (code !== 0) status = code;
+  } finally {
+    await postgres?.stop();
+  }
+  const line = readFileSync(summaryFile, 'utf8').trim();
+  const [, passed, failed, skipped] = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(line) ?? [];
+  if (passed === undefined) status ||= 1;
+  totals.passed += Number(passed ?? 0);
+  totals.failed += Number(failed ?? 0);
+  totals.skipped += Number(skipped ?? 0);
+  if (databases.length > 1) console.log(`\n${name}: ${line}`);
+}
+rmSync(scratch, { recursive: true, force: true });
+console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(status);
+
+function runSuite(env, summaryFile) {
+  const child = spawn(
+    process.execPath,
+    [
+      // Workspace packages resolve to their TypeScript sources, not their built dist/.
+      '--conditions=grove-source',
+      '--test',
+      `--test-concurrency=${process.env.GROVE_TEST_CONCURRENCY ?? '2'}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${path.join(root, 'scripts/summary-reporter.js')}`,
+      `--test-reporter-destination=${summaryFile}`,
+      ...args,
+      ...files,
+    ],
+    { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } },
+  );
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+}

@@ -6,6 +6,13 @@ import { secretKeysFromEnv } from './secrets/server-key.ts';
 
 export interface GroveConfig {
   readonly dataDir: string;
+  /**
+   * Where metadata lives: null for the embedded SQLite file <data>/grove.db, or a
+   * postgres:// URL (GROVE_DATABASE_URL). Repositories stay in <data>/repos either way.
+   */
+  readonly databaseUrl: string | null;
+  /** This node's name in logs and in the database's node lock (GROVE_NODE_ID; the host name by default). */
+  readonly nodeId: string;
   readonly host: string;
   readonly port: number;
   /** Used as given when set; otherwise generated on first start and kept in <data>/admin-token. */
@@ -134,6 +141,26 @@ function onOff(name: string, value: string | undefined, fallback: boolean): bool
   throw new ConfigError(`${name} must be on or off, got ${JSON.stringify(value)}`);
 }
 
+function databaseUrl(value: string | undefined): string | null {
+  if (value === undefined || value === '') return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('GROVE_DATABASE_URL must be a URL such as postgres://user:password@host:5432/grove');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`GROVE_DATABASE_URL must be a postgres:// URL (unset it for the embedded SQLite database), got ${url.protocol}//`);
+  }
+  return value;
+}
+
+function nodeId(value: string | undefined): string {
+  const id = value === undefined || value === '' ? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63) || 'grove' : value;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(id)) throw new ConfigError('GROVE_NODE_ID must be 1-63 letters, digits, dots, dashes or underscores');
+  return id;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty', 'auto'] as const;
 
@@ -156,6 +183,8 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   if (adminToken !== null && adminToken.length < 16) throw new ConfigError('GROVE_ADMIN_TOKEN must be at least 16 characters');
   return {
     dataDir,
+    databaseUrl: databaseUrl(env.GROVE_DATABASE_URL),
+    nodeId: nodeId(env.GROVE_NODE_ID),
     host,
     port,
     adminToken,

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadAdminToken } from './auth/admin-token.ts';
 import type { GroveConfig } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
+import { RepositoryStoreLock } from './db/repository-store-lock.ts';
 import { buildApp } from './http/app.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { RevokedTokens } from './auth/revoked-tokens.ts';
@@ -46,10 +47,26 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: GroveConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+export interface ServerHooks {
+  /** The server stopped itself (it lost its database lock to another node); `grove serve` exits 1. */
+  readonly onFatal?: (error: Error) => void;
+}
+
+export async function startServer(config: GroveConfig, logger: Logger = pino({ level: config.logLevel }), hooks: ServerHooks = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
-  const { db, durability } = await openDatabase(path.join(config.dataDir, 'grove.db'));
+  const storeLock = config.databaseUrl === null
+    ? null
+    : await RepositoryStoreLock.take(config.databaseUrl, `grove:${config.nodeId}`, (error) => {
+        logger.fatal({ err: error }, 'lost the database lock to another node: shutting down');
+        void running.close().finally(() => hooks.onFatal?.(error));
+      });
+  const { db, durability } = await openDatabase(
+    config.databaseUrl === null ? { file: path.join(config.dataDir, 'grove.db') } : { url: config.databaseUrl, applicationName: `grove:${config.nodeId}` },
+  ).catch(async (error: unknown) => {
+    await storeLock?.release();
+    throw error;
+  });
   const secrets = new SecretStore(await loadServerKeys(config.dataDir, config.secretKeys));
   const sealed = await secrets.sealPlaintext(db, durability);
   if (sealed > 0) logger.info({ sealed }, 'sealed secrets stored in plaintext by an older version');
@@ -99,7 +116,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | null = null;
-  return {
+  const running: RunningServer = {
     url: `http://${host}:${address.port}`,
     app,
     db,
@@ -128,8 +145,10 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         clearInterval(closeIdle);
         await db.destroy();
         await durability.close();
+        await storeLock?.release();
       })();
       return closing;
     },
   };
+  return running;
 }

@@ -3,6 +3,7 @@
  * without escalation, lastUsedAt), scope enforcement on the org and repo routes,
  * signing keys, ref policies, and that no token is ever stored in clear text.
  */
+import { databaseContents, onPostgres } from './helpers/database.ts';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -787,7 +788,7 @@ describe('secrets at rest', () => {
     return entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
   }
 
-  it('never writes an API key token to any file of the data directory, grove.db and its WAL included', async () => {
+  it('never writes an API key token to any file of the data directory or to the metadata database (grove.db and its WAL, or PostgreSQL)', async () => {
     const tokens: string[] = [];
     const admin = await createKey(grove, { scope: 'admin', resources: [{ org: 'acme' }], ttl: '1h', name: 'minter', labels: { team: 'red' } });
     tokens.push(admin.token);
@@ -808,11 +809,13 @@ describe('secrets at rest', () => {
 
     const files = await filesUnder(grove.dataDir);
     const names = files.map((file) => path.relative(grove.dataDir, file));
-    assert.ok(names.includes('grove.db'), `no grove.db among ${names.join(', ')}`);
-    assert.ok(names.includes('grove.db-wal'), `no grove.db-wal among ${names.join(', ')}`);
+    if (!onPostgres) {
+      assert.ok(names.includes('grove.db'), `no grove.db among ${names.join(', ')}`);
+      assert.ok(names.includes('grove.db-wal'), `no grove.db-wal among ${names.join(', ')}`);
+    }
     let scanned = 0;
-    for (const file of files) {
-      const bytes = await readFile(file);
+    for (const file of [...files, ...(onPostgres ? ['the PostgreSQL database'] : [])]) {
+      const bytes = onPostgres && !file.startsWith('/') ? await databaseContents(grove.dataDir) : await readFile(file);
       scanned += bytes.length;
       for (const token of tokens) {
         const secret = token.slice('grove_'.length);

@@ -12,10 +12,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import SQLite from 'better-sqlite3';
 import { Grove } from '@grove/sdk';
 import { daemonEnv, killAllDaemons, startDaemon, type Daemon } from './helpers/daemon.ts';
 import { gitOk } from './helpers/git.ts';
+import { openRawDatabase } from './helpers/database.ts';
 
 const TRIALS = Number(process.env.GROVE_EVENT_TORTURE_TRIALS ?? 20);
 const TOKEN = 'grove_event_torture_admin_token_0123';
@@ -135,9 +135,9 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
   });
 
   async function verify(trial: number): Promise<void> {
-    const db = new SQLite(path.join(dataDir, 'grove.db'), { readonly: true });
+    const db = await openRawDatabase(dataDir);
     try {
-      const events = db.prepare('SELECT type, repo_id, state, payload FROM events').all() as EventRow[];
+      const events = await db.all<EventRow>('SELECT type, repo_id, state, payload FROM events');
       const where = `trial ${trial}`;
       assert.deepEqual(events.filter((e) => e.state !== 'committed').map((e) => e.type), [], `${where}: events left pending after recovery`);
       const payload = (e: EventRow) => JSON.parse(e.payload) as Record<string, unknown>;
@@ -145,7 +145,7 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
       figures.events = events.length;
 
       // repositories: exactly one repo.created per repository ever made, one repo.deleted per one gone
-      const repoRows = new Set((db.prepare('SELECT id FROM repos').all() as { id: string }[]).map((r) => r.id));
+      const repoRows = new Set((await db.all<{ id: string }>('SELECT id FROM repos')).map((r) => r.id));
       const created = countBy(ofType('repo.created'), (e) => String(payload(e).id));
       const deleted = countBy(ofType('repo.deleted'), (e) => String(payload(e).id));
       for (const id of repoRows) {
@@ -164,7 +164,7 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
       for (const id of acked.deletedRepos) assert.ok(!repoRows.has(id), `${where}: acknowledged deletion of ${id} was undone`);
 
       // keys: one key.created per key; one key.revoked per revoked key
-      const keys = db.prepare('SELECT id, revoked_at FROM api_keys').all() as { id: string; revoked_at: string | null }[];
+      const keys = await db.all<{ id: string; revoked_at: string | null }>('SELECT id, revoked_at FROM api_keys');
       const keyCreated = countBy(ofType('key.created'), (e) => String(payload(e).keyId));
       const keyRevoked = countBy(ofType('key.revoked'), (e) => String(payload(e).keyId));
       for (const key of keys) {
@@ -177,7 +177,7 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
       for (const id of acked.revokedKeys) assert.notEqual(keys.find((k) => k.id === id)?.revoked_at ?? null, null, `${where}: acknowledged revocation of ${id} was undone`);
 
       // webhooks: created once each; deleted once iff gone
-      const hookRows = new Set((db.prepare('SELECT id FROM webhooks').all() as { id: string }[]).map((r) => r.id));
+      const hookRows = new Set((await db.all<{ id: string }>('SELECT id FROM webhooks')).map((r) => r.id));
       const hookCreated = countBy(ofType('webhook.created'), (e) => String(payload(e).id));
       const hookDeleted = countBy(ofType('webhook.deleted'), (e) => String(payload(e).id));
       for (const [id, count] of hookCreated) {
@@ -190,7 +190,7 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
       // policies: one policy.updated per rule set written, and the stored rules are the last event's
       const policyEvents = countBy(ofType('policy.updated'), (e) => String((payload(e).rules as { pattern: string }[])[0]?.pattern));
       for (const [pattern, count] of policyEvents) assert.equal(count, 1, `${where}: policy.updated ${count} times for ${pattern}`);
-      const policies = db.prepare('SELECT repo_id, rules FROM repo_policies').all() as { repo_id: string; rules: string }[];
+      const policies = await db.all<{ repo_id: string; rules: string }>('SELECT repo_id, rules FROM repo_policies');
       for (const policy of policies) {
         if (!repoRows.has(policy.repo_id)) continue;
         const pattern = (JSON.parse(policy.rules) as { pattern: string }[])[0]!.pattern;
@@ -223,7 +223,7 @@ describe('events under SIGKILL', { timeout: 20 * 60_000 }, () => {
       acked.deleting.clear();
       figures.changes = repoRows.size + deleted.size + keys.length + hookCreated.size + policyEvents.size + commitEvents.size;
     } finally {
-      db.close();
+      await db.close();
     }
   }
 });

@@ -8,6 +8,7 @@
  * Mounting a tmpfs needs root and a machine that allows it (CI's does); elsewhere the test is
  * skipped, saying why.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -18,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { GroveApiError } from '@grove/sdk';
-import SQLite from 'better-sqlite3';
+import { openRawDatabase } from './helpers/database.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, git, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 
@@ -119,6 +120,7 @@ describe('a full disk', { skip: canMount ? false : 'needs to mount a small tmpfs
   it('refuses writes cleanly when full, keeps serving reads, and works again once space is freed, with fsck clean', async () => {
     assert.equal(grove.server.repos.packCache!.entries, 1);
     const filler = await fill(mountPoint);
+    await delay(600); // DiskSpace measures at most every 500 ms: the next look sees the full disk
 
     // a push: refused with a message, no ref moved, nothing half-written left
     await commitFile(repo, 'big.bin', randomBytes(2 * 1024 * 1024).toString('base64'), 'a big file');
@@ -143,13 +145,13 @@ describe('a full disk', { skip: canMount ? false : 'needs to mount a small tmpfs
       assert.ok(error instanceof GroveApiError && error.status === 507, String(error));
       return false;
     });
-    const db = new SQLite(path.join(grove.dataDir, 'grove.db'), { readonly: true });
+    const db = await openRawDatabase(grove.dataDir);
     try {
-      const rows = db.prepare("SELECT count(*) AS n FROM orgs WHERE name = 'during-full'").get() as { n: number };
-      const events = db.prepare("SELECT count(*) AS n FROM events WHERE type = 'org.created' AND org = 'during-full'").get() as { n: number };
-      assert.deepEqual([rows.n, events.n], created ? [1, 1] : [0, 0]);
+      const [rows] = await db.all<{ n: number }>("SELECT count(*) AS n FROM orgs WHERE name = 'during-full'");
+      const [events] = await db.all<{ n: number }>("SELECT count(*) AS n FROM events WHERE type = 'org.created' AND org = 'during-full'");
+      assert.deepEqual([rows!.n, events!.n], created ? [1, 1] : [0, 0]);
     } finally {
-      db.close();
+      await db.close();
     }
 
     // reads go on: a clone (the pack cache gave its space back and writes no entry), the API, health

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import SQLite from 'better-sqlite3';
+import { databaseContents, openRawDatabase } from './helpers/database.ts';
 import { verifyWebhook } from '@grove/sdk';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { Receiver } from './helpers/webhook-receiver.ts';
@@ -31,18 +31,12 @@ function encodings(secret: string): Buffer[] {
   ];
 }
 
-async function databaseFiles(dataDir: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const name of ['grove.db', 'grove.db-wal']) parts.push(await readFile(path.join(dataDir, name)).catch(() => Buffer.alloc(0)));
-  return Buffer.concat(parts);
-}
-
-function storedSecrets(dataDir: string): string[] {
-  const db = new SQLite(path.join(dataDir, 'grove.db'), { readonly: true });
+async function storedSecrets(dataDir: string): Promise<string[]> {
+  const db = await openRawDatabase(dataDir);
   try {
-    return (db.prepare('SELECT secret FROM webhooks ORDER BY id').all() as { secret: string }[]).map((r) => r.secret);
+    return (await db.all<{ secret: string }>('SELECT secret FROM webhooks ORDER BY id')).map((r) => r.secret);
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -83,17 +77,17 @@ describe('secrets sealed at rest', () => {
     const hook = await grove.sdk.webhooks.create('acme', { url: receiver.url, events: ['repo.created'], secret: secrets[0]! });
     await grove.sdk.webhooks.create('acme', { url: `${receiver.url}/second`, events: ['push'], secret: secrets[1]! });
     await grove.sdk.webhooks.update('acme', hook.id, { secret: secrets[2]! });
-    const files = await databaseFiles(dataDir);
+    const files = await databaseContents(dataDir);
     for (const secret of secrets) {
       for (const encoded of encodings(secret)) assert.equal(files.indexOf(encoded), -1, `the secret ${secret} is in the database as ${encoded.toString('latin1').slice(0, 20)}…`);
     }
-    for (const value of storedSecrets(dataDir)) assert.match(value, /^grove-sealed:v1:[0-9a-f]{16}:/);
+    for (const value of await storedSecrets(dataDir)) assert.match(value, /^grove-sealed:v1:[0-9a-f]{16}:/);
     assert.equal(await deliveryVerifies(grove, receiver, secrets[2]!, 'signed-after-update'), true);
   });
 
   it('rotates the key with `grove admin rotate-secret-key`: every secret re-sealed, the old key gone from secret.key, deliveries still verify after a restart', async () => {
     const oldKeyFile = await readFile(path.join(dataDir, 'secret.key'), 'utf8');
-    const before = storedSecrets(dataDir);
+    const before = await storedSecrets(dataDir);
     const rotated = await runGrove(['admin', 'rotate-secret-key'], { GROVE_URL: grove.url, GROVE_TOKEN: grove.token });
     assert.equal(rotated.code, 0, rotated.stderr);
     const answer = JSON.parse(rotated.stdout) as { keyId: string; resealed: number; source: string };
@@ -102,7 +96,7 @@ describe('secrets sealed at rest', () => {
     const newKeyFile = await readFile(path.join(dataDir, 'secret.key'), 'utf8');
     assert.notEqual(newKeyFile, oldKeyFile);
     assert.equal(newKeyFile.trim().split('\n').length, 1, 'only the new key is left');
-    const after = storedSecrets(dataDir);
+    const after = await storedSecrets(dataDir);
     for (const [i, value] of after.entries()) {
       assert.notEqual(value, before[i]);
       assert.equal(value.split(':')[2], answer.keyId);
@@ -135,11 +129,11 @@ describe('secrets sealed under GROVE_SECRET_KEY', () => {
       await assert.rejects(stat(path.join(dataDir, 'secret.key')), { code: 'ENOENT' });
 
       // an older version stored the secret as it was
-      const db = new SQLite(path.join(dataDir, 'grove.db'));
-      db.prepare('UPDATE webhooks SET secret = ? WHERE id = ?').run(secret, hook.id);
-      db.close();
+      const db = await openRawDatabase(dataDir, { readonly: false });
+      await db.run('UPDATE webhooks SET secret = ? WHERE id = ?', [secret, hook.id]);
+      await db.close();
       grove = await startTestServer({ GROVE_SECRET_KEY: first, ...LOOPBACK_ALLOWED }, dataDir);
-      assert.match(storedSecrets(dataDir)[0]!, /^grove-sealed:v1:/);
+      assert.match((await storedSecrets(dataDir))[0]!, /^grove-sealed:v1:/);
       assert.equal(await deliveryVerifies(grove, receiver, secret, 'after-sealing'), true);
       await grove.close();
 

@@ -1,3 +1,4 @@
+import { onPostgres } from './helpers/database.ts';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -86,7 +87,7 @@ describe('grove serve as a process', () => {
     }
   });
 
-  it('keeps its SQLite database in <data>/grove.db and bare repositories under <data>/repos/, across restarts', async () => {
+  it('keeps its metadata in <data>/grove.db (or the PostgreSQL database it is given) and bare repositories under <data>/repos/, across restarts', async () => {
     let daemon = await startServe(dataDir);
     let repo: any;
     await using work = await tempDir();
@@ -101,7 +102,8 @@ describe('grove serve as a process', () => {
     } finally {
       assert.deepEqual(await stopDaemon(daemon), { code: 0, signal: null });
     }
-    assert.ok((await stat(path.join(dataDir, 'grove.db'))).isFile());
+    if (onPostgres) await assert.rejects(stat(path.join(dataDir, 'grove.db')), { code: 'ENOENT' }, 'no SQLite file beside a PostgreSQL database');
+    else assert.ok((await stat(path.join(dataDir, 'grove.db'))).isFile());
     const gitDir = path.join(dataDir, 'repos', repo.id.slice(-2), `${repo.id}.git`);
     assert.equal((await gitOk(['rev-parse', '--is-bare-repository'], { env: { GIT_DIR: gitDir } })).trim(), 'true');
     assert.equal((await gitOk(['rev-parse', 'refs/heads/main'], { env: { GIT_DIR: gitDir } })).trim(), head);

@@ -10,7 +10,7 @@ export async function serve(options: ConfigInput): Promise<void> {
     if (error.code !== 'EPIPE') throw error;
   });
   const logger = await createLogger(config);
-  const server = await startServer(config, logger);
+  const server = await startServer(config, logger, { onFatal: () => process.exit(1) });
   if (server.generatedAdminToken !== null) {
     process.stdout.write(
       `\nGrove generated the root admin token (shown only this once; also saved in ${config.dataDir}/admin-token, mode 0600):\n\n  ${server.generatedAdminToken}\n\n`,

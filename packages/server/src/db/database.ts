@@ -1,7 +1,14 @@
-/** Opens the embedded SQLite database (WAL, durable through db/durability.ts) and applies migrations. */
+/**
+ * Opens Grove's metadata database and applies migrations: the embedded SQLite file (WAL,
+ * durable through db/durability.ts), or PostgreSQL when a postgres:// URL is given (a pool
+ * through Kysely's Postgres dialect; COMMIT is durable by itself with synchronous_commit=on).
+ * Everything above this file writes dialect-neutral Kysely; the few places that differ ask
+ * db/dialect.ts.
+ */
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
-import { WalDurability, type Durability } from './durability.ts';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import pg from 'pg';
+import { DURABLE_ON_COMMIT, WalDurability, type Durability } from './durability.ts';
 import { migrate } from './migrations.ts';
 import type { Database } from './schema.ts';
 
@@ -13,7 +20,35 @@ export interface OpenDatabase {
   readonly durability: Durability;
 }
 
-export async function openDatabase(file: string): Promise<OpenDatabase> {
+export type DatabaseLocation = { readonly file: string } | { readonly url: string; readonly poolSize?: number; readonly applicationName?: string };
+
+export async function openDatabase(location: DatabaseLocation | string): Promise<OpenDatabase> {
+  const where = typeof location === 'string' ? { file: location } : location;
+  return 'url' in where ? openPostgres(where.url, where.poolSize ?? 10, where.applicationName ?? 'grove') : openSqlite(where.file);
+}
+
+/** PostgreSQL's int8 (bigserial ids, count(*)) as a JS number, as SQLite gives it: Grove's counters stay far below 2^53. */
+const INT8_OID = 20;
+const postgresTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+async function openPostgres(url: string, poolSize: number, applicationName: string): Promise<OpenDatabase> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: postgresTypes, application_name: applicationName, connectionTimeoutMillis: 10_000 });
+  // An idle client that loses its server (a restart, a failover) must not crash the process.
+  pool.on('error', () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrate(db as unknown as Kysely<unknown>);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return { db, durability: DURABLE_ON_COMMIT };
+}
+
+async function openSqlite(file: string): Promise<OpenDatabase> {
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   // NORMAL: a commit does not fsync on the event loop; durability.sync() makes it durable (as
@@ -83,8 +118,29 @@ function counted(statement: SQLite.Statement, durability: Durability): SqliteSta
   };
 }
 
-/** True when an insert failed on a unique constraint (SQLite today, PostgreSQL later). */
+/** True when an insert failed on a unique constraint (SQLite, or PostgreSQL's 23505). */
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505';
+}
+
+/** PostgreSQL codes for a server that is going away or cannot be reached (classes 08 and 57P). */
+const UNAVAILABLE_SQLSTATES = /^(08\d{3}|57P0[1-3]|53300)$/;
+const UNAVAILABLE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * True when a query failed because the database server is down, restarting or unreachable
+ * (not because of the query): the request is answered "unavailable, retry", never as a bug.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.test(code) || UNAVAILABLE_NETWORK_CODES.has(code))) return true;
+  // node-postgres' own wording when a connection ends or a pool cannot connect in time.
+  return typeof message === 'string' && /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(message);
+}
+
+/** PostgreSQL refused a string it cannot store (a NUL character: 22021 or 22P05); SQLite stores it. */
+export function isTextRefusedByDatabase(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '22021' || code === '22P05';
 }

@@ -1,13 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import type { Kysely } from 'kysely';
+import { scratchKysely } from '../../test/helpers/database.ts';
 import { migrate } from './migrations.ts';
 import type { Database } from './schema.ts';
-
-function memoryDb(): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }) });
-}
 
 const key = (id: string, resources: unknown[]) => ({
   id, token_hash: id, scope: 'read', resources: JSON.stringify(resources), name: null, labels: '{}',
@@ -16,7 +12,7 @@ const key = (id: string, resources: unknown[]) => ({
 
 describe('migration 0005: grants bound to ids', () => {
   it('binds existing grants to the ids their names have now, and binds a grant to a vanished target to nothing', async () => {
-    const db = memoryDb();
+    const db = await scratchKysely<Database>();
     await migrate(db as unknown as Kysely<unknown>, '0004_events_webhooks_audit');
     await db.insertInto('orgs').values({ id: 'org1', name: 'acme', created_at: 'now' }).execute();
     await db.insertInto('repos').values({ id: 'repo1', org_id: 'org1', name: 'app', default_branch: 'main', description: '', created_at: 'now', updated_at: 'now', fork_of: null, expires_at: null }).execute();

@@ -1,10 +1,22 @@
 /**
- * Schema migrations, applied in order on startup. Written with Kysely's schema
- * builder only (no SQLite-specific SQL), so the same list runs on PostgreSQL later.
+ * Schema migrations, applied in order on startup, on SQLite and PostgreSQL alike. Written
+ * with Kysely's schema builder only; the one construct the two spell differently (an
+ * auto-incrementing id, and 64-bit counters) goes through `columnTypes`.
  */
-import { type Kysely, sql } from 'kysely';
+import { type ColumnDefinitionBuilder, type Kysely, sql } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import { isPostgres } from './dialect.ts';
 import type { Database } from './schema.ts';
+
+/** SQLite's integer is 64-bit and autoincrements as a rowid; PostgreSQL needs bigint and bigserial. */
+function columnTypes(db: Kysely<unknown>) {
+  const postgres = isPostgres(db);
+  return {
+    counter: postgres ? ('bigint' as const) : ('integer' as const),
+    serialId: postgres ? ('bigserial' as const) : ('integer' as const),
+    serialIdColumn: (c: ColumnDefinitionBuilder) => (postgres ? c.primaryKey() : c.primaryKey().autoIncrement()),
+  };
+}
 
 const migrations: Record<string, Migration> = {
   '0001_orgs_and_repos': {
@@ -99,9 +111,10 @@ const migrations: Record<string, Migration> = {
   },
   '0004_events_webhooks_audit': {
     async up(db: Kysely<unknown>) {
+      const { counter, serialId, serialIdColumn } = columnTypes(db);
       await db.schema
         .createTable('events')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', serialId, serialIdColumn)
         .addColumn('type', 'text', (c) => c.notNull())
         .addColumn('org', 'text', (c) => c.notNull())
         .addColumn('repo', 'text')
@@ -110,7 +123,7 @@ const migrations: Record<string, Migration> = {
         // pending: written before the change it describes; committed once the change is done.
         .addColumn('state', 'text', (c) => c.notNull())
         // The public event id: assigned in commit order, so ids never appear out of order.
-        .addColumn('commit_seq', 'integer')
+        .addColumn('commit_seq', counter)
         .addColumn('repo_id', 'text')
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
@@ -134,7 +147,7 @@ const migrations: Record<string, Migration> = {
         .createTable('webhook_deliveries')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
-        .addColumn('event_seq', 'integer', (c) => c.notNull())
+        .addColumn('event_seq', counter, (c) => c.notNull())
         .addColumn('repo', 'text')
         .addColumn('status', 'text', (c) => c.notNull())
         .addColumn('attempts', 'integer', (c) => c.notNull())
@@ -149,7 +162,7 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('webhook_deliveries_hook').on('webhook_deliveries').columns(['webhook_id', 'event_seq']).execute();
       await db.schema
         .createTable('audit_log')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', serialId, serialIdColumn)
         .addColumn('org', 'text')
         .addColumn('repo', 'text')
         .addColumn('action', 'text', (c) => c.notNull())
@@ -158,9 +171,9 @@ const migrations: Record<string, Migration> = {
         .addColumn('user_agent', 'text')
         .addColumn('outcome', 'text', (c) => c.notNull())
         .addColumn('status', 'integer', (c) => c.notNull())
-        .addColumn('bytes_in', 'integer', (c) => c.notNull())
-        .addColumn('bytes_out', 'integer', (c) => c.notNull())
-        .addColumn('duration_ms', 'integer', (c) => c.notNull())
+        .addColumn('bytes_in', counter, (c) => c.notNull())
+        .addColumn('bytes_out', counter, (c) => c.notNull())
+        .addColumn('duration_ms', counter, (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('audit_org_seq').on('audit_log').columns(['org', 'seq']).execute();

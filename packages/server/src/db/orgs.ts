@@ -1,4 +1,5 @@
 /** Org rows. */
+import { checkName } from '../names.ts';
 import type { Db } from './database.ts';
 import type { OrgsTable } from './schema.ts';
 
@@ -33,6 +34,7 @@ export async function findOrgById(db: Db, id: string): Promise<OrgRow | undefine
 }
 
 export async function findOrgByName(db: Db, name: string): Promise<OrgRow | undefined> {
+  if (checkName('org', name) !== null) return undefined; // never stored (and PostgreSQL refuses a NUL in text)
   return db.selectFrom('orgs').selectAll().where('name', '=', name).executeTakeFirst();
 }
 

@@ -1,4 +1,5 @@
 /** Repo rows. Listing pages through an org by name with the (org_id, name) unique index. */
+import { checkName } from '../names.ts';
 import type { Db } from './database.ts';
 import type { ReposTable } from './schema.ts';
 
@@ -57,6 +58,8 @@ function reposWithOrg(db: Db) {
 }
 
 export async function findRepo(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
+  // A name that could never be stored names nothing (and PostgreSQL refuses a NUL in text).
+  if (checkName('org', orgName) !== null || checkName('repo', repoName) !== null) return undefined;
   return reposWithOrg(db)
     .where('orgs.name', '=', orgName)
     .where('repos.name', '=', repoName)

@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Db } from '../db/database.ts';
+import { lockEventCommitOrder } from '../db/dialect.ts';
 import type { Durability } from '../db/durability.ts';
 import type { Database, EventsTable } from '../db/schema.ts';
 import type { NewEvent, StoredEvent, EventType } from './types.ts';
@@ -143,8 +144,10 @@ export class EventLog {
     for (const [seq, payload] of payloads ?? []) {
       await trx.updateTable('events').set({ payload: JSON.stringify(payload) }).where('seq', '=', seq).execute();
     }
-    // Public ids follow commit order (the write lock serializes commits), not journal order:
-    // a reader that has seen id N has seen every event committed before it.
+    // Public ids follow commit order (SQLite's write lock, or PostgreSQL's advisory lock,
+    // serializes these commits), not journal order: a reader that has seen id N has seen
+    // every event committed before it.
+    await lockEventCommitOrder(trx);
     const top = await trx.selectFrom('events').select((eb) => eb.fn.max('commit_seq').as('top')).executeTakeFirst();
     let next = Number(top?.top ?? 0);
     const rows: EventRow[] = [];

@@ -9,9 +9,12 @@ import { registerApi } from '../api/index.ts';
 import type { AppContext } from './context.ts';
 import { registerAudit } from './audit.ts';
 import { registerGitRoutes } from './git-routes.ts';
-import { bodyLeftUnread } from './git-http.ts';
+import { bodyLeftUnread, sendGit, sendText } from './git-http.ts';
+import { pktLine } from '../git/pkt-line.ts';
+import { SIDEBAND_64K_MAX_DATA, SIDEBAND_ERROR, sidebandPackets } from '../git/sideband.ts';
 import { ConnectionGuard } from './connection-guard.ts';
 import { isOutOfSpace, OUT_OF_SPACE_MESSAGE } from '../storage/disk-space.ts';
+import { isDatabaseUnavailable, isTextRefusedByDatabase } from '../db/database.ts';
 import http from 'node:http';
 import { digestsEqual, hashToken } from '../auth/admin-token.ts';
 import { extractToken } from '../auth/credentials.ts';
@@ -86,8 +89,20 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
     const emptyBody = (error as FastifyError).validationContext === 'body' && request.body === undefined;
     const grove = emptyBody ? new GroveError('invalid_request', 'the request needs a JSON body, and it is empty') : toGroveError(error);
     if (grove.code === 'insufficient_storage') request.log.warn({ url: request.url }, 'request refused: out of disk space');
+    else if (grove.code === 'unavailable') request.log.warn({ err: error, url: request.url }, 'request refused: unavailable');
     else if (grove.status >= 500) request.log.error({ err: error }, 'request failed');
     if (grove.code === 'unauthorized') reply.header('WWW-Authenticate', 'Basic realm="grove"');
+    if (grove.code === 'unavailable') reply.header('Retry-After', '5');
+    // A git client prints an ERR line of a service's answer ("remote error: …"), and the
+    // plain-text body of a failed ref advertisement; it would print neither as JSON, nor the
+    // body of a failed POST at all ("RPC failed; HTTP 503").
+    // A push's answer is read through side-band when the client asked for it, which every git
+    // since 1.6 does, and the request (not yet parsed here) cannot say: band 3 then.
+    if (service === 'git-receive-pack' && grove.status >= 500) {
+      return sendGit(reply, `application/x-${service}-result`, Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `grove: ${grove.message}\n`, SIDEBAND_64K_MAX_DATA)));
+    }
+    if (service !== undefined && grove.status >= 500) return sendGit(reply, `application/x-${service}-result`, pktLine(`ERR grove: ${grove.message}\n`));
+    if (service !== undefined || /\/info\/refs$/.test(request.url.split('?')[0] ?? '')) return sendText(reply, grove.status, `grove: ${grove.message}`);
     return reply.code(grove.status).send(grove.toJSON());
   });
 
@@ -168,5 +183,7 @@ export function toGroveError(error: FastifyError | GroveError | Error): GroveErr
     return new GroveError((entry?.[0] ?? 'invalid_request') as keyof typeof ERROR_CATALOGUE, error.message);
   }
   if (isOutOfSpace(error)) return new GroveError('insufficient_storage', OUT_OF_SPACE_MESSAGE);
+  if (isTextRefusedByDatabase(error)) return new GroveError('invalid_request', 'text fields must not contain NUL characters');
+  if (isDatabaseUnavailable(error)) return new GroveError('unavailable', 'the database is unavailable; nothing was changed that was not reported; retry shortly');
   return new GroveError('internal', 'internal server error');
 }

@@ -20,6 +20,7 @@ import type { AppContext } from './context.ts';
 import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, abandonBody, hasContentType, resolveRepo, requestBody, drain, sendGit, transferSignal } from './git-http.ts';
 import { FairShareRefusal, shareKey } from './fair-share.ts';
 import { isOutOfSpace } from '../storage/disk-space.ts';
+import { isDatabaseUnavailable } from '../db/database.ts';
 
 /** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive), at most. */
 const KEEPALIVE_INTERVAL_MS = 5000;
@@ -55,17 +56,26 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
     const quiet = pushRequest.capabilities.has('quiet');
     const progress: string[] = [];
     const { principal, org, repo } = resolved;
-    const rules = await readRefRules(ctx.db, resolved.repoId);
+    /** Refuses the push before its pack is read, in the protocol the client asked for. */
+    const refuse = (message: string, retryAfterSeconds: number) => {
+      ctx.metrics.pushes.inc({ result: 'rejected' });
+      abandonBody(request);
+      return sendGit(reply.header('Retry-After', String(retryAfterSeconds)), contentType, sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
+    };
+    let rules;
+    try {
+      rules = await readRefRules(ctx.db, resolved.repoId);
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      return refuse('grove: the database is unavailable; no ref was changed — retry shortly', 5);
+    }
     // This credential's turn (fair share): a refusal is reported before the pack is read.
     let leave: () => void;
     try {
       leave = await ctx.fairShare.enter(shareKey(principal), org);
     } catch (error) {
       if (!(error instanceof FairShareRefusal)) throw error;
-      ctx.metrics.pushes.inc({ result: 'rejected' });
-      abandonBody(request);
-      const message = `grove: ${error.message}; no ref was changed`;
-      return sendGit(reply.header('Retry-After', String(error.retryAfterSeconds)), contentType, sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
+      return refuse(`grove: ${error.message}; no ref was changed`, error.retryAfterSeconds);
     }
     // From here on every outcome is reported in the protocol, so the response is ours to stream:
     // once the pack is in, headers go out and side-band keepalives cover slow checks.
@@ -134,14 +144,18 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       }
       const busy = error instanceof LimiterTimeoutError;
       const full = isOutOfSpace(error);
-      if (!busy && !full) request.log.error({ err: error, org, repo }, 'push failed');
+      const databaseDown = isDatabaseUnavailable(error);
+      if (!busy && !full && !databaseDown) request.log.error({ err: error, org, repo }, 'push failed');
       if (full) request.log.warn({ org, repo }, 'push refused: out of disk space');
+      if (databaseDown) request.log.warn({ err: error, org, repo }, 'push failed: the database is unavailable');
       startStreaming();
       const message = busy
         ? `${BUSY_MESSAGE}; no ref was changed`
         : full
           ? 'grove: the server is out of disk space; no ref was changed — retry once space is freed'
-          : 'grove: internal error while applying the push; no ref was changed by the failed step';
+          : databaseDown
+            ? 'grove: the database is unavailable; the push was not acknowledged — fetch to see whether it landed, then retry'
+            : 'grove: internal error while applying the push; no ref was changed by the failed step';
       write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     } finally {
       clearInterval(keepalive);

@@ -56,7 +56,8 @@ export class DiskSpace {
 /** Whether an error means the disk (or the database's disk) is full. Pure. */
 export function isOutOfSpace(error: unknown): boolean {
   const { code, stderr, message } = (error ?? {}) as { code?: unknown; stderr?: unknown; message?: unknown };
-  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
+  // 53100: PostgreSQL's disk_full.
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === '53100') return true;
   const text = `${typeof stderr === 'string' ? stderr : ''}\n${typeof message === 'string' ? message : ''}`;
   return /No space left on device|Out of diskspace|Disk quota exceeded|database or disk is full/i.test(text);
 }

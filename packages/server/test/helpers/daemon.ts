@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { COMPILE_CACHE, GROVE_BIN, ROOT } from './cli.ts';
+import { databaseEnv } from './database.ts';
 
 export interface Daemon {
   readonly child: ChildProcess;
@@ -99,7 +100,9 @@ export async function waitUntilHealthy(daemon: Daemon, options: Pick<DaemonOptio
 /** Spawns `grove serve --data <dir> --listen 127.0.0.1:<free port>` and waits until it is healthy. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const port = await freePort();
-  const daemon = spawnServe(['--data', options.dataDir, '--listen', `127.0.0.1:${port}`], options, port);
+  const env = options.env ?? daemonEnv();
+  const withDatabase = env.GROVE_DATABASE_URL === undefined ? { ...env, ...(await databaseEnv(options.dataDir)) } : env;
+  const daemon = spawnServe(['--data', options.dataDir, '--listen', `127.0.0.1:${port}`], { ...options, env: withDatabase }, port);
   await waitUntilHealthy(daemon, options);
   return daemon;
 }

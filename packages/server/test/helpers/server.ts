@@ -6,6 +6,7 @@ import pino from 'pino';
 import { Grove } from '@grove/sdk';
 import { loadConfig } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/main.ts';
+import { databaseEnv } from './database.ts';
 
 export const TEST_ADMIN_TOKEN = 'grove_test_admin_token_0123456789';
 
@@ -22,7 +23,7 @@ export interface TestServer {
 
 export async function startTestServer(env: Record<string, string> = {}, dataDir?: string): Promise<TestServer> {
   const dir = dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'grove-test-')));
-  const config = loadConfig({ data: dir, listen: '127.0.0.1:0' }, { GROVE_ADMIN_TOKEN: TEST_ADMIN_TOKEN, GROVE_LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({ data: dir, listen: '127.0.0.1:0' }, { GROVE_ADMIN_TOKEN: TEST_ADMIN_TOKEN, GROVE_LOG_LEVEL: 'silent', ...(await databaseEnv(dir)), ...env });
   const server = await startServer(config, pino({ level: process.env.GROVE_TEST_LOG ?? 'silent' }));
   const sdk = new Grove({ baseUrl: server.url, token: TEST_ADMIN_TOKEN });
   const orgs = new Set<string>();
