@@ -24,7 +24,7 @@ export async function scrape(baseUrl: string): Promise<Samples> {
   return parseExposition(answer.body);
 }
 
-export const PUSH_PHASES = ['parse', 'receive', 'objects', 'migrate', 'journal', 'refs', 'settle', 'report'] as const;
+export const PUSH_PHASES = ['parse', 'receive', 'objects', 'migrate', 'refs', 'report'] as const;
 
 export interface PushBreakdown {
   readonly pushes: number;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { OutboundPolicy } from './outbound/outbound-policy.ts';
 import { secretKeysFromEnv } from './secrets/server-key.ts';
+import { parseObjectStore, type ObjectStoreConfig } from './storage/open-object-store.ts';
 
 export interface GroveConfig {
   readonly dataDir: string;
@@ -13,6 +14,11 @@ export interface GroveConfig {
   readonly databaseUrl: string | null;
   /** This node's name in logs and in the database's node lock (GROVE_NODE_ID; the host name by default). */
   readonly nodeId: string;
+  /**
+   * Cluster mode (GROVE_OBJECT_STORE, with GROVE_DATABASE_URL): packs live in this object store,
+   * refs in PostgreSQL, and <data>/repos is a cache any number of nodes keep. Null: one node.
+   */
+  readonly objectStore: ObjectStoreConfig | null;
   readonly host: string;
   readonly port: number;
   /** Used as given when set; otherwise generated on first start and kept in <data>/admin-token. */
@@ -155,6 +161,15 @@ function databaseUrl(value: string | undefined): string | null {
   return value;
 }
 
+function objectStore(env: NodeJS.ProcessEnv, database: string | undefined): ObjectStoreConfig | null {
+  const value = env.GROVE_OBJECT_STORE;
+  if (value === undefined || value === '') return null;
+  if (database === undefined || database === '') throw new ConfigError('GROVE_OBJECT_STORE needs GROVE_DATABASE_URL: a cluster keeps its refs in PostgreSQL');
+  const parsed = parseObjectStore(value, env);
+  if (typeof parsed === 'string') throw new ConfigError(parsed);
+  return parsed;
+}
+
 function nodeId(value: string | undefined): string {
   const id = value === undefined || value === '' ? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63) || 'grove' : value;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(id)) throw new ConfigError('GROVE_NODE_ID must be 1-63 letters, digits, dots, dashes or underscores');
@@ -185,6 +200,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     dataDir,
     databaseUrl: databaseUrl(env.GROVE_DATABASE_URL),
     nodeId: nodeId(env.GROVE_NODE_ID),
+    objectStore: objectStore(env, env.GROVE_DATABASE_URL),
     host,
     port,
     adminToken,

@@ -11,6 +11,13 @@ import { loadAdminToken } from './auth/admin-token.ts';
 import type { GroveConfig } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { RepositoryStoreLock } from './db/repository-store-lock.ts';
+import { disableRepoLookupCache } from './db/repos.ts';
+import { disableOrgLookupCache } from './db/orgs.ts';
+import { DatabaseLeases, SoleNodeLeases, type Leases } from './cluster/leases.ts';
+import { PostgresRefStore } from './cluster/postgres-ref-store.ts';
+import { ClusterRepoCache, LocalRepositories, type RepoCache } from './cluster/repo-cache.ts';
+import { JournaledRefStore, type RefStore } from './repo/ref-store.ts';
+import { openObjectStore } from './storage/open-object-store.ts';
 import { buildApp } from './http/app.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { RevokedTokens } from './auth/revoked-tokens.ts';
@@ -55,7 +62,9 @@ export interface ServerHooks {
 export async function startServer(config: GroveConfig, logger: Logger = pino({ level: config.logLevel }), hooks: ServerHooks = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = await loadAdminToken(config.dataDir, config.adminToken);
-  const storeLock = config.databaseUrl === null
+  const cluster = config.objectStore !== null;
+  // One node per database unless repositories live in the object store (then nodes are caches).
+  const storeLock = config.databaseUrl === null || cluster
     ? null
     : await RepositoryStoreLock.take(config.databaseUrl, `grove:${config.nodeId}`, (error) => {
         logger.fatal({ err: error }, 'lost the database lock to another node: shutting down');
@@ -81,15 +90,37 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   if (orphans > 0) logger.warn({ orphans }, 'removed repository directories without a database row (a crash during a create or delete)');
   const metrics = new Metrics(repos.git, repos.packCache, repos.maintenance.stats, repos.transaction.stats);
   const events = new EventLog(db, durability);
-  const recovered = await events.recover(
-    async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null,
-    async (repoId, before, after) => !(await isAncestor(repos.git, repos.gitDir(repoId), before, after)),
-  );
-  if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
+  const objectStore = config.objectStore === null ? null : await openObjectStore(config.objectStore);
+  let refStore: RefStore;
+  let repoCache: RepoCache;
+  let leases: Leases;
+  if (objectStore === null) {
+    // Embedded: the repositories' own refs are the truth; events journaled around their moves.
+    refStore = new JournaledRefStore(repos.transaction, events);
+    repoCache = new LocalRepositories();
+    leases = new SoleNodeLeases();
+    const recovered = await events.recover(
+      async (repoId, ref) => findRef(await repos.refs.read(repos.gitDir(repoId)), ref)?.oid ?? null,
+      async (repoId, before, after) => !(await isAncestor(repos.git, repos.gitDir(repoId), before, after)),
+    );
+    if (recovered.committed + recovered.dropped > 0) logger.warn(recovered, 'resolved events journaled before an unclean shutdown');
+  } else {
+    // Cluster: refs in PostgreSQL, packs in the object store, events in the ref transaction.
+    await objectStore.check();
+    const cache = new ClusterRepoCache(db, objectStore, repos.git, repos.refs, repos.transaction);
+    repoCache = cache;
+    refStore = new PostgresRefStore(db, events, objectStore, cache, repos.git, repos.refs, repos.transaction);
+    leases = new DatabaseLeases(db, config.nodeId);
+    disableRepoLookupCache(db); // another node may rename or delete a repository
+    disableOrgLookupCache(db);
+    await events.follow();
+    logger.info({ node: config.nodeId, objectStore: objectStore.description }, 'cluster mode');
+  }
   const outbound = new GuardedFetch(new OutboundPolicy(config.allowedOutbound));
-  const webhooks = new WebhookWorker(db, events, secrets, outbound, logger);
+  const webhooks = new WebhookWorker(db, events, secrets, outbound, logger, undefined, leases);
   let ready = true;
   const revokedTokens = await RevokedTokens.load(db);
+  if (cluster) revokedTokens.shared();
   const fairShare = new FairShare({ ...config.fairShare, queueTimeoutMs: config.limits.queueTimeoutMs }, (key, org) => metrics.fairShareRefused.inc({ key, org }));
   metrics.watchFairShare(fairShare);
   const ctx: AppContext = {
@@ -99,6 +130,9 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     config,
     db,
     repos,
+    refStore,
+    repoCache,
+    leases,
     auth: new Authenticator(db, adminToken.digest, revokedTokens),
     revokedTokens,
     secrets,
@@ -138,6 +172,9 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await app.close();
         await sweeper.stop();
         await webhooks.stop();
+        events.stopFollowing();
+        await leases.releaseAll();
+        await objectStore?.close();
         await outbound.close();
         await repos.maintenance.stop();
         await repos.close();

@@ -24,7 +24,9 @@ export async function openForRead(ctx: AppContext, request: FastifyRequest, org:
   requireAccess(request, 'read', { kind: 'repo', org, repo });
   const row = await findRepo(ctx.db, org, repo);
   if (!row) throw notFound(`repository ${org}/${repo}`);
-  return { gitDir: ctx.repos.gitDir(row.id), defaultBranch: row.default_branch, repoName: row.name };
+  const gitDir = ctx.repos.gitDir(row.id);
+  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch });
+  return { gitDir, defaultBranch: row.default_branch, repoName: row.name };
 }
 
 const MAX_REF_BYTES = 1024;

@@ -30,7 +30,9 @@ export async function writeTarget(ctx: AppContext, request: FastifyRequest, org:
   requireAccess(request, action, { kind: 'repo', org, repo });
   const row = await findRepo(ctx.db, org, repo);
   if (!row) throw notFound(`repository ${org}/${repo}`);
-  return { principal: principalOf(request), row, org, repo, gitDir: ctx.repos.gitDir(row.id) };
+  const gitDir = ctx.repos.gitDir(row.id);
+  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch });
+  return { principal: principalOf(request), row, org, repo, gitDir };
 }
 
 /** 403 with the reason when the principal may not make this ref change. */
@@ -48,7 +50,7 @@ export async function currentRef(ctx: AppContext, gitDir: string, ref: string): 
 /**
  * Applies one compare-and-swap update; a lost race is 409 stale_ref. The events that
  * describe the change (`extra`, plus the created/deleted branch or tag it implies) are
- * journaled as pending first and committed once the ref has moved.
+ * written with it (repo/ref-store.ts).
  */
 export async function applyRefUpdate(ctx: AppContext, target: WriteTarget, update: RefUpdate, extra: readonly Pick<NewEvent, 'type' | 'payload'>[] = []): Promise<void> {
   const base = { org: target.org, repo: target.repo, repoId: target.row.id, actor: actorOf(target.principal) };
@@ -57,14 +59,11 @@ export async function applyRefUpdate(ctx: AppContext, target: WriteTarget, updat
     ...extra.map((e) => ({ ...base, ...e, payload: { ...e.payload, refs: [change] } })),
     ...refLifecycleEvents(base, [change]),
   ];
-  const journal = await ctx.events.begin(events);
-  const result = await ctx.repos.transaction.apply(target.gitDir, [update]);
+  const result = await ctx.refStore.apply({ id: target.row.id, gitDir: target.gitDir }, [update], () => events);
   if (!result.ok) {
-    await ctx.events.abort(journal);
     const current = await currentRef(ctx, target.gitDir, update.ref);
     throw new GroveError('stale_ref', `${update.ref} was not updated: ${result.reason}`, { ref: update.ref, current });
   }
-  await ctx.events.commit(journal);
   ctx.repos.maintenance.notePush(target.gitDir);
 }
 

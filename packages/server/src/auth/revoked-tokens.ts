@@ -4,6 +4,7 @@
  * database at start and updated by this process when it revokes, after the row commits
  * (one process owns the database in embedded mode). An entry lives until the latest
  * moment a token with that jti could still be valid, then it is dropped from both.
+ * In a cluster another node may revoke: `shared()` makes every check ask the database.
  */
 import type { Db } from '../db/database.ts';
 
@@ -11,6 +12,8 @@ export class RevokedTokens {
   readonly #db: Db;
   /** `<signing key id> <jti>` -> epoch ms until which the entry matters. */
   readonly #entries = new Map<string, number>();
+  /** Cluster mode: the database is asked on every check (another node may have revoked). */
+  #shared = false;
 
   private constructor(db: Db) {
     this.#db = db;
@@ -23,9 +26,17 @@ export class RevokedTokens {
     return list;
   }
 
-  isRevoked(signingKeyId: string, jti: string, nowMs: number = Date.now()): boolean {
+  /** Every check reads the database from now on (cluster mode: one primary-key lookup). */
+  shared(): void {
+    this.#shared = true;
+  }
+
+  async isRevoked(signingKeyId: string, jti: string, nowMs: number = Date.now()): Promise<boolean> {
     const until = this.#entries.get(entryKey(signingKeyId, jti));
-    return until !== undefined && until > nowMs;
+    if (until !== undefined && until > nowMs) return true;
+    if (!this.#shared) return false;
+    const row = await this.#db.selectFrom('revoked_tokens').select('expires_at').where('signing_key_id', '=', signingKeyId).where('jti', '=', jti).executeTakeFirst();
+    return row !== undefined && Date.parse(row.expires_at) > nowMs;
   }
 
   /** The row is written by the caller's transaction (with its event); this makes it effective here once committed. */

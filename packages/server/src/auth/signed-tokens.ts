@@ -77,7 +77,7 @@ export class SignedTokenVerifier {
       const exp = payload.exp!;
       if (exp * 1000 > nowMs + (MAX_SIGNED_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return null;
       if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 200) return null;
-      if (this.#revoked.isRevoked(row.id, payload.jti, nowMs)) return null;
+      if (await this.#revoked.isRevoked(row.id, payload.jti, nowMs)) return null;
       const scope = payload.scope;
       if (!isScope(scope)) return null;
       const parsed = parseGrants(payload.resources);

@@ -214,6 +214,42 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('revoked_tokens_expires').on('revoked_tokens').columns(['expires_at']).execute();
     },
   },
+  '0007_cluster_refs_and_packs': {
+    // Used in cluster mode only (GROVE_OBJECT_STORE): the embedded mode keeps refs in git.
+    // No foreign keys to repos: a fork's refs are published before its row commits.
+    async up(db: Kysely<unknown>) {
+      const { counter } = columnTypes(db);
+      await db.schema
+        .createTable('repo_state')
+        .addColumn('repo_id', 'text', (c) => c.primaryKey())
+        .addColumn('refs_version', counter, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('repo_refs')
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('oid', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('repo_refs_pk', ['repo_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('repo_packs')
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('bytes', counter, (c) => c.notNull())
+        .addColumn('added_version', counter, (c) => c.notNull())
+        .addColumn('superseded_version', counter)
+        .addColumn('superseded_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('repo_packs_pk', ['repo_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {

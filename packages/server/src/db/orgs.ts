@@ -7,7 +7,8 @@ export type OrgRow = OrgsTable;
 
 /**
  * Org rows by id, for resolving the grants of every authenticated request. Exact: every
- * write to the orgs table goes through this module and clears the cache of its database.
+ * write to the orgs table goes through this module and clears the cache of its database
+ * (and a cluster's database, which other nodes write, is not cached at all).
  */
 const byId = new WeakMap<Db, Map<string, OrgRow | null>>();
 const MAX_CACHED = 10_000;
@@ -22,7 +23,16 @@ export async function insertOrg(db: Db, row: OrgRow, trx: Db = db): Promise<void
   forget(db);
 }
 
+/** Databases other processes write (a cluster): their org lookups are not cached. */
+const uncached = new WeakSet<Db>();
+
+export function disableOrgLookupCache(db: Db): void {
+  uncached.add(db);
+  forget(db);
+}
+
 export async function findOrgById(db: Db, id: string): Promise<OrgRow | undefined> {
+  if (uncached.has(db)) return db.selectFrom('orgs').selectAll().where('id', '=', id).executeTakeFirst();
   let cache = byId.get(db);
   if (cache === undefined) byId.set(db, (cache = new Map()));
   const hit = cache.get(id);

@@ -23,7 +23,17 @@ function forget(db: Db): void {
   byId.get(db)?.clear();
 }
 
+/** Databases whose lookups must not be cached: other processes change them (a cluster). */
+const uncached = new WeakSet<Db>();
+
+/** Every lookup of `db` goes to the database from now on (cluster mode). */
+export function disableRepoLookupCache(db: Db): void {
+  uncached.add(db);
+  forget(db);
+}
+
 export async function findRepoByIdCached(db: Db, id: string): Promise<RepoWithOrg | undefined> {
+  if (uncached.has(db)) return findRepoById(db, id);
   let cache = byId.get(db);
   if (cache === undefined) byId.set(db, (cache = new Map()));
   const hit = cache.get(id);
@@ -35,6 +45,7 @@ export async function findRepoByIdCached(db: Db, id: string): Promise<RepoWithOr
 }
 
 export async function findRepoCached(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
+  if (uncached.has(db)) return findRepo(db, orgName, repoName);
   let cache = lookups.get(db);
   if (cache === undefined) lookups.set(db, (cache = new Map()));
   const key = `${orgName}/${repoName}`;
@@ -88,6 +99,11 @@ export async function updateRepo(
 export async function deleteRepoRow(db: Db, id: string, trx: Db = db): Promise<void> {
   forget(db);
   await trx.deleteFrom('repos').where('id', '=', id).execute();
+  // A cluster's refs and pack list of the repository (empty in embedded mode); the packs' objects
+  // in the store are left to the object-store sweep (docs/scale-out.md).
+  await trx.deleteFrom('repo_refs').where('repo_id', '=', id).execute();
+  await trx.deleteFrom('repo_state').where('repo_id', '=', id).execute();
+  await trx.deleteFrom('repo_packs').where('repo_id', '=', id).execute();
   forget(db);
 }
 

@@ -148,7 +148,44 @@ export interface AuditLogTable {
   created_at: string;
 }
 
+/** Cluster mode: each repository's ref version, bumped by every ref transaction (its row is the writers' lock). */
+export interface RepoStateTable {
+  repo_id: string;
+  refs_version: number;
+}
+
+/** Cluster mode: the refs themselves (the truth; a node's repositories are caches). */
+export interface RepoRefsTable {
+  repo_id: string;
+  name: string;
+  oid: string;
+}
+
+/** Cluster mode: the packs in the object store that hold a repository's objects. */
+export interface RepoPacksTable {
+  repo_id: string;
+  /** The pack's trailing SHA-1 (its object-store key: storage/pack-keys.ts). */
+  name: string;
+  bytes: number;
+  added_version: number;
+  /** Set when a compaction replaced it; deleted from the store after a grace period. */
+  superseded_version: number | null;
+  superseded_at: string | null;
+  created_at: string;
+}
+
+/** Cluster mode: who runs each cluster-wide job (cluster/leases.ts). */
+export interface LeasesTable {
+  name: string;
+  owner: string;
+  expires_at: string;
+}
+
 export interface Database {
+  repo_state: RepoStateTable;
+  repo_refs: RepoRefsTable;
+  repo_packs: RepoPacksTable;
+  leases: LeasesTable;
   orgs: OrgsTable;
   repos: ReposTable;
   api_keys: ApiKeysTable;

@@ -27,6 +27,12 @@ type EventRow = Omit<EventsTable, 'seq'> & { seq: number };
 /** A database transaction, as `change()` hands it to the change it wraps. */
 export type Trx = Transaction<Database>;
 
+/** Events a transaction committed, and how many deliveries it queued for them. */
+export interface CommittedEvents {
+  readonly events: StoredEvent[];
+  readonly queued: number;
+}
+
 export function toStoredEvent(row: EventRow): StoredEvent {
   return {
     id: row.commit_seq ?? 0,
@@ -91,6 +97,28 @@ export class EventLog {
     return result;
   }
 
+  /**
+   * Writes events committed inside the caller's transaction (the cluster's ref transaction):
+   * call `announce` with the result once that transaction has committed.
+   */
+  async writeIn(trx: Trx, events: readonly NewEvent[]): Promise<CommittedEvents> {
+    return this.#commitIn(trx, await this.#insert(trx, events));
+  }
+
+  /** Shows committed events to live subscribers and the delivery worker (after their transaction). */
+  async announce(committed: CommittedEvents): Promise<void> {
+    await this.#published(committed);
+  }
+
+  /** Replaces pending events by the final ones (a push of which only some refs applied), in one transaction. */
+  async settle(seqs: readonly number[], events: readonly NewEvent[]): Promise<void> {
+    const committed = await this.#db.transaction().execute(async (trx) => {
+      for (const chunk of chunks(seqs, CHUNK)) await trx.deleteFrom('events').where('seq', 'in', chunk).where('state', '=', 'pending').execute();
+      return this.#commitIn(trx, await this.#insert(trx, events));
+    });
+    await this.#published(committed);
+  }
+
   /** Writes events as pending, before the change they describe. */
   async begin(events: readonly NewEvent[]): Promise<number[]> {
     if (events.length === 0) return [];
@@ -132,14 +160,15 @@ export class EventLog {
   }
 
   /** Durable, then shown to live subscribers and the delivery worker. */
-  async #published(committed: { events: StoredEvent[]; queued: number }): Promise<void> {
+  async #published(committed: CommittedEvents): Promise<void> {
     if (committed.events.length === 0) return;
     await this.#durability.sync();
-    for (const event of committed.events) this.#live.emit('event', event);
+    // A cluster node shows every event, its own included, in id order from the table (follow()).
+    if (this.#following === null) for (const event of committed.events) this.#live.emit('event', event);
     if (committed.queued > 0) this.outbox.emit('queued');
   }
 
-  async #commitIn(trx: Trx, seqs: readonly number[], payloads?: ReadonlyMap<number, Record<string, unknown>>): Promise<{ events: StoredEvent[]; queued: number }> {
+  async #commitIn(trx: Trx, seqs: readonly number[], payloads?: ReadonlyMap<number, Record<string, unknown>>): Promise<CommittedEvents> {
     if (seqs.length === 0) return { events: [], queued: 0 };
     for (const [seq, payload] of payloads ?? []) {
       await trx.updateTable('events').set({ payload: JSON.stringify(payload) }).where('seq', '=', seq).execute();
@@ -252,6 +281,39 @@ export class EventLog {
       scannedTo: rows.length > 0 ? rows[rows.length - 1]!.commit_seq! : afterSeq,
       done: rows.length < limit,
     };
+  }
+
+  #following: NodeJS.Timeout | null = null;
+
+  /**
+   * Cluster mode: live subscribers are fed from the events table, which every node writes,
+   * polled every `intervalMs`, instead of from this process's own commits, so that every
+   * node shows every node's events, in id order (public ids are assigned in commit order).
+   */
+  async follow(intervalMs = 100): Promise<void> {
+    if (this.#following !== null) return;
+    const top = await this.#db.selectFrom('events').select((eb) => eb.fn.max('commit_seq').as('top')).executeTakeFirst();
+    let last = Number(top?.top ?? 0);
+    let polling = false;
+    this.#following = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      void (async () => {
+        for (;;) {
+          const page = await this.since(last, {}, 1000);
+          for (const event of page.events) this.#live.emit('event', event);
+          last = page.scannedTo;
+          if (page.events.length > 0) this.outbox.emit('queued');
+          if (page.done) break;
+        }
+      })().catch(() => undefined).finally(() => (polling = false)); // the database is down: the next tick retries
+    }, intervalMs);
+    this.#following.unref();
+  }
+
+  stopFollowing(): void {
+    if (this.#following !== null) clearInterval(this.#following);
+    this.#following = null;
   }
 
   /** Live committed events; returns the unsubscribe function. */

@@ -4,6 +4,7 @@
  * marked failed. It runs beside the request path: a slow or dead receiver delays only
  * its own deliveries, never a push.
  */
+import { SoleNodeLeases, type Leases } from '../cluster/leases.ts';
 import { OutboundRefusedError, type GuardedFetch } from '../outbound/guarded-fetch.ts';
 import { webhookSecretOwner, type SecretStore } from '../secrets/secret-store.ts';
 import type { Logger } from 'pino';
@@ -42,8 +43,12 @@ export class WebhookWorker {
 
   readonly #outbound: GuardedFetch;
 
-  constructor(db: Db, log: EventLog, secrets: SecretStore, outbound: GuardedFetch, logger: Pick<Logger, 'warn'>, options: WebhookWorkerOptions = DEFAULT_WEBHOOK_OPTIONS) {
+  readonly #leases: Leases;
+
+  /** `leases`: in a cluster, only the node holding the `webhook-delivery` lease delivers. */
+  constructor(db: Db, log: EventLog, secrets: SecretStore, outbound: GuardedFetch, logger: Pick<Logger, 'warn'>, options: WebhookWorkerOptions = DEFAULT_WEBHOOK_OPTIONS, leases: Leases = new SoleNodeLeases()) {
     this.#db = db;
+    this.#leases = leases;
     this.#outbound = outbound;
     this.#secrets = secrets;
     this.#log = log;
@@ -84,6 +89,7 @@ export class WebhookWorker {
 
   async #pass(): Promise<void> {
     try {
+      if (!(await this.#leases.hold('webhook-delivery'))) return;
       const now = new Date().toISOString();
       const due = await this.#db.selectFrom('webhook_deliveries').selectAll().where('status', '=', 'pending').where('next_attempt_at', '<=', now).orderBy('event_seq').limit(200).execute();
       const heads = new Map<string, WebhookDeliveriesTable>();

@@ -3,6 +3,9 @@ import type { GroveConfig } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { Durability } from '../db/durability.ts';
 import type { RepoStore } from '../repo/store.ts';
+import type { RefStore } from '../repo/ref-store.ts';
+import type { RepoCache } from '../cluster/repo-cache.ts';
+import type { Leases } from '../cluster/leases.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
@@ -18,6 +21,12 @@ export interface AppContext {
   /** Await before acknowledging a database write (db/durability.ts). */
   readonly durability: Durability;
   readonly repos: RepoStore;
+  /** The one path by which refs move, with their events (repo/ref-store.ts): embedded or cluster. */
+  readonly refStore: RefStore;
+  /** Brings this node's copy of a repository up to date before it is read (cluster); a no-op embedded. */
+  readonly repoCache: RepoCache;
+  /** Cluster-wide jobs that one node runs at a time (webhook delivery, the sweeper). */
+  readonly leases: Leases;
   readonly auth: Authenticator;
   /** Signed tokens revoked one by one (in memory, kept exact by this process). */
   readonly revokedTokens: RevokedTokens;

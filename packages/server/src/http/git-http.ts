@@ -79,7 +79,9 @@ export async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Par
     sendText(reply, 403, decision.reason);
     return null;
   }
-  return { principal, repoId: row.id, gitDir: ctx.repos.gitDir(row.id), org, repo };
+  const gitDir = ctx.repos.gitDir(row.id);
+  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch }); // a cluster node's copy: current first
+  return { principal, repoId: row.id, gitDir, org, repo };
 }
 
 export function protocolVersion(header: string | string[] | undefined): ProtocolVersion {

@@ -3,6 +3,7 @@
  * push pipeline (repo/push.ts) and reports per ref, journaling the push's events around
  * its ref transaction.
  */
+import type { NewEvent } from '../events/types.ts';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
 import type { PushPhase } from '../repo/push.ts';
@@ -110,7 +111,9 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
           else progress.push(text);
         },
         onReceived: startStreaming,
-        journal: (accepted) => journalPush(ctx, resolved, accepted),
+        repoId: resolved.repoId,
+        refStore: ctx.refStore,
+        events: (applied, forced) => pushEvents(resolved, applied, forced),
         signal,
         limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
         onPhase: observePhase,
@@ -167,21 +170,13 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
 
 
 /**
- * The push's events, journaled before its ref transaction: one `push` event with every
- * ref change (and whether it was forced), plus branch/tag created/deleted events.
- * After the transaction, what applied is committed and the rest dropped.
+ * The push's events: one `push` event with every ref change that applied (and whether it was
+ * forced), plus branch/tag created/deleted events. Written with the ref change (repo/ref-store.ts).
  */
-async function journalPush(ctx: AppContext, target: ResolvedRepo, accepted: readonly RefCommand[]): Promise<(applied: readonly RefCommand[], forced: ReadonlyMap<RefCommand, boolean>) => Promise<void>> {
+function pushEvents(target: ResolvedRepo, applied: readonly RefCommand[], forced: ReadonlyMap<RefCommand, boolean>): NewEvent[] {
+  if (applied.length === 0) return [];
   const base = { org: target.org, repo: target.repo, repoId: target.repoId, actor: actorOf(target.principal) };
   const changeOf = (c: RefCommand) => ({ ref: c.ref, before: isZeroOid(c.oldOid) ? null : c.oldOid, after: isZeroOid(c.newOid) ? null : c.newOid });
-  const lifecycle = refLifecycleEvents(base, accepted.map(changeOf));
-  const seqs = await ctx.events.begin([{ ...base, type: 'push', payload: { refs: accepted.map(changeOf) } }, ...lifecycle]);
-  return async (applied, forced) => {
-    const done = new Set(applied.map((c) => c.ref));
-    const keep = seqs.filter((_, i) => i === 0 ? done.size > 0 : done.has(String(lifecycle[i - 1]!.payload.ref)));
-    await ctx.events.abort(seqs.filter((seq) => !keep.includes(seq)));
-    if (keep.length === 0) return;
-    const refs = applied.map((c) => ({ ...changeOf(c), forced: forced.get(c) ?? false }));
-    await ctx.events.commit(keep, new Map([[seqs[0]!, { refs }]]));
-  };
+  const refs = applied.map((c) => ({ ...changeOf(c), forced: forced.get(c) ?? false }));
+  return [{ ...base, type: 'push', payload: { refs } }, ...refLifecycleEvents(base, applied.map(changeOf))];
 }

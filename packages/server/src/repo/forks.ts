@@ -13,24 +13,11 @@ import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GitRunner } from './git-command.ts';
 import { fsyncPath } from './fsync.ts';
-import type { RefSnapshot } from './ref-snapshot.ts';
 
 /** Makes `gitDir` borrow the objects of `sourceGitDir`. */
 export async function borrowObjects(gitDir: string, sourceGitDir: string): Promise<void> {
   const file = path.join(gitDir, 'objects', 'info', 'alternates');
   await writeFile(file, `${path.resolve(sourceGitDir, 'objects')}\n`);
-  await fsyncPath(file);
-}
-
-/** Writes every ref of the snapshot into the (new, empty) repository as packed-refs. */
-export async function copyRefs(gitDir: string, snapshot: RefSnapshot): Promise<void> {
-  let text = '# pack-refs with: peeled fully-peeled sorted \n';
-  for (const ref of snapshot.refs) {
-    text += `${ref.oid} ${ref.name}\n`;
-    if (ref.peeled !== null) text += `^${ref.peeled}\n`;
-  }
-  const file = path.join(gitDir, 'packed-refs');
-  await writeFile(file, text);
   await fsyncPath(file);
 }
 

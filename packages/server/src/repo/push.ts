@@ -22,14 +22,17 @@ import type { RefResult } from '../git/report-status.ts';
 import { exitCode, type GitRunner } from './git-command.ts';
 import { Quarantine, removeKeepFiles } from './quarantine.ts';
 import type { RefSnapshot } from './ref-snapshot.ts';
-import type { RefTransaction, RefUpdate, TransactionResult } from './ref-transaction.ts';
+import type { NewEvent } from '../events/types.ts';
+import type { RefStore } from './ref-store.ts';
+import type { RefUpdate, TransactionResult } from './ref-transaction.ts';
 
 /**
  * Where a push's time goes, in order: reading the command list (the route), the pack into
- * index-pack, object checks, migration out of the quarantine, the event journal, the ref
- * transaction, settling the journal, and the report (the route).
+ * index-pack, object checks, migration out of the quarantine, the ref change with its events
+ * (journal and ref transaction embedded; publish and database transaction in a cluster), and
+ * the report (the route).
  */
-export const PUSH_PHASES = ['parse', 'receive', 'objects', 'migrate', 'journal', 'refs', 'settle', 'report'] as const;
+export const PUSH_PHASES = ['parse', 'receive', 'objects', 'migrate', 'refs', 'report'] as const;
 export type PushPhase = (typeof PUSH_PHASES)[number];
 
 export interface PushLimits {
@@ -53,12 +56,15 @@ export interface PushInput {
   readonly needsAncestry: (command: RefCommand) => boolean;
   /** Progress text for the client (`remote: …`). */
   readonly progress: (text: string) => void;
+  /** The repository's id (with gitDir, what the ref path needs). */
+  readonly repoId: string;
+  /** Where the refs move: the one compare-and-swap path (repo/ref-store.ts). */
+  readonly refStore: RefStore;
   /**
-   * Called with the accepted updates just before the ref transaction; the function it
-   * returns is called with the commands that were applied and which updates among them
-   * were force pushes (the event journal).
+   * The events of the push, given the commands that applied and which updates among them
+   * were force pushes; written with the ref change.
    */
-  readonly journal?: (updates: readonly RefCommand[]) => Promise<(applied: readonly RefCommand[], forced: ReadonlyMap<RefCommand, boolean>) => Promise<void>>;
+  readonly events?: (applied: readonly RefCommand[], forced: ReadonlyMap<RefCommand, boolean>) => readonly NewEvent[];
   /** Called once the whole request body has been read (possibly before the pack is indexed). */
   readonly onReceived?: () => void;
   readonly signal: AbortSignal;
@@ -84,11 +90,9 @@ class UnpackError extends Error {
 
 export class PushPipeline {
   readonly #git: GitRunner;
-  readonly #transaction: RefTransaction;
 
-  constructor(git: GitRunner, transaction: RefTransaction) {
+  constructor(git: GitRunner) {
     this.#git = git;
-    this.#transaction = transaction;
   }
 
   async run(input: PushInput): Promise<PushOutcome> {
@@ -142,21 +146,17 @@ export class PushPipeline {
       if (accepted.length === 0) return finish(request.commands, rejected, null, packBytes, []);
       const keeps = quarantine ? await quarantine.migrate() : [];
       phase('migrate');
-      const settle = input.journal ? await input.journal(accepted) : null;
-      phase('journal');
       try {
         const updates: RefUpdate[] = accepted.map((c) => ({ ref: c.ref, oldOid: c.oldOid, newOid: c.newOid }));
+        const commandOf = new Map(updates.map((u, i) => [u, accepted[i]!]));
+        const events = input.events === undefined ? undefined : (done: readonly RefUpdate[]) => input.events!(done.map((u) => commandOf.get(u)!), forced);
+        const repo = { id: input.repoId, gitDir };
         let outcomes: TransactionResult[];
-        try {
-          if (atomic) {
-            const result = await this.#transaction.apply(gitDir, updates);
-            outcomes = updates.map(() => result);
-          } else {
-            outcomes = await this.#transaction.applyEach(gitDir, updates);
-          }
-        } catch (error) {
-          await settle?.([], forced).catch(() => undefined); // the journal is reconciled with the refs on restart anyway
-          throw error;
+        if (atomic) {
+          const result = await input.refStore.apply(repo, updates, events);
+          outcomes = updates.map(() => result);
+        } else {
+          outcomes = await input.refStore.applyEach(repo, updates, events);
         }
         phase('refs');
         const applied: RefCommand[] = [];
@@ -165,8 +165,6 @@ export class PushPipeline {
           if (outcome.ok) applied.push(command);
           else rejected.set(command, outcome.reason);
         });
-        await settle?.(applied, forced);
-        phase('settle');
         if (applied.length > 0) input.progress(`grove: updated ${applied.length} ref${applied.length === 1 ? '' : 's'}\n`);
         return finish(request.commands, rejected, null, packBytes, applied);
       } finally {

@@ -56,7 +56,7 @@ export class RepoStore {
     });
     this.refs = new RefView(this.git);
     this.transaction = new RefTransaction(this.git, this.refs);
-    this.push = new PushPipeline(this.git, this.transaction);
+    this.push = new PushPipeline(this.git);
     this.uploadPack = new UploadPack(this.git);
     this.commits = new CommitBuilder(this.git);
     this.maintenance = new Maintenance(this.git, this.transaction, maintenance, logger, disk);

@@ -10,7 +10,7 @@ import { GroveError } from '../errors.ts';
 import type { NewEvent } from '../events/types.ts';
 import { ZERO_OID } from '../git/oid.ts';
 import type { AppContext } from '../http/context.ts';
-import { borrowObjects, copyRefs, dissociate } from '../repo/forks.ts';
+import { borrowObjects, dissociate } from '../repo/forks.ts';
 import { writeHead } from '../repo/init.ts';
 
 export interface NewRepository {
@@ -62,10 +62,13 @@ export async function createRepository(ctx: AppContext, spec: NewRepository, eve
 async function populateFrom(ctx: AppContext, row: RepoRow, sourceRow: RepoRow, snapshot: boolean, defaultBranch: string): Promise<void> {
   const gitDir = ctx.repos.gitDir(row.id);
   const sourceDir = ctx.repos.gitDir(sourceRow.id);
+  await ctx.repoCache.ensure({ id: sourceRow.id, gitDir: sourceDir, defaultBranch: sourceRow.default_branch });
   await borrowObjects(gitDir, sourceDir);
   const refs = await ctx.repos.refs.read(sourceDir);
   if (!snapshot) {
-    await copyRefs(gitDir, refs);
+    // Through the one ref path, as creations: in a cluster that publishes the fork's objects.
+    const copied = await ctx.refStore.apply({ id: row.id, gitDir }, refs.refs.map((r) => ({ ref: r.name, oldOid: ZERO_OID, newOid: r.oid })));
+    if (!copied.ok) throw new Error(`fork ref copy failed: ${copied.reason}`);
     if (refs.head && defaultBranch === sourceRow.default_branch) await writeHead(gitDir, refs.head.target.replace(/^refs\/heads\//, ''));
     return;
   }
@@ -76,7 +79,7 @@ async function populateFrom(ctx: AppContext, row: RepoRow, sourceRow: RepoRow, s
     gitDir,
     env: { GIT_AUTHOR_NAME: 'Grove', GIT_AUTHOR_EMAIL: 'root@grove.invalid', GIT_COMMITTER_NAME: 'Grove', GIT_COMMITTER_EMAIL: 'root@grove.invalid' },
   })).toString().trim();
-  const result = await ctx.repos.transaction.apply(gitDir, [{ ref: `refs/heads/${defaultBranch}`, oldOid: ZERO_OID, newOid: commit }]);
+  const result = await ctx.refStore.apply({ id: row.id, gitDir }, [{ ref: `refs/heads/${defaultBranch}`, oldOid: ZERO_OID, newOid: commit }]);
   if (!result.ok) throw new Error(`snapshot ref update failed: ${result.reason}`);
 }
 

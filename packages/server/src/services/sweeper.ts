@@ -53,23 +53,20 @@ export class Sweeper {
     const ctx = this.#ctx;
     const now = new Date().toISOString();
     try {
+      if (!(await ctx.leases.hold('sweeper'))) return; // another node of the cluster sweeps
       for (const row of await expiredRepos(ctx.db, now, BATCH)) {
         await deleteRepository(ctx, row, { type: 'repo.deleted', org: row.org_name, repo: row.name, repoId: row.id, actor: actorOf(null), payload: { id: row.id, reason: 'expired' } });
         this.#logger.info({ org: row.org_name, repo: row.name }, 'deleted an expired repository');
       }
       for (const ttl of await expiredBranches(ctx.db, now, BATCH)) {
         const gitDir = ctx.repos.gitDir(ttl.repo_id);
-        const current = findRef(await ctx.repos.refs.read(gitDir), ttl.ref)?.oid;
+        const repo = await findRepoById(ctx.db, ttl.repo_id);
+        if (repo !== undefined) await ctx.repoCache.ensure({ id: repo.id, gitDir, defaultBranch: repo.default_branch });
+        const current = repo === undefined ? undefined : findRef(await ctx.repos.refs.read(gitDir), ttl.ref)?.oid;
         if (current !== undefined) {
-          const repo = await findRepoById(ctx.db, ttl.repo_id);
           const events = repo ? refLifecycleEvents({ org: repo.org_name, repo: repo.name, repoId: repo.id, actor: actorOf(null) }, [{ ref: ttl.ref, before: current, after: null }]) : [];
-          const journal = await ctx.events.begin(events);
-          const result = await ctx.repos.transaction.apply(gitDir, [{ ref: ttl.ref, oldOid: current, newOid: ZERO_OID }]);
-          if (!result.ok) {
-            await ctx.events.abort(journal);
-            continue; // moved meanwhile: try again next pass
-          }
-          await ctx.events.commit(journal);
+          const result = await ctx.refStore.apply({ id: ttl.repo_id, gitDir }, [{ ref: ttl.ref, oldOid: current, newOid: ZERO_OID }], () => events);
+          if (!result.ok) continue; // moved meanwhile: try again next pass
         }
         await deleteBranchTtl(ctx.db, ttl.repo_id, ttl.ref);
       }

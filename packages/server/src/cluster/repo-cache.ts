@@ -1,0 +1,188 @@
+/**
+ * A cluster node's repositories are caches of what PostgreSQL and the object store hold
+ * (scale-out.md §3.1). Before a request reads a repository, `ensure` compares the node's copy
+ * with the repository's ref version in PostgreSQL; if the copy is behind, it downloads the
+ * live packs it lacks (checking each pack's trailing SHA-1 against its name), installs them
+ * `.pack` before `.idx` (kept, so local maintenance never deletes them), and rewrites the
+ * local refs and HEAD to PostgreSQL's. One sync per repository at a time; a request that
+ * arrives meanwhile waits for it. So no node serves a ref older than one another node has
+ * acknowledged: the acknowledgement came after COMMIT, and the version read here comes after.
+ *
+ * Embedded mode needs none of this: `LocalRepositories.ensure` does nothing.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, open, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Db } from '../db/database.ts';
+import type { GitRunner } from '../repo/git-command.ts';
+import { initBareRepository, writeHead } from '../repo/init.ts';
+import type { RefTransaction } from '../repo/ref-transaction.ts';
+import type { RefView } from '../repo/ref-view.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { packKey } from './pack-keys.ts';
+
+export interface CachedRepo {
+  readonly id: string;
+  readonly gitDir: string;
+  readonly defaultBranch: string;
+}
+
+export interface RepoCache {
+  /** Makes this node's copy of the repository at least as new as PostgreSQL's refs are now. */
+  ensure(repo: CachedRepo): Promise<void>;
+  /** Notes that the node's copy reached `version` by its own write (no sync needed for it). */
+  advanced(repoId: string, from: number, to: number): void;
+  /** The version the node's copy is known to be at (-1: unknown). */
+  localVersion(repoId: string): number;
+  forget(repoId: string): void;
+}
+
+export class LocalRepositories implements RepoCache {
+  async ensure(): Promise<void> {}
+  advanced(): void {}
+  localVersion(): number {
+    return -1;
+  }
+  forget(): void {}
+}
+
+/** Packs downloaded at once by one sync. */
+const PARALLEL_DOWNLOADS = 8;
+
+export interface RepoCacheStats {
+  syncs: number;
+  packsDownloaded: number;
+  bytesDownloaded: number;
+}
+
+export class ClusterRepoCache implements RepoCache {
+  readonly #db: Db;
+  readonly #store: ObjectStore;
+  readonly #git: GitRunner;
+  readonly #refView: RefView;
+  readonly #transaction: RefTransaction;
+  readonly #versions = new Map<string, number>();
+  readonly #syncing = new Map<string, Promise<void>>();
+  readonly stats: RepoCacheStats = { syncs: 0, packsDownloaded: 0, bytesDownloaded: 0 };
+
+  constructor(db: Db, store: ObjectStore, git: GitRunner, refView: RefView, transaction: RefTransaction) {
+    this.#db = db;
+    this.#store = store;
+    this.#git = git;
+    this.#refView = refView;
+    this.#transaction = transaction;
+  }
+
+  localVersion(repoId: string): number {
+    return this.#versions.get(repoId) ?? -1;
+  }
+
+  advanced(repoId: string, from: number, to: number): void {
+    // Only when nobody else wrote in between: otherwise the next ensure syncs their change.
+    if (this.#versions.get(repoId) === from) this.#versions.set(repoId, to);
+  }
+
+  forget(repoId: string): void {
+    this.#versions.delete(repoId);
+  }
+
+  async ensure(repo: CachedRepo): Promise<void> {
+    const row = await this.#db.selectFrom('repo_state').select('refs_version').where('repo_id', '=', repo.id).executeTakeFirst();
+    const version = row?.refs_version ?? 0;
+    for (;;) {
+      if (this.localVersion(repo.id) >= version) return;
+      const running = this.#syncing.get(repo.id);
+      if (running === undefined) break;
+      await running.catch(() => undefined); // then look again: it may have read an older version
+    }
+    const sync = this.#sync(repo, version).finally(() => this.#syncing.delete(repo.id));
+    this.#syncing.set(repo.id, sync);
+    await sync;
+  }
+
+  async #sync(repo: CachedRepo, version: number): Promise<void> {
+    this.stats.syncs++;
+    if (!(await exists(path.join(repo.gitDir, 'HEAD')))) await initBareRepository(repo.gitDir, repo.defaultBranch);
+    // Refs first, then packs: every pack a ref read here needs committed before the ref did.
+    const refs = await this.#db.selectFrom('repo_refs').select(['name', 'oid']).where('repo_id', '=', repo.id).execute();
+    const packs = await this.#db.selectFrom('repo_packs').select('name').where('repo_id', '=', repo.id).where('superseded_version', 'is', null).execute();
+    const packDir = path.join(repo.gitDir, 'objects', 'pack');
+    const missing: string[] = [];
+    for (const { name } of packs) if (!(await exists(path.join(packDir, `pack-${name}.idx`)))) missing.push(name);
+    for (let i = 0; i < missing.length; i += PARALLEL_DOWNLOADS) {
+      await Promise.all(missing.slice(i, i + PARALLEL_DOWNLOADS).map((name) => this.#download(repo.id, packDir, name)));
+    }
+    await this.#transaction.exclusive(repo.gitDir, async () => {
+      const local = await this.#refView.read(repo.gitDir);
+      const wanted = new Map(refs.map((r) => [r.name, r.oid]));
+      let input = 'start\0';
+      let changes = 0;
+      for (const [name, oid] of wanted) {
+        if (local.refs.find((r) => r.name === name)?.oid === oid) continue;
+        input += `update ${name}\0${oid}\0\0`; // no old value: PostgreSQL already decided
+        changes++;
+      }
+      for (const { name } of local.refs) {
+        if (wanted.has(name)) continue;
+        input += `delete ${name}\0\0`;
+        changes++;
+      }
+      if (changes > 0) {
+        this.#refView.invalidate(repo.gitDir);
+        try {
+          await this.#git.check(['update-ref', '--stdin', '-z'], { gitDir: repo.gitDir, input: `${input}prepare\0commit\0` });
+        } finally {
+          this.#refView.invalidate(repo.gitDir);
+        }
+      }
+      if (local.head?.target !== `refs/heads/${repo.defaultBranch}`) {
+        await writeHead(repo.gitDir, repo.defaultBranch);
+        this.#refView.invalidate(repo.gitDir);
+      }
+    });
+    if (this.localVersion(repo.id) < version) this.#versions.set(repo.id, version);
+  }
+
+  /** Downloads one pack and its index, checks the pack against its name, installs it kept. */
+  async #download(repoId: string, packDir: string, name: string): Promise<void> {
+    const base = path.join(packDir, `pack-${name}`);
+    const temporary = path.join(packDir, `tmp_grove_${name}`);
+    try {
+      await this.#store.get(packKey(repoId, name, 'pack'), `${temporary}.pack`);
+      await this.#store.get(packKey(repoId, name, 'idx'), `${temporary}.idx`);
+      const trailer = await packTrailer(`${temporary}.pack`);
+      if (trailer !== name) throw new Error(`pack ${name} of repository ${repoId} is corrupt in the object store (its content hashes to ${trailer})`);
+      await writeFile(`${base}.keep`, 'grove: from the object store\n');
+      await rename(`${temporary}.pack`, `${base}.pack`);
+      await rename(`${temporary}.idx`, `${base}.idx`);
+      this.stats.packsDownloaded++;
+    } finally {
+      await rm(`${temporary}.pack`, { force: true });
+      await rm(`${temporary}.idx`, { force: true });
+    }
+  }
+}
+
+/** The SHA-1 of a pack's bytes before its 20-byte trailer, if the trailer says the same; else what it hashes to. Streams. */
+export async function packTrailer(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  let size: number;
+  const trailer = Buffer.alloc(20);
+  try {
+    size = (await handle.stat()).size;
+    if (size < 32) return 'too short';
+    await handle.read(trailer, 0, 20, size - 20);
+  } finally {
+    await handle.close();
+  }
+  const hash = createHash('sha1');
+  for await (const chunk of createReadStream(file, { start: 0, end: size - 21 })) hash.update(chunk as Buffer);
+  const digest = hash.digest('hex');
+  return digest === trailer.toString('hex') ? digest : `${digest} (trailer ${trailer.toString('hex')})`;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(() => true, () => false);
+}
+

@@ -1,0 +1,158 @@
+/**
+ * A cluster of Grove nodes on one PostgreSQL database and one object store: a client may
+ * reach any node for any request (routing here is by index, reproducible), and every node
+ * must answer as one server would — no stale ref after an acknowledged push, exactly one
+ * winner of a race, objects present wherever refs point, events everywhere in id order.
+ * The cluster runs once, in the SQLite pass of the suite (it brings its own PostgreSQL).
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { onPostgres } from './helpers/database.ts';
+import { postgresAvailable } from './helpers/postgres-cluster.ts';
+import { TestCluster } from './helpers/cluster.ts';
+import { auth, commitFile, git, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
+import { TEST_ADMIN_TOKEN } from './helpers/server.ts';
+
+const skip = onPostgres
+  ? 'runs once, in the SQLite pass: it starts a PostgreSQL cluster of its own'
+  : postgresAvailable() ? false : 'PostgreSQL is not installed (Debian: apt-get install postgresql)';
+
+/** Push-then-read checks across nodes (the target is 1,000; GROVE_TEST_LONG=1 runs that many). */
+const STALE_READ_ROUNDS = process.env.GROVE_TEST_LONG === '1' ? 1000 : 150;
+const token = TEST_ADMIN_TOKEN;
+
+describe('a cluster of three nodes', { skip }, () => {
+  let cluster: TestCluster;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    cluster = await TestCluster.start(3);
+    work = await tempDir('grove-cluster-work-');
+    await cluster.node(0).sdk.orgs.create({ name: 'acme' });
+  });
+  after(async () => {
+    await cluster?.stop();
+    await work?.[Symbol.asyncDispose]();
+  });
+
+  it(`shows a push acknowledged by one node to ls-remote and fetch on another node at once, ${STALE_READ_ROUNDS} times`, async () => {
+    await cluster.node(1).sdk.repos.create('acme', { name: 'stale' });
+    const repo = path.join(work.path, 'stale');
+    await initWorkRepo(repo);
+    const reader = path.join(work.path, 'stale-reader');
+    await initWorkRepo(reader);
+    let stale = 0;
+    for (let round = 0; round < STALE_READ_ROUNDS; round++) {
+      const head = await commitFile(repo, 'counter.txt', `${round}\n`, `round ${round}`);
+      const writer = round % 3;
+      const readerNode = (writer + 1 + (round % 2)) % 3;
+      await gitOk([...auth(token), 'push', '-q', cluster.url(writer, 'acme', 'stale'), 'HEAD:main'], { cwd: repo });
+      const listed = (await gitOk([...auth(token), 'ls-remote', cluster.url(readerNode, 'acme', 'stale'), 'refs/heads/main'])).split('\t')[0];
+      await gitOk([...auth(token), 'fetch', '-q', cluster.url(readerNode, 'acme', 'stale'), 'main'], { cwd: reader });
+      const fetched = (await gitOk(['rev-parse', 'FETCH_HEAD'], { cwd: reader })).trim();
+      if (listed !== head || fetched !== head) stale++;
+    }
+    assert.equal(stale, 0, `${stale} of ${STALE_READ_ROUNDS} reads on another node were stale`);
+  });
+
+  it('lets exactly one of 8 clients pushing one branch through 3 nodes win, in each of 20 rounds', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'race' });
+    const seed = path.join(work.path, 'race-seed');
+    await initWorkRepo(seed);
+    await commitFile(seed, 'README.md', 'base\n', 'base');
+    await gitOk([...auth(token), 'push', '-q', cluster.url(0, 'acme', 'race'), 'HEAD:main'], { cwd: seed });
+    const clients = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const dir = path.join(work.path, `racer-${i}`);
+      await gitOk([...auth(token), 'clone', '-q', cluster.url(i, 'acme', 'race'), dir]);
+      return dir;
+    }));
+    for (let round = 0; round < 20; round++) {
+      const base = (await gitOk([...auth(token), 'ls-remote', cluster.url(round, 'acme', 'race'), 'refs/heads/main'])).split('\t')[0]!;
+      const heads = await Promise.all(clients.map(async (dir, i) => {
+        await gitOk([...auth(token), 'fetch', '-q', cluster.url(i, 'acme', 'race'), 'main'], { cwd: dir });
+        await gitOk(['reset', '-q', '--hard', base], { cwd: dir });
+        return commitFile(dir, `client-${i}.txt`, `round ${round}\n`, `client ${i} round ${round}`);
+      }));
+      const results = await Promise.all(clients.map((dir, i) => git([...auth(token), 'push', cluster.url(i + round, 'acme', 'race'), 'HEAD:main'], { cwd: dir })));
+      const winners = results.map((r, i) => (r.code === 0 ? i : -1)).filter((i) => i >= 0);
+      assert.equal(winners.length, 1, `round ${round}: ${winners.length} winners\n${results.map((r) => r.stderr).join('\n')}`);
+      for (const [i, result] of results.entries()) {
+        if (i !== winners[0]) assert.match(result.stderr, /fetch first|stale|rejected/, result.stderr);
+      }
+      for (let n = 0; n < 3; n++) {
+        const value = (await gitOk([...auth(token), 'ls-remote', cluster.url(n, 'acme', 'race'), 'refs/heads/main'])).split('\t')[0];
+        assert.equal(value, heads[winners[0]!], `round ${round}: node ${n} shows another value`);
+      }
+    }
+  });
+
+  it('serves a full clone that fsck accepts from a new node with an empty cache, and from a node restarted on its old cache', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'cold' });
+    const repo = path.join(work.path, 'cold');
+    await initWorkRepo(repo);
+    for (let i = 0; i < 12; i++) {
+      await commitFile(repo, `file-${i}.txt`, `content ${i}\n`.repeat(50), `commit ${i}`);
+      await gitOk([...auth(token), 'push', '-q', cluster.url(i, 'acme', 'cold'), `HEAD:${i % 2 === 0 ? 'main' : `topic-${i}`}`], { cwd: repo });
+    }
+    const fresh = await cluster.addNode();
+    const target = path.join(work.path, 'cold-clone');
+    await gitOk([...auth(token), 'clone', '-q', '--mirror', `${fresh.server.url}/acme/cold.git`, target]);
+    await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: target });
+    const refs = (await gitOk(['for-each-ref', '--format=%(refname)'], { cwd: target })).trim().split('\n').sort();
+    assert.deepEqual(refs, ['refs/heads/main', 'refs/heads/topic-1', 'refs/heads/topic-11', 'refs/heads/topic-3', 'refs/heads/topic-5', 'refs/heads/topic-7', 'refs/heads/topic-9']);
+
+    await cluster.restart(cluster.nodes[1]!);
+    await commitFile(repo, 'after-restart.txt', 'x\n', 'after the restart');
+    await gitOk([...auth(token), 'push', '-q', cluster.url(2, 'acme', 'cold'), 'HEAD:main'], { cwd: repo });
+    const again = path.join(work.path, 'cold-again');
+    await gitOk([...auth(token), 'clone', '-q', cluster.url(1, 'acme', 'cold'), again]);
+    assert.equal((await gitOk(['rev-parse', 'HEAD'], { cwd: again })).trim(), (await gitOk(['rev-parse', 'HEAD'], { cwd: repo })).trim());
+    cluster.nodes.splice(cluster.nodes.indexOf(fresh), 1);
+    await fresh.server.close();
+  });
+
+  it('serves API commits, merges and forks made on one node from the others', async () => {
+    const sdk = (i: number) => cluster.node(i).sdk;
+    await sdk(0).repos.create('acme', { name: 'api' });
+    const first = await sdk(1).commits.create('acme', 'api', { branch: 'main', message: 'first', files: [{ path: 'a.txt', content: 'a\n' }] });
+    const second = await sdk(2).commits.create('acme', 'api', { branch: 'feature', startFrom: 'main', message: 'second', files: [{ path: 'b.txt', content: 'b\n' }] });
+    assert.equal((await sdk(0).branches.get('acme', 'api', 'feature')).sha, second.sha);
+    const merged = await sdk(0).merges.merge('acme', 'api', { base: 'main', head: 'feature', strategy: 'merge', expectedBase: first.sha });
+    assert.equal((await sdk(1).branches.get('acme', 'api', 'main')).sha, merged.sha);
+    await sdk(2).repos.fork('acme', 'api-fork', 'acme/api');
+    const clone = path.join(work.path, 'fork-clone');
+    await gitOk([...auth(token), 'clone', '-q', cluster.url(1, 'acme', 'api-fork'), clone]);
+    await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+    assert.equal((await gitOk(['rev-parse', 'HEAD'], { cwd: clone })).trim(), merged.sha);
+    assert.equal(await sdk(2).contents.getText('acme', 'api-fork', 'b.txt'), 'b\n');
+  });
+
+  it('shows every node the events of a push made on another node, in id order with no gap', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'events' });
+    const controller = new AbortController();
+    const seen: { id: number; type: string; node: number }[] = [];
+    const subscribers = [1, 2].map(async (n) => {
+      for await (const event of cluster.node(n).sdk.events.stream({ org: 'acme', repo: 'events', signal: controller.signal })) {
+        seen.push({ id: event.id, type: event.type, node: n });
+      }
+    }).map((p) => p.catch(() => undefined));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // subscribed
+    const repo = path.join(work.path, 'events');
+    await initWorkRepo(repo);
+    for (let i = 0; i < 6; i++) {
+      await commitFile(repo, 'n.txt', `${i}\n`, `event ${i}`);
+      await gitOk([...auth(token), 'push', '-q', cluster.url(i, 'acme', 'events'), 'HEAD:main'], { cwd: repo });
+    }
+    const deadline = Date.now() + 5000;
+    while (seen.filter((e) => e.type === 'push').length < 12 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort();
+    await Promise.all(subscribers);
+    for (const n of [1, 2]) {
+      const mine = seen.filter((e) => e.node === n);
+      assert.equal(mine.filter((e) => e.type === 'push').length, 6, `node ${n} saw ${mine.length} events`);
+      const ids = mine.map((e) => e.id);
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `node ${n} saw ids out of order`);
+      assert.equal(new Set(ids).size, ids.length, `node ${n} saw an event twice`);
+    }
+  });
+});
