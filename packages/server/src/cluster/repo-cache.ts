@@ -63,6 +63,8 @@ export class ClusterRepoCache implements RepoCache {
   readonly #refView: RefView;
   readonly #transaction: RefTransaction;
   readonly #versions = new Map<string, number>();
+  /** The default branch each repository's HEAD was last set to here. */
+  readonly #heads = new Map<string, string>();
   readonly #syncing = new Map<string, Promise<void>>();
   readonly stats: RepoCacheStats = { syncs: 0, packsDownloaded: 0, bytesDownloaded: 0 };
 
@@ -85,13 +87,18 @@ export class ClusterRepoCache implements RepoCache {
 
   forget(repoId: string): void {
     this.#versions.delete(repoId);
+    this.#heads.delete(repoId);
   }
 
   async ensure(repo: CachedRepo): Promise<void> {
     const row = await this.#db.selectFrom('repo_state').select('refs_version').where('repo_id', '=', repo.id).executeTakeFirst();
     const version = row?.refs_version ?? 0;
     for (;;) {
-      if (this.localVersion(repo.id) >= version) return;
+      if (this.localVersion(repo.id) >= version) {
+        // The default branch changes without a ref version (PATCH of the repository): follow it.
+        if (this.#heads.get(repo.id) !== repo.defaultBranch) await this.#followHead(repo);
+        return;
+      }
       const running = this.#syncing.get(repo.id);
       if (running === undefined) break;
       await running.catch(() => undefined); // then look again: it may have read an older version
@@ -141,7 +148,19 @@ export class ClusterRepoCache implements RepoCache {
         this.#refView.invalidate(repo.gitDir);
       }
     });
+    this.#heads.set(repo.id, repo.defaultBranch);
     if (this.localVersion(repo.id) < version) this.#versions.set(repo.id, version);
+  }
+
+  async #followHead(repo: CachedRepo): Promise<void> {
+    await this.#transaction.exclusive(repo.gitDir, async () => {
+      const local = await this.#refView.read(repo.gitDir);
+      if (local.head?.target !== `refs/heads/${repo.defaultBranch}`) {
+        await writeHead(repo.gitDir, repo.defaultBranch);
+        this.#refView.invalidate(repo.gitDir);
+      }
+    });
+    this.#heads.set(repo.id, repo.defaultBranch);
   }
 
   /** Downloads one pack and its index, checks the pack against its name, installs it kept. */
