@@ -11,6 +11,7 @@ import path from 'node:path';
 import { onPostgres } from './helpers/database.ts';
 import { postgresAvailable } from './helpers/postgres-cluster.ts';
 import { TestCluster } from './helpers/cluster.ts';
+import { SwiftS3, swiftAvailable } from './helpers/swift.ts';
 import { auth, commitFile, git, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 import { TEST_ADMIN_TOKEN } from './helpers/server.ts';
 
@@ -25,13 +26,20 @@ const token = TEST_ADMIN_TOKEN;
 describe('a cluster of three nodes', { skip }, () => {
   let cluster: TestCluster;
   let work: Awaited<ReturnType<typeof tempDir>>;
+  let swift: SwiftS3 | null = null;
   before(async () => {
-    cluster = await TestCluster.start(3);
+    // The object store: a real S3 implementation where it is installed (CI), else a directory.
+    if (swiftAvailable()) {
+      swift = await SwiftS3.start();
+      await swift.createBucket('grove');
+    }
+    cluster = await TestCluster.start(3, swift === null ? {} : { env: swift.env('grove') });
     work = await tempDir('grove-cluster-work-');
     await cluster.node(0).sdk.orgs.create({ name: 'acme' });
   });
   after(async () => {
     await cluster?.stop();
+    await swift?.stop();
     await work?.[Symbol.asyncDispose]();
   });
 
@@ -93,6 +101,13 @@ describe('a cluster of three nodes', { skip }, () => {
     for (let i = 0; i < 12; i++) {
       await commitFile(repo, `file-${i}.txt`, `content ${i}\n`.repeat(50), `commit ${i}`);
       await gitOk([...auth(token), 'push', '-q', cluster.url(i, 'acme', 'cold'), `HEAD:${i % 2 === 0 ? 'main' : `topic-${i}`}`], { cwd: repo });
+    }
+    // Every pack the database names is in the object store.
+    const keys = new Set(await cluster.storedKeys());
+    const rows = await cluster.query<{ repo_id: string; name: string }>('select repo_id, name from repo_packs');
+    assert.ok(rows.length >= 12, `${rows.length} packs recorded`);
+    for (const row of rows) {
+      for (const extension of ['pack', 'idx']) assert.ok(keys.has(`repos/${row.repo_id}/pack-${row.name}.${extension}`), `pack-${row.name}.${extension} is not in the object store`);
     }
     const fresh = await cluster.addNode();
     const target = path.join(work.path, 'cold-clone');

@@ -6,7 +6,16 @@ import { S3ObjectStore } from './s3-object-store.ts';
 
 export type ObjectStoreConfig =
   | { readonly kind: 'file'; readonly root: string }
-  | { readonly kind: 's3'; readonly bucket: string; readonly prefix: string; readonly endpoint: string | null; readonly region: string; readonly forcePathStyle: boolean };
+  | {
+      readonly kind: 's3';
+      readonly bucket: string;
+      readonly prefix: string;
+      readonly endpoint: string | null;
+      readonly region: string;
+      readonly forcePathStyle: boolean;
+      /** From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN); null: the SDK's own chain (profile, instance role). */
+      readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string } | null;
+    };
 
 /** Parses GROVE_OBJECT_STORE; returns a reason instead of throwing. Pure. */
 export function parseObjectStore(value: string, env: NodeJS.ProcessEnv): ObjectStoreConfig | string {
@@ -33,6 +42,9 @@ export function parseObjectStore(value: string, env: NodeJS.ProcessEnv): ObjectS
       endpoint,
       region: env.GROVE_S3_REGION || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
       forcePathStyle: ['true', '1', 'on'].includes(style) || (style === '' && endpoint !== null),
+      credentials: env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+        : null,
     };
   }
   return `GROVE_OBJECT_STORE must be a file:// or s3:// URL, got ${url.protocol}//`;

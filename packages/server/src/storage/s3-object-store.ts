@@ -19,6 +19,7 @@ export interface S3Location {
   readonly endpoint: string | null;
   readonly region: string;
   readonly forcePathStyle: boolean;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string } | null;
 }
 
 type S3Module = typeof import('@aws-sdk/client-s3');
@@ -40,6 +41,7 @@ export class S3ObjectStore implements ObjectStore {
       region: location.region,
       forcePathStyle: location.forcePathStyle,
       ...(location.endpoint === null ? {} : { endpoint: location.endpoint }),
+      ...(location.credentials === null ? {} : { credentials: location.credentials }),
       // Checksums only where S3 requires them: S3-compatible servers (Swift's s3api) refuse
       // the SDK's default aws-chunked uploads. Packs are verified by their own SHA-1 anyway.
       requestChecksumCalculation: 'WHEN_REQUIRED',

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { openObjectStore, parseObjectStore } from '../../src/storage/open-object-store.ts';
 import { PostgresCluster } from './postgres-cluster.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
@@ -35,14 +36,16 @@ export class TestCluster {
   }
 
   /** Starts PostgreSQL, the object store and `nodes` Grove nodes. */
-  static async start(nodes: number, options: { objectStore?: string; env?: Record<string, string> } = {}): Promise<TestCluster> {
+  /** `env` is given to every node (an S3 object store's GROVE_OBJECT_STORE and credentials). */
+  static async start(nodes: number, options: { env?: Record<string, string> } = {}): Promise<TestCluster> {
     const root = await mkdtemp(path.join(os.tmpdir(), 'grove-cluster-'));
     const postgres = await PostgresCluster.start({ maxConnections: 200 });
     const client = new pg.Client({ connectionString: postgres.url });
     await client.connect();
     await client.query('create database grove');
     await client.end();
-    const cluster = new TestCluster(postgres, postgres.url.replace(/\/postgres$/, '/grove'), options.objectStore ?? `file://${path.join(root, 'objects')}`, root, options.env ?? {});
+    const objectStore = options.env?.GROVE_OBJECT_STORE ?? `file://${path.join(root, 'objects')}`;
+    const cluster = new TestCluster(postgres, postgres.url.replace(/\/postgres$/, '/grove'), objectStore, root, options.env ?? {});
     for (let i = 0; i < nodes; i++) await cluster.addNode();
     return cluster;
   }
@@ -63,7 +66,7 @@ export class TestCluster {
   }
 
   #serve(name: string, dataDir: string): Promise<TestServer> {
-    return startTestServer({ GROVE_DATABASE_URL: this.databaseUrl, GROVE_OBJECT_STORE: this.objectStore, GROVE_NODE_ID: name, ...this.#env }, dataDir);
+    return startTestServer({ ...this.#env, GROVE_DATABASE_URL: this.databaseUrl, GROVE_OBJECT_STORE: this.objectStore, GROVE_NODE_ID: name }, dataDir);
   }
 
   /** The node at `i`, wrapping around: tests route by index. */
@@ -84,6 +87,20 @@ export class TestCluster {
       return (await client.query<T>(text, values)).rows;
     } finally {
       await client.end();
+    }
+  }
+
+  /** Every key the object store holds under repos/. */
+  async storedKeys(): Promise<string[]> {
+    const config = parseObjectStore(this.objectStore, this.#env);
+    if (typeof config === 'string') throw new Error(config);
+    const store = await openObjectStore(config);
+    try {
+      const keys: string[] = [];
+      for await (const item of store.list('repos/')) keys.push(item.key);
+      return keys;
+    } finally {
+      await store.close();
     }
   }
 
