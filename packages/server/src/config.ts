@@ -19,6 +19,10 @@ export interface GroveConfig {
    * refs in PostgreSQL, and <data>/repos is a cache any number of nodes keep. Null: one node.
    */
   readonly objectStore: ObjectStoreConfig | null;
+  /** Cluster mode: live packs per repository above which it is compacted (GROVE_MAX_LIVE_PACKS). */
+  readonly maxLivePacks: number;
+  /** Cluster mode: how long a pack replaced by a compaction stays in the object store (GROVE_PACK_GRACE_MS). */
+  readonly packGraceMs: number;
   readonly host: string;
   readonly port: number;
   /** Used as given when set; otherwise generated on first start and kept in <data>/admin-token. */
@@ -201,6 +205,8 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     databaseUrl: databaseUrl(env.GROVE_DATABASE_URL),
     nodeId: nodeId(env.GROVE_NODE_ID),
     objectStore: objectStore(env, env.GROVE_DATABASE_URL),
+    maxLivePacks: positiveInteger('GROVE_MAX_LIVE_PACKS', env.GROVE_MAX_LIVE_PACKS, 8),
+    packGraceMs: nonNegativeInteger('GROVE_PACK_GRACE_MS', env.GROVE_PACK_GRACE_MS, 24 * 3600_000),
     host,
     port,
     adminToken,

@@ -15,6 +15,7 @@ import { disableRepoLookupCache } from './db/repos.ts';
 import { disableOrgLookupCache } from './db/orgs.ts';
 import { DatabaseLeases, SoleNodeLeases, type Leases } from './cluster/leases.ts';
 import { PostgresRefStore } from './cluster/postgres-ref-store.ts';
+import { Compactor } from './cluster/compaction.ts';
 import { ClusterRepoCache, LocalRepositories, type RepoCache } from './cluster/repo-cache.ts';
 import { JournaledRefStore, type RefStore } from './repo/ref-store.ts';
 import { openObjectStore } from './storage/open-object-store.ts';
@@ -46,6 +47,8 @@ export interface RunningServer {
   readonly app: FastifyInstance;
   readonly db: Db;
   readonly repos: RepoStore;
+  /** Cluster mode's compactor (tests wait for it); null on one node. */
+  readonly compactor: Compactor | null;
   /** The admin token if this start generated it (print it once), else null. */
   readonly generatedAdminToken: string | null;
   /** Runs a sweep now (tests; the server sweeps on its own every GROVE_SWEEP_INTERVAL_MS). */
@@ -94,6 +97,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   let refStore: RefStore;
   let repoCache: RepoCache;
   let leases: Leases;
+  let compactor: Compactor | null = null;
   if (objectStore === null) {
     // Embedded: the repositories' own refs are the truth; events journaled around their moves.
     refStore = new JournaledRefStore(repos.transaction, events);
@@ -109,8 +113,10 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     await objectStore.check();
     const cache = new ClusterRepoCache(db, objectStore, repos.git, repos.refs, repos.transaction);
     repoCache = cache;
-    refStore = new PostgresRefStore(db, events, objectStore, cache, repos.git, repos.refs, repos.transaction);
     leases = new DatabaseLeases(db, config.nodeId);
+    const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks, graceMs: config.packGraceMs });
+    compactor = compaction;
+    refStore = new PostgresRefStore(db, events, objectStore, cache, repos.git, repos.refs, repos.transaction, (repo) => compaction.request(repo.id, repo.gitDir));
     disableRepoLookupCache(db); // another node may rename or delete a repository
     disableOrgLookupCache(db);
     await events.follow();
@@ -133,6 +139,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     refStore,
     repoCache,
     leases,
+    compactor,
     auth: new Authenticator(db, adminToken.digest, revokedTokens),
     revokedTokens,
     secrets,
@@ -155,6 +162,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     app,
     db,
     repos,
+    compactor,
     generatedAdminToken: adminToken.generated,
     sweep: () => sweeper.sweep(),
     close() {
@@ -173,6 +181,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await sweeper.stop();
         await webhooks.stop();
         events.stopFollowing();
+        await compactor?.idle();
         await leases.releaseAll();
         await objectStore?.close();
         await outbound.close();

@@ -33,7 +33,9 @@ describe('a cluster of three nodes', { skip }, () => {
       swift = await SwiftS3.start();
       await swift.createBucket('grove');
     }
-    cluster = await TestCluster.start(3, swift === null ? {} : { env: swift.env('grove') });
+    // Replaced packs go at the next sweep, and sweeps run only when a test asks for one.
+    const env = { GROVE_PACK_GRACE_MS: '0', GROVE_SWEEP_INTERVAL_MS: '3600000' };
+    cluster = await TestCluster.start(3, { env: swift === null ? env : { ...env, ...swift.env('grove') } });
     work = await tempDir('grove-cluster-work-');
     await cluster.node(0).sdk.orgs.create({ name: 'acme' });
   });
@@ -122,6 +124,35 @@ describe('a cluster of three nodes', { skip }, () => {
     const again = path.join(work.path, 'cold-again');
     await gitOk([...auth(token), 'clone', '-q', cluster.url(1, 'acme', 'cold'), again]);
     assert.equal((await gitOk(['rev-parse', 'HEAD'], { cwd: again })).trim(), (await gitOk(['rev-parse', 'HEAD'], { cwd: repo })).trim());
+    cluster.nodes.splice(cluster.nodes.indexOf(fresh), 1);
+    await fresh.server.close();
+  });
+
+  it('keeps at most 8 live packs under 40 small pushes, deletes the replaced ones after the grace period, and a new node still clones it whole', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'compact' });
+    const id = (await cluster.node(0).sdk.repos.get('acme', 'compact')).id;
+    const repo = path.join(work.path, 'compact');
+    await initWorkRepo(repo);
+    let most = 0;
+    for (let i = 0; i < 40; i++) {
+      await commitFile(repo, `f${i % 5}.txt`, `${i}\n`.repeat(20), `push ${i}`);
+      await gitOk([...auth(token), 'push', '-q', cluster.url(i, 'acme', 'compact'), 'HEAD:main'], { cwd: repo });
+      for (const node of cluster.nodes) await node.server.server.compactor?.idle();
+      most = Math.max(most, await cluster.count('select count(*) from repo_packs where repo_id = $1 and superseded_version is null', [id]));
+    }
+    assert.ok(most <= 9, `up to ${most} live packs`); // 8, plus the push that triggers the next compaction
+    const replaced = 'select count(*) from repo_packs where repo_id = $1 and superseded_version is not null';
+    assert.ok((await cluster.count(replaced, [id])) > 0, 'no pack was replaced');
+    await cluster.node(1).server.sweep();
+    assert.equal(await cluster.count(replaced, [id]), 0, 'replaced packs are gone after the sweep');
+    const keys = (await cluster.storedKeys()).filter((key) => key.startsWith(`repos/${id}/`));
+    const live = await cluster.count('select count(*) from repo_packs where repo_id = $1', [id]);
+    assert.equal(keys.length, 2 * live, 'the object store holds exactly the live packs and their indexes');
+    const fresh = await cluster.addNode();
+    const clone = path.join(work.path, 'compact-clone');
+    await gitOk([...auth(token), 'clone', '-q', `${fresh.server.url}/acme/compact.git`, clone]);
+    await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+    assert.equal((await gitOk(['rev-list', '--count', 'HEAD'], { cwd: clone })).trim(), '40');
     cluster.nodes.splice(cluster.nodes.indexOf(fresh), 1);
     await fresh.server.close();
   });

@@ -59,7 +59,11 @@ export class PostgresRefStore implements RefStore {
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly stats: PostgresRefStoreStats = { transactions: 0, packsPublished: 0, bytesPublished: 0 };
 
-  constructor(db: Db, events: EventLog, store: ObjectStore, cache: RepoCache, git: GitRunner, refView: RefView, transaction: RefTransaction) {
+  readonly #onPublished: (repo: RepoHandle) => void;
+
+  /** `onPublished`: told after a ref transaction that added a pack (compaction watches the count). */
+  constructor(db: Db, events: EventLog, store: ObjectStore, cache: RepoCache, git: GitRunner, refView: RefView, transaction: RefTransaction, onPublished: (repo: RepoHandle) => void = () => undefined) {
+    this.#onPublished = onPublished;
     this.#db = db;
     this.#events = events;
     this.#store = store;
@@ -125,6 +129,7 @@ export class PostgresRefStore implements RefStore {
       if (outcome.committed !== null) await this.#events.announce(outcome.committed);
       await this.#applyLocally(repo, outcome.applied, pack);
       this.#cache.advanced(repo.id, fromVersion, outcome.version);
+      if (pack !== null) this.#onPublished(repo);
       return results;
     } finally {
       if (pack !== null) await rm(pack.dir, { recursive: true, force: true });

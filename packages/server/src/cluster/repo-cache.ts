@@ -20,6 +20,7 @@ import { initBareRepository, writeHead } from '../repo/init.ts';
 import type { RefTransaction } from '../repo/ref-transaction.ts';
 import type { RefView } from '../repo/ref-view.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { releaseLocalPacks } from './compaction.ts';
 import { packKey } from './pack-keys.ts';
 
 export interface CachedRepo {
@@ -113,13 +114,16 @@ export class ClusterRepoCache implements RepoCache {
     if (!(await exists(path.join(repo.gitDir, 'HEAD')))) await initBareRepository(repo.gitDir, repo.defaultBranch);
     // Refs first, then packs: every pack a ref read here needs committed before the ref did.
     const refs = await this.#db.selectFrom('repo_refs').select(['name', 'oid']).where('repo_id', '=', repo.id).execute();
-    const packs = await this.#db.selectFrom('repo_packs').select('name').where('repo_id', '=', repo.id).where('superseded_version', 'is', null).execute();
+    const allPacks = await this.#db.selectFrom('repo_packs').select(['name', 'superseded_version']).where('repo_id', '=', repo.id).execute();
+    const packs = allPacks.filter((p) => p.superseded_version === null);
     const packDir = path.join(repo.gitDir, 'objects', 'pack');
     const missing: string[] = [];
     for (const { name } of packs) if (!(await exists(path.join(packDir, `pack-${name}.idx`)))) missing.push(name);
     for (let i = 0; i < missing.length; i += PARALLEL_DOWNLOADS) {
       await Promise.all(missing.slice(i, i + PARALLEL_DOWNLOADS).map((name) => this.#download(repo.id, packDir, name)));
     }
+    // Packs a compaction replaced: their objects are in a live pack now here too.
+    await releaseLocalPacks(packDir, allPacks.filter((p) => p.superseded_version !== null).map((p) => p.name));
     await this.#transaction.exclusive(repo.gitDir, async () => {
       const local = await this.#refView.read(repo.gitDir);
       const wanted = new Map(refs.map((r) => [r.name, r.oid]));

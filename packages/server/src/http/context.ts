@@ -6,6 +6,7 @@ import type { RepoStore } from '../repo/store.ts';
 import type { RefStore } from '../repo/ref-store.ts';
 import type { RepoCache } from '../cluster/repo-cache.ts';
 import type { Leases } from '../cluster/leases.ts';
+import type { Compactor } from '../cluster/compaction.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
@@ -27,6 +28,8 @@ export interface AppContext {
   readonly repoCache: RepoCache;
   /** Cluster-wide jobs that one node runs at a time (webhook delivery, the sweeper). */
   readonly leases: Leases;
+  /** Cluster mode: keeps the object store's pack count small; null on one node. */
+  readonly compactor: Compactor | null;
   readonly auth: Authenticator;
   /** Signed tokens revoked one by one (in memory, kept exact by this process). */
   readonly revokedTokens: RevokedTokens;

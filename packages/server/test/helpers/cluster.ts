@@ -90,6 +90,12 @@ export class TestCluster {
     }
   }
 
+  /** A count(*) query's answer. */
+  async count(text: string, values: unknown[] = []): Promise<number> {
+    const [row] = await this.query<{ count: string }>(text, values);
+    return Number(row?.count ?? 0);
+  }
+
   /** Every key the object store holds under repos/. */
   async storedKeys(): Promise<string[]> {
     const config = parseObjectStore(this.objectStore, this.#env);
