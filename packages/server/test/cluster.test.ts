@@ -65,6 +65,25 @@ describe('a cluster of three nodes', { skip }, () => {
     assert.equal(stale, 0, `${stale} of ${STALE_READ_ROUNDS} reads on another node were stale`);
   });
 
+  it('shows on every node all of the pushes of different branches made at the same moment through different nodes, in each of 20 rounds', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'interleaved' });
+    const writers = await Promise.all([0, 1, 2].map(async (n) => {
+      const dir = path.join(work.path, `interleaved-${n}`);
+      await initWorkRepo(dir);
+      return dir;
+    }));
+    for (let round = 0; round < 20; round++) {
+      const heads = await Promise.all(writers.map((dir, n) => commitFile(dir, 'n.txt', `${n} ${round}\n`, `writer ${n} round ${round}`)));
+      await Promise.all(writers.map((dir, n) => gitOk([...auth(token), 'push', '-q', cluster.url(n, 'acme', 'interleaved'), `HEAD:refs/heads/writer-${n}`], { cwd: dir })));
+      for (let reader = 0; reader < 3; reader++) {
+        const listing = await gitOk([...auth(token), 'ls-remote', cluster.url(reader, 'acme', 'interleaved')]);
+        for (const [n, head] of heads.entries()) {
+          assert.match(listing, new RegExp(`^${head}\trefs/heads/writer-${n}$`, 'm'), `round ${round}: node ${reader} does not show writer ${n}'s push`);
+        }
+      }
+    }
+  });
+
   it('lets exactly one of 8 clients pushing one branch through 3 nodes win, in each of 20 rounds', async () => {
     await cluster.node(0).sdk.repos.create('acme', { name: 'race' });
     const seed = path.join(work.path, 'race-seed');

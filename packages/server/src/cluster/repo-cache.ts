@@ -82,8 +82,9 @@ export class ClusterRepoCache implements RepoCache {
   }
 
   advanced(repoId: string, from: number, to: number): void {
-    // Only when nobody else wrote in between: otherwise the next ensure syncs their change.
-    if (this.#versions.get(repoId) === from) this.#versions.set(repoId, to);
+    // Only when nobody else wrote in between (the version moved by exactly this write):
+    // otherwise the next ensure syncs their change.
+    if (to === from + 1 && this.#versions.get(repoId) === from) this.#versions.set(repoId, to);
   }
 
   forget(repoId: string): void {
