@@ -15,6 +15,7 @@ import { SIDEBAND_64K_MAX_DATA, SIDEBAND_ERROR, sidebandPackets } from '../git/s
 import { ConnectionGuard } from './connection-guard.ts';
 import { isOutOfSpace, OUT_OF_SPACE_MESSAGE } from '../storage/disk-space.ts';
 import { isDatabaseUnavailable, isTextRefusedByDatabase } from '../db/database.ts';
+import { ObjectStoreUnavailableError } from '../storage/object-store.ts';
 import http from 'node:http';
 import { digestsEqual, hashToken } from '../auth/admin-token.ts';
 import { extractToken } from '../auth/credentials.ts';
@@ -184,6 +185,7 @@ export function toGroveError(error: FastifyError | GroveError | Error): GroveErr
   }
   if (isOutOfSpace(error)) return new GroveError('insufficient_storage', OUT_OF_SPACE_MESSAGE);
   if (isTextRefusedByDatabase(error)) return new GroveError('invalid_request', 'text fields must not contain NUL characters');
+  if (error instanceof ObjectStoreUnavailableError) return new GroveError('unavailable', 'the object store is unavailable; nothing was changed; retry shortly');
   if (isDatabaseUnavailable(error)) return new GroveError('unavailable', 'the database is unavailable; nothing was changed that was not reported; retry shortly');
   return new GroveError('internal', 'internal server error');
 }

@@ -22,6 +22,7 @@ import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, aba
 import { FairShareRefusal, shareKey } from './fair-share.ts';
 import { isOutOfSpace } from '../storage/disk-space.ts';
 import { isDatabaseUnavailable } from '../db/database.ts';
+import { ObjectStoreUnavailableError } from '../storage/object-store.ts';
 
 /** How often a push that is still being checked sends an empty band-1 packet (git's receive.keepAlive), at most. */
 const KEEPALIVE_INTERVAL_MS = 5000;
@@ -147,7 +148,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       }
       const busy = error instanceof LimiterTimeoutError;
       const full = isOutOfSpace(error);
-      const databaseDown = isDatabaseUnavailable(error);
+      const databaseDown = isDatabaseUnavailable(error) || error instanceof ObjectStoreUnavailableError;
       if (!busy && !full && !databaseDown) request.log.error({ err: error, org, repo }, 'push failed');
       if (full) request.log.warn({ org, repo }, 'push refused: out of disk space');
       if (databaseDown) request.log.warn({ err: error, org, repo }, 'push failed: the database is unavailable');
@@ -157,7 +158,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
         : full
           ? 'grove: the server is out of disk space; no ref was changed — retry once space is freed'
           : databaseDown
-            ? 'grove: the database is unavailable; the push was not acknowledged — fetch to see whether it landed, then retry'
+            ? 'grove: the database or object store is unavailable; the push was not acknowledged — fetch to see whether it landed, then retry'
             : 'grove: internal error while applying the push; no ref was changed by the failed step';
       write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     } finally {
