@@ -65,7 +65,7 @@ describe('a three-node cluster under SIGKILL', { skip }, () => {
     return startDaemon({ dataDir: path.join(work.path, `node-${i}`), env: daemonEnv({ ...nodeEnv, GROVE_NODE_ID: `node-${i}` }) });
   }
 
-  it(`loses no acknowledged push over ${KILLS} kills of random nodes, and a cold node rebuilt from PostgreSQL and the object store passes fsck`, async () => {
+  it(`loses no acknowledged push over ${KILLS} kills of random nodes, and a cold node rebuilt from PostgreSQL and the object store passes fsck`, async (t) => {
     const first = daemons[0]!;
     await post(`${first.url}/api/v1/orgs`, { name: 'acme' });
     await post(`${first.url}/api/v1/orgs/acme/repos`, { name: 'app' });
@@ -110,6 +110,7 @@ describe('a three-node cluster under SIGKILL', { skip }, () => {
     stop = true;
     await Promise.all(loops);
     const acknowledged = pushers.reduce((sum, p) => sum + p.acks, 0);
+    t.diagnostic(`${KILLS} kills, ${pushers.reduce((sum, p) => sum + p.pushes, 0)} pushes tried, ${acknowledged} acknowledged`);
     assert.ok(acknowledged > KILLS, `only ${acknowledged} pushes were acknowledged over ${KILLS} kills`);
 
     // Every node shows each pusher's branch at its last acknowledged commit or a later one of its own.
@@ -131,9 +132,10 @@ describe('a three-node cluster under SIGKILL', { skip }, () => {
     await gitOk([...auth(token), 'clone', '-q', '--mirror', `${cold.url}/acme/app.git`, mirror]);
     await gitOk(['fsck', '--connectivity-only', '--no-dangling'], { cwd: mirror });
     const keys = new Set(await cluster.storedKeys());
-    for (const row of await cluster.query<{ repo_id: string; name: string }>('select repo_id, name from repo_packs')) {
-      assert.ok(keys.has(`repos/${row.repo_id}/pack-${row.name}.pack`), `pack ${row.name} is recorded but not stored`);
-    }
+    const rows = await cluster.query<{ repo_id: string; name: string }>('select repo_id, name from repo_packs');
+    for (const row of rows) assert.ok(keys.has(`repos/${row.repo_id}/pack-${row.name}.pack`), `pack ${row.name} is recorded but not stored`);
+    const recorded = new Set(rows.map((row) => `repos/${row.repo_id}/pack-${row.name}.pack`));
+    t.diagnostic(`${rows.length} packs recorded, ${[...keys].filter((k) => k.endsWith('.pack') && !recorded.has(k)).length} orphan packs in the store (uploaded, never committed)`);
     cold.child.kill('SIGKILL');
   });
 });

@@ -75,13 +75,13 @@ export class PostgresRefStore implements RefStore {
 
   async apply(repo: RepoHandle, updates: readonly RefUpdate[], events?: EventsOf): Promise<TransactionResult> {
     if (updates.length === 0) return { ok: true };
-    const results = await this.#serialized(repo.id, () => this.#write(repo, updates, true, events));
+    const results = await this.#write(repo, updates, true, events);
     return results.find((r) => !r.ok) ?? { ok: true };
   }
 
   async applyEach(repo: RepoHandle, updates: readonly RefUpdate[], events?: EventsOf): Promise<TransactionResult[]> {
     if (updates.length === 0) return [];
-    return this.#serialized(repo.id, () => this.#write(repo, updates, false, events));
+    return this.#write(repo, updates, false, events);
   }
 
   #serialized<T>(repoId: string, work: () => Promise<T>): Promise<T> {
@@ -102,9 +102,26 @@ export class PostgresRefStore implements RefStore {
     if (atomic && results.some((r) => !r.ok)) return failAll(results);
     const candidates = updates.filter((_, i) => results[i]!.ok);
     if (candidates.length === 0) return results;
-    const fromVersion = this.#cache.localVersion(repo.id);
+    // Publishing needs no order: concurrent writers of one repository upload side by side.
     const pack = await this.#publish(repo, candidates.map((u) => u.newOid).filter((oid) => !isZeroOid(oid)));
     try {
+      return await this.#serialized(repo.id, () => this.#commit(repo, updates, candidates, results, pack, atomic, events));
+    } finally {
+      if (pack !== null) await rm(pack.dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The transaction and the node copy's update, one writer of the repository at a time on this node. */
+  async #commit(
+    repo: RepoHandle,
+    updates: readonly RefUpdate[],
+    candidates: readonly RefUpdate[],
+    results: TransactionResult[],
+    pack: Published | null,
+    atomic: boolean,
+    events: EventsOf | undefined,
+  ): Promise<TransactionResult[]> {
+    {
       const outcome = await this.#db.transaction().execute(async (trx) => {
         const version = await bumpVersion(trx, repo.id);
         const applied: RefUpdate[] = [];
@@ -127,12 +144,9 @@ export class PostgresRefStore implements RefStore {
       this.stats.transactions++;
       if (outcome === null) return atomic ? failAll(results) : results;
       if (outcome.committed !== null) await this.#events.announce(outcome.committed);
-      await this.#applyLocally(repo, outcome.applied, pack);
-      this.#cache.advanced(repo.id, fromVersion, outcome.version);
+      await this.#applyLocally(repo, outcome.applied, pack, outcome.version);
       if (pack !== null) this.#onPublished(repo);
       return results;
-    } finally {
-      if (pack !== null) await rm(pack.dir, { recursive: true, force: true });
     }
   }
 
@@ -162,8 +176,8 @@ export class PostgresRefStore implements RefStore {
       }
       const file = path.join(dir, `pack-${out}.pack`);
       const bytes = (await stat(file)).size;
-      await this.#store.put(packKey(repo.id, out, 'pack'), file);
-      await this.#store.put(packKey(repo.id, out, 'idx'), path.join(dir, `pack-${out}.idx`));
+      // Side by side: no row names the pack until both are stored.
+      await Promise.all([this.#store.put(packKey(repo.id, out, 'pack'), file), this.#store.put(packKey(repo.id, out, 'idx'), path.join(dir, `pack-${out}.idx`))]);
       this.stats.packsPublished++;
       this.stats.bytesPublished += bytes;
       return { name: out, bytes, dir };
@@ -174,7 +188,7 @@ export class PostgresRefStore implements RefStore {
   }
 
   /** The node's copy follows: the published pack kept in place (no download later), then the refs. */
-  async #applyLocally(repo: RepoHandle, applied: readonly RefUpdate[], pack: Published | null): Promise<void> {
+  async #applyLocally(repo: RepoHandle, applied: readonly RefUpdate[], pack: Published | null, version: number): Promise<void> {
     if (pack !== null) {
       const packDir = path.join(repo.gitDir, 'objects', 'pack');
       const base = path.join(packDir, `pack-${pack.name}`);
@@ -192,6 +206,8 @@ export class PostgresRefStore implements RefStore {
       } finally {
         this.#refView.invalidate(repo.gitDir);
       }
+      // With the refs, in the same exclusive section as a sync's ref write (repo-cache.ts).
+      this.#cache.advanced(repo.id, version - 1, version);
     });
   }
 }

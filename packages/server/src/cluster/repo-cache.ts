@@ -19,6 +19,7 @@ import type { GitRunner } from '../repo/git-command.ts';
 import { initBareRepository, writeHead } from '../repo/init.ts';
 import type { RefTransaction } from '../repo/ref-transaction.ts';
 import type { RefView } from '../repo/ref-view.ts';
+import type { RefSnapshot } from '../repo/ref-snapshot.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { releaseLocalPacks } from './compaction.ts';
 import { packKey } from './pack-keys.ts';
@@ -27,6 +28,8 @@ export interface CachedRepo {
   readonly id: string;
   readonly gitDir: string;
   readonly defaultBranch: string;
+  /** The ref version, when the caller read it with the repository's row just now (null: no ref transaction yet). */
+  readonly version?: number | null;
 }
 
 export interface RepoCache {
@@ -82,8 +85,9 @@ export class ClusterRepoCache implements RepoCache {
   }
 
   advanced(repoId: string, from: number, to: number): void {
-    // Only when nobody else wrote in between (the version moved by exactly this write):
-    // otherwise the next ensure syncs their change.
+    // Only when nobody else wrote in between (the version moved by exactly this write, from
+    // the version this copy is at): otherwise the next ensure syncs their change. Called in
+    // the repository's exclusive section, as a sync's ref write is.
     if (to === from + 1 && this.#versions.get(repoId) === from) this.#versions.set(repoId, to);
   }
 
@@ -93,8 +97,9 @@ export class ClusterRepoCache implements RepoCache {
   }
 
   async ensure(repo: CachedRepo): Promise<void> {
-    const row = await this.#db.selectFrom('repo_state').select('refs_version').where('repo_id', '=', repo.id).executeTakeFirst();
-    const version = row?.refs_version ?? 0;
+    const version = repo.version !== undefined
+      ? (repo.version ?? 0)
+      : ((await this.#db.selectFrom('repo_state').select('refs_version').where('repo_id', '=', repo.id).executeTakeFirst())?.refs_version ?? 0);
     for (;;) {
       if (this.localVersion(repo.id) >= version) {
         // The default branch changes without a ref version (PATCH of the repository): follow it.
@@ -127,27 +132,8 @@ export class ClusterRepoCache implements RepoCache {
     await releaseLocalPacks(packDir, allPacks.filter((p) => p.superseded_version !== null).map((p) => p.name));
     await this.#transaction.exclusive(repo.gitDir, async () => {
       const local = await this.#refView.read(repo.gitDir);
-      const wanted = new Map(refs.map((r) => [r.name, r.oid]));
-      let input = 'start\0';
-      let changes = 0;
-      for (const [name, oid] of wanted) {
-        if (local.refs.find((r) => r.name === name)?.oid === oid) continue;
-        input += `update ${name}\0${oid}\0\0`; // no old value: PostgreSQL already decided
-        changes++;
-      }
-      for (const { name } of local.refs) {
-        if (wanted.has(name)) continue;
-        input += `delete ${name}\0\0`;
-        changes++;
-      }
-      if (changes > 0) {
-        this.#refView.invalidate(repo.gitDir);
-        try {
-          await this.#git.check(['update-ref', '--stdin', '-z'], { gitDir: repo.gitDir, input: `${input}prepare\0commit\0` });
-        } finally {
-          this.#refView.invalidate(repo.gitDir);
-        }
-      }
+      // A write of this node committed after the refs read above is newer: keep it.
+      if (this.localVersion(repo.id) < version) await this.#writeRefs(repo.gitDir, local, refs);
       if (local.head?.target !== `refs/heads/${repo.defaultBranch}`) {
         await writeHead(repo.gitDir, repo.defaultBranch);
         this.#refView.invalidate(repo.gitDir);
@@ -155,6 +141,32 @@ export class ClusterRepoCache implements RepoCache {
     });
     this.#heads.set(repo.id, repo.defaultBranch);
     if (this.localVersion(repo.id) < version) this.#versions.set(repo.id, version);
+  }
+
+  /** Rewrites the copy's refs to `refs` (no old values: PostgreSQL already decided). */
+  async #writeRefs(gitDir: string, local: RefSnapshot, refs: readonly { name: string; oid: string }[]): Promise<void> {
+    const wanted = new Map(refs.map((r) => [r.name, r.oid]));
+    const have = new Map(local.refs.map((r) => [r.name, r.oid]));
+    let input = 'start\0';
+    let changes = 0;
+    for (const [name, oid] of wanted) {
+      if (have.get(name) === oid) continue;
+      input += `update ${name}\0${oid}\0\0`; // no old value: PostgreSQL already decided
+      changes++;
+    }
+    for (const { name } of local.refs) {
+      if (wanted.has(name)) continue;
+      input += `delete ${name}\0\0`;
+      changes++;
+    }
+    if (changes > 0) {
+      this.#refView.invalidate(gitDir);
+      try {
+        await this.#git.check(['update-ref', '--stdin', '-z'], { gitDir, input: `${input}prepare\0commit\0` });
+      } finally {
+        this.#refView.invalidate(gitDir);
+      }
+    }
   }
 
   async #followHead(repo: CachedRepo): Promise<void> {

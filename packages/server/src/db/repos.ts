@@ -4,7 +4,11 @@ import type { Db } from './database.ts';
 import type { ReposTable } from './schema.ts';
 
 export type RepoRow = ReposTable;
-export type RepoWithOrg = RepoRow & { org_name: string };
+export type RepoWithOrg = RepoRow & {
+  org_name: string;
+  /** Cluster mode: the repository's ref version, read with the row (null before its first ref transaction). */
+  refs_version?: number | null;
+};
 
 /**
  * Repository rows by "org/name" for the git routes, which look one up on every request.
@@ -45,7 +49,16 @@ export async function findRepoByIdCached(db: Db, id: string): Promise<RepoWithOr
 }
 
 export async function findRepoCached(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
-  if (uncached.has(db)) return findRepo(db, orgName, repoName);
+  if (uncached.has(db)) {
+    // A cluster: the ref version rides on the lookup the request makes anyway (no second round trip).
+    if (checkName('org', orgName) !== null || checkName('repo', repoName) !== null) return undefined;
+    return reposWithOrg(db)
+      .leftJoin('repo_state', 'repo_state.repo_id', 'repos.id')
+      .select('repo_state.refs_version')
+      .where('orgs.name', '=', orgName)
+      .where('repos.name', '=', repoName)
+      .executeTakeFirst();
+  }
   let cache = lookups.get(db);
   if (cache === undefined) lookups.set(db, (cache = new Map()));
   const key = `${orgName}/${repoName}`;

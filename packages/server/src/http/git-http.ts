@@ -80,7 +80,8 @@ export async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Par
     return null;
   }
   const gitDir = ctx.repos.gitDir(row.id);
-  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch }); // a cluster node's copy: current first
+  // A cluster node's copy: current first (the version came with the row).
+  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch, ...(row.refs_version !== undefined ? { version: row.refs_version } : {}) });
   return { principal, repoId: row.id, gitDir, org, repo };
 }
 
