@@ -59,6 +59,7 @@ export class Compactor {
   readonly #logger: Pick<Logger, 'warn' | 'debug'>;
   readonly #options: CompactionOptions;
   readonly #running = new Map<string, Promise<void>>();
+  readonly #again = new Set<string>();
   readonly stats: CompactionStats = { runs: 0, packsReplaced: 0, failures: 0, supersededDeleted: 0 };
 
   constructor(db: Db, store: ObjectStore, cache: RepoCache, git: GitRunner, leases: Leases, logger: Pick<Logger, 'warn' | 'debug'>, options: CompactionOptions = DEFAULT_COMPACTION) {
@@ -73,19 +74,25 @@ export class Compactor {
 
   /** Compacts the repository in the background if it has too many live packs (at most one run per repository). */
   request(repoId: string, gitDir: string): void {
-    if (this.#running.has(repoId)) return;
+    if (this.#running.has(repoId)) {
+      this.#again.add(repoId); // pushes landed during the run: look again when it ends
+      return;
+    }
     const run = this.#maybeCompact(repoId, gitDir)
       .catch((error: unknown) => {
         this.stats.failures++;
         this.#logger.warn({ err: error, repoId }, 'compaction failed; the next push retries it');
       })
-      .finally(() => this.#running.delete(repoId));
+      .finally(() => {
+        this.#running.delete(repoId);
+        if (this.#again.delete(repoId)) this.request(repoId, gitDir);
+      });
     this.#running.set(repoId, run);
   }
 
   /** Waits for the runs in progress (shutdown, tests). */
   async idle(): Promise<void> {
-    await Promise.all(this.#running.values());
+    while (this.#running.size > 0) await Promise.all(this.#running.values());
   }
 
   async #maybeCompact(repoId: string, gitDir: string): Promise<void> {
