@@ -308,6 +308,7 @@ export function markdown(r: Results, table: Row[]): string {
     const tail = r.groveLogTail.split('\n').slice(-15).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l));
     out.push("## Grove's log during the run (level error)", '', 'Its last lines (Grove ran with `GROVE_LOG_LEVEL=error`, so anything here is an error it logged):', '', '```', ...tail, '```', '');
   }
+  out.push('## Cluster', '', 'A three-node cluster (PostgreSQL + an object store) against one embedded node: `node --conditions=grove-source bench/cluster.ts`; its figures, the targets and why two are not met are in docs/scale-out.md ("Measured").', '');
   out.push('## Machine', '');
   for (const [k, v] of Object.entries(r.machine)) out.push(`- ${k}: ${v}`);
   out.push(`- machine busy before the run (1 s sample, all cores): ${Number.isFinite(r.busyBeforePercent) ? `${r.busyBeforePercent.toFixed(0)}%` : 'n/a'}; busiest protocol-load run: ${busiest.toFixed(0)}%`);
