@@ -60,7 +60,7 @@ function details(r: Results): string {
   }
   if (r.pushBreakdowns.size > 0) {
     lines.push('### Where a push\'s time goes (Grove, from its /metrics)', '');
-    lines.push('Mean time per push in each phase of `grove_git_push_phase_seconds`: parse (the command list), receive (the pack streamed into `git index-pack`), objects (connectivity, types and force-push ancestry, in parallel processes), migrate (out of the quarantine, directories fsynced), journal (the pending events), refs (the compare-and-swap transaction, queue included), settle (the events committed), report. Then the git processes each push started, with their mean start time through the launcher, and how many pushes shared one `update-ref` transaction (group commit).', '');
+    lines.push('Mean time per push in each phase of `grove_git_push_phase_seconds`: parse (the command list), receive (the pack streamed into `git index-pack`), objects (connectivity, types and force-push ancestry, in parallel processes), migrate (out of the quarantine, directories fsynced), refs (the ref change with its events through RefStore: the pending events, the compare-and-swap transaction with its queue, the events committed), report. Then the git processes each push started, with their mean start time through the launcher, and how many pushes shared one `update-ref` transaction (group commit).', '');
     lines.push(`| workload | pushes | server time per push | ${PUSH_PHASES.join(' | ')} | pushes per ref transaction |`);
     lines.push(`|---|---:|---:|${PUSH_PHASES.map(() => '---:').join('|')}|---:|`);
     for (const [workload, b] of r.pushBreakdowns) {
