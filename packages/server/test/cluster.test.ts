@@ -88,6 +88,19 @@ describe('a cluster of three nodes', { skip }, () => {
     }
   });
 
+  it('accepts the same new commit pushed to two branches through two nodes at once (one pack, published twice)', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'twice' });
+    const repo = path.join(work.path, 'twice');
+    await initWorkRepo(repo);
+    const head = await commitFile(repo, 'same.txt', 'same\n', 'the same commit');
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.all([0, 1].map((n) => git([...auth(token), 'push', '-q', cluster.url(n, 'acme', 'twice'), `HEAD:refs/heads/copy-${round}-${n}`], { cwd: repo })));
+      for (const result of results) assert.equal(result.code, 0, result.stderr);
+    }
+    const listing = await gitOk([...auth(token), 'ls-remote', cluster.url(2, 'acme', 'twice')]);
+    assert.equal(listing.split('\n').filter((line) => line.startsWith(`${head}\trefs/heads/copy-`)).length, 10);
+  });
+
   it('lets exactly one of 8 clients pushing one branch through 3 nodes win, in each of 20 rounds', async () => {
     await cluster.node(0).sdk.repos.create('acme', { name: 'race' });
     const seed = path.join(work.path, 'race-seed');

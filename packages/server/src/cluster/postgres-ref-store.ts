@@ -121,33 +121,33 @@ export class PostgresRefStore implements RefStore {
     atomic: boolean,
     events: EventsOf | undefined,
   ): Promise<TransactionResult[]> {
-    {
-      const outcome = await this.#db.transaction().execute(async (trx) => {
-        const version = await bumpVersion(trx, repo.id);
-        const applied: RefUpdate[] = [];
-        for (const update of candidates) {
-          const swapped = await compareAndSwap(trx, repo.id, update);
-          const index = updates.indexOf(update);
-          if (swapped) applied.push(update);
-          else results[index] = { ok: false, reason: STALE((await currentValue(trx, repo.id, update.ref)) ?? ZERO_OID) };
-        }
-        if (applied.length === 0 || (atomic && applied.length < candidates.length)) throw new NothingApplied();
-        if (pack !== null) {
-          await trx.insertInto('repo_packs').values({ repo_id: repo.id, name: pack.name, bytes: pack.bytes, added_version: version, superseded_version: null, superseded_at: null, created_at: new Date().toISOString() }).execute();
-        }
-        const committed = events === undefined ? null : await this.#events.writeIn(trx, events(applied));
-        return { version, applied, committed };
-      }).catch((error: unknown) => {
-        if (error instanceof NothingApplied) return null;
-        throw error;
-      });
-      this.stats.transactions++;
-      if (outcome === null) return atomic ? failAll(results) : results;
-      if (outcome.committed !== null) await this.#events.announce(outcome.committed);
-      await this.#applyLocally(repo, outcome.applied, pack, outcome.version);
-      if (pack !== null) this.#onPublished(repo);
-      return results;
-    }
+    const outcome = await this.#db.transaction().execute(async (trx) => {
+      const version = await bumpVersion(trx, repo.id);
+      const applied: RefUpdate[] = [];
+      for (const update of candidates) {
+        const swapped = await compareAndSwap(trx, repo.id, update);
+        const index = updates.indexOf(update);
+        if (swapped) applied.push(update);
+        else results[index] = { ok: false, reason: STALE((await currentValue(trx, repo.id, update.ref)) ?? ZERO_OID) };
+      }
+      if (applied.length === 0 || (atomic && applied.length < candidates.length)) throw new NothingApplied();
+      if (pack !== null) {
+        // The same objects published twice (two writers of one new commit) make the same pack; it is live again.
+        await trx.insertInto('repo_packs').values({ repo_id: repo.id, name: pack.name, bytes: pack.bytes, added_version: version, superseded_version: null, superseded_at: null, created_at: new Date().toISOString() })
+          .onConflict((oc) => oc.columns(['repo_id', 'name']).doUpdateSet({ superseded_version: null, superseded_at: null })).execute();
+      }
+      const committed = events === undefined ? null : await this.#events.writeIn(trx, events(applied));
+      return { version, applied, committed };
+    }).catch((error: unknown) => {
+      if (error instanceof NothingApplied) return null;
+      throw error;
+    });
+    this.stats.transactions++;
+    if (outcome === null) return atomic ? failAll(results) : results;
+    if (outcome.committed !== null) await this.#events.announce(outcome.committed);
+    await this.#applyLocally(repo, outcome.applied, pack, outcome.version);
+    if (pack !== null) this.#onPublished(repo);
+    return results;
   }
 
   /** Branches point at commits (update-ref refuses anything else, and the node's copy must take every ref PostgreSQL does). */
