@@ -2,20 +2,11 @@
 import { fileURLToPath } from 'node:url';
 import { FileObjectStore } from './file-object-store.ts';
 import type { ObjectStore } from './object-store.ts';
-import { S3ObjectStore } from './s3-object-store.ts';
+import { S3ObjectStore, type S3Location } from './s3-object-store.ts';
 
 export type ObjectStoreConfig =
   | { readonly kind: 'file'; readonly root: string }
-  | {
-      readonly kind: 's3';
-      readonly bucket: string;
-      readonly prefix: string;
-      readonly endpoint: string | null;
-      readonly region: string;
-      readonly forcePathStyle: boolean;
-      /** From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN); null: the SDK's own chain (profile, instance role). */
-      readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string } | null;
-    };
+  | ({ readonly kind: 's3' } & S3Location);
 
 /** Parses GROVE_OBJECT_STORE; returns a reason instead of throwing. Pure. */
 export function parseObjectStore(value: string, env: NodeJS.ProcessEnv): ObjectStoreConfig | string {

@@ -19,6 +19,7 @@ export interface S3Location {
   readonly endpoint: string | null;
   readonly region: string;
   readonly forcePathStyle: boolean;
+  /** From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN); null: the SDK's own chain (profile, instance role). */
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string } | null;
 }
 

@@ -1,8 +1,10 @@
 /** Runs `grove serve` as a real child process on a free loopback port, as an operator would. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { COMPILE_CACHE, GROVE_BIN, ROOT } from './cli.ts';
 import { databaseEnv } from './database.ts';
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 export interface Daemon {
   readonly child: ChildProcess;
@@ -31,17 +33,6 @@ export interface DaemonOptions {
 }
 
 const running = new Set<ChildProcess>();
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The test process's environment without any GROVE_* variable, plus what a test sets. */
 export function daemonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

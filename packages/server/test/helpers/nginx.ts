@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './ports.ts';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -29,14 +30,7 @@ export class Nginx {
   /** `httpBody(port)` returns the contents of the `http {}` block, listening on 127.0.0.1:port. */
   static async start(httpBody: (port: number) => string): Promise<Nginx> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'grove-nginx-'));
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = net.createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const { port: free } = server.address() as net.AddressInfo;
-        server.close(() => resolve(free));
-      });
-    });
+    const port = await freePort();
     const temp = (name: string) => `${name}_temp_path ${path.join(dir, name)};`;
     await writeFile(path.join(dir, 'nginx.conf'), [
       'daemon off;', 'master_process off;', 'worker_processes 1;', `pid ${path.join(dir, 'nginx.pid')};`, `error_log ${path.join(dir, 'error.log')} error;`,
