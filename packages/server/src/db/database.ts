@@ -34,11 +34,19 @@ const postgresTypes = {
     oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
+const pools = new WeakMap<Db, pg.Pool>();
+
+/** The pool under a PostgreSQL database, for the few hot queries worth a named prepared statement (Kysely sends none). */
+export function postgresPool(db: Db): pg.Pool | undefined {
+  return pools.get(db);
+}
+
 async function openPostgres(url: string, poolSize: number, applicationName: string): Promise<OpenDatabase> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types: postgresTypes, application_name: applicationName, connectionTimeoutMillis: 10_000 });
   // An idle client that loses its server (a restart, a failover) must not crash the process.
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
   try {
     await migrate(db as unknown as Kysely<unknown>);
   } catch (error) {

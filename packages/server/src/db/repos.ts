@@ -1,6 +1,7 @@
 /** Repo rows. Listing pages through an org by name with the (org_id, name) unique index. */
 import { checkName } from '../names.ts';
-import type { Db } from './database.ts';
+import { postgresPool, type Db } from './database.ts';
+import { RepoLookupBatch } from './repo-lookup-batch.ts';
 import type { ReposTable } from './schema.ts';
 
 export type RepoRow = ReposTable;
@@ -29,6 +30,7 @@ function forget(db: Db): void {
 
 /** Databases whose lookups must not be cached: other processes change them (a cluster). */
 const uncached = new WeakSet<Db>();
+const batches = new WeakMap<Db, RepoLookupBatch>();
 
 /** Every lookup of `db` goes to the database from now on (cluster mode). */
 export function disableRepoLookupCache(db: Db): void {
@@ -50,14 +52,16 @@ export async function findRepoByIdCached(db: Db, id: string): Promise<RepoWithOr
 
 export async function findRepoCached(db: Db, orgName: string, repoName: string): Promise<RepoWithOrg | undefined> {
   if (uncached.has(db)) {
-    // A cluster: the ref version rides on the lookup the request makes anyway (no second round trip).
+    // A cluster: the ref version rides on the lookup the request makes anyway (no second round
+    // trip), and concurrent requests share one query (repo-lookup-batch.ts).
     if (checkName('org', orgName) !== null || checkName('repo', repoName) !== null) return undefined;
-    return reposWithOrg(db)
-      .leftJoin('repo_state', 'repo_state.repo_id', 'repos.id')
-      .select('repo_state.refs_version')
-      .where('orgs.name', '=', orgName)
-      .where('repos.name', '=', repoName)
-      .executeTakeFirst();
+    let batch = batches.get(db);
+    if (batch === undefined) {
+      const pool = postgresPool(db);
+      if (pool === undefined) throw new Error('repository lookups are uncached only on PostgreSQL (cluster mode)');
+      batches.set(db, (batch = new RepoLookupBatch(pool)));
+    }
+    return batch.lookup(orgName, repoName);
   }
   let cache = lookups.get(db);
   if (cache === undefined) lookups.set(db, (cache = new Map()));

@@ -38,6 +38,8 @@ function postgresUser(): { uid: number; gid: number } {
 export class PostgresCluster {
   /** The `postgres` database as the superuser `grove` (trust authentication, loopback only). */
   readonly url: string;
+  /** The same server through its Unix socket (no TCP), database `postgres`. */
+  readonly socketUrl: string;
   readonly port: number;
   readonly #root: string;
   readonly #asRoot: boolean;
@@ -51,6 +53,7 @@ export class PostgresCluster {
     this.#asRoot = asRoot;
     this.#maxConnections = maxConnections;
     this.url = `postgres://grove@127.0.0.1:${port}/postgres`;
+    this.socketUrl = `postgres://grove@localhost/postgres?host=${encodeURIComponent(root)}&port=${port}`;
   }
 
   static async start(options: { maxConnections?: number } = {}): Promise<PostgresCluster> {
