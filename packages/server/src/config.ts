@@ -23,6 +23,10 @@ export interface GroveConfig {
   readonly maxLivePacks: number;
   /** Cluster mode: how long a pack replaced by a compaction stays in the object store (GROVE_PACK_GRACE_MS). */
   readonly packGraceMs: number;
+  /** Cluster mode: the disk budget of the node's repository copies, 0 for none (GROVE_CACHE_BYTES). */
+  readonly cacheBytes: number;
+  /** Cluster mode: a copy used this recently is never evicted (GROVE_CACHE_MIN_IDLE_MS). */
+  readonly cacheMinIdleMs: number;
   readonly host: string;
   readonly port: number;
   /** Used as given when set; otherwise generated on first start and kept in <data>/admin-token. */
@@ -207,6 +211,8 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     objectStore: objectStore(env, env.GROVE_DATABASE_URL),
     maxLivePacks: positiveInteger('GROVE_MAX_LIVE_PACKS', env.GROVE_MAX_LIVE_PACKS, 8),
     packGraceMs: nonNegativeInteger('GROVE_PACK_GRACE_MS', env.GROVE_PACK_GRACE_MS, 24 * 3600_000),
+    cacheBytes: nonNegativeInteger('GROVE_CACHE_BYTES', env.GROVE_CACHE_BYTES, 0),
+    cacheMinIdleMs: nonNegativeInteger('GROVE_CACHE_MIN_IDLE_MS', env.GROVE_CACHE_MIN_IDLE_MS, 60_000),
     host,
     port,
     adminToken,

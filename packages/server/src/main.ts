@@ -16,6 +16,7 @@ import { disableOrgLookupCache } from './db/orgs.ts';
 import { DatabaseLeases, SoleNodeLeases, type Leases } from './cluster/leases.ts';
 import { PostgresRefStore } from './cluster/postgres-ref-store.ts';
 import { Compactor } from './cluster/compaction.ts';
+import type { CacheBudget } from './cluster/cache-budget.ts';
 import { ClusterRepoCache, LocalRepositories, type RepoCache } from './cluster/repo-cache.ts';
 import { JournaledRefStore, type RefStore } from './repo/ref-store.ts';
 import { openObjectStore } from './storage/open-object-store.ts';
@@ -49,6 +50,8 @@ export interface RunningServer {
   readonly repos: RepoStore;
   /** Cluster mode's compactor (tests wait for it); null on one node. */
   readonly compactor: Compactor | null;
+  /** Cluster mode's disk budget of the repository copies (GROVE_CACHE_BYTES); null on one node. */
+  readonly cacheBudget: CacheBudget | null;
   /** The admin token if this start generated it (print it once), else null. */
   readonly generatedAdminToken: string | null;
   /** Runs a sweep now (tests; the server sweeps on its own every GROVE_SWEEP_INTERVAL_MS). */
@@ -98,6 +101,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   let repoCache: RepoCache;
   let leases: Leases;
   let compactor: Compactor | null = null;
+  let cacheBudget: CacheBudget | null = null;
   if (objectStore === null) {
     // Embedded: the repositories' own refs are the truth; events journaled around their moves.
     refStore = new JournaledRefStore(repos.transaction, events);
@@ -111,7 +115,16 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   } else {
     // Cluster: refs in PostgreSQL, packs in the object store, events in the ref transaction.
     await objectStore.check();
-    const cache = new ClusterRepoCache(db, objectStore, repos.git, repos.refs, repos.transaction);
+    const cache = new ClusterRepoCache(db, objectStore, repos.git, repos.refs, repos.transaction, {
+      cacheBytes: config.cacheBytes,
+      minIdleMs: config.cacheMinIdleMs,
+      reposDir: path.join(config.dataDir, 'repos'),
+      gitDir: (id) => repos.gitDir(id),
+      removeCopy: (id) => repos.remove(id),
+      onError: (error) => logger.warn({ err: error }, 'cache budget check failed'),
+    });
+    await cache.budget.open();
+    cacheBudget = cache.budget;
     repoCache = cache;
     leases = new DatabaseLeases(db, config.nodeId);
     const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks, graceMs: config.packGraceMs });
@@ -163,6 +176,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     db,
     repos,
     compactor,
+    cacheBudget,
     generatedAdminToken: adminToken.generated,
     sweep: () => sweeper.sweep(),
     close() {

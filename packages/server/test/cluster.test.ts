@@ -164,6 +164,44 @@ describe('a cluster of three nodes', { skip }, () => {
     await fresh.server.close();
   });
 
+  it('keeps a node\'s repository copies within GROVE_CACHE_BYTES by evicting the least recently used, and rebuilds an evicted copy on its next request', async () => {
+    const names = ['lru-a', 'lru-b', 'lru-c'];
+    const heads = new Map<string, string>();
+    for (const name of names) {
+      await cluster.node(0).sdk.repos.create('acme', { name });
+      const repo = path.join(work.path, name);
+      await initWorkRepo(repo);
+      heads.set(name, await commitFile(repo, 'data.bin', randomBytes(200_000), `data of ${name}`));
+      await gitOk([...auth(token), 'push', '-q', cluster.url(0, 'acme', name), 'HEAD:main'], { cwd: repo });
+    }
+    // Room for about two copies of ~200 KB each.
+    const small = await cluster.addNode({ GROVE_CACHE_BYTES: '500000', GROVE_CACHE_MIN_IDLE_MS: '0' });
+    const budget = small.server.server.cacheBudget!;
+    const copyExists = async (name: string) => {
+      const id = (await cluster.node(0).sdk.repos.get('acme', name)).id;
+      return readFile(path.join(small.dataDir, 'repos', id.slice(-2), `${id}.git`, 'HEAD')).then(() => true, () => false);
+    };
+    const cloneThroughSmall = async (name: string, round: number) => {
+      const target = path.join(work.path, `${name}-small-${round}`);
+      await gitOk([...auth(token), 'clone', '-q', `${small.server.url}/acme/${name}.git`, target]);
+      assert.equal((await gitOk(['rev-parse', 'HEAD'], { cwd: target })).trim(), heads.get(name));
+      await budget.check();
+    };
+    try {
+      for (const name of names) await cloneThroughSmall(name, 1);
+      assert.ok(budget.stats.bytes <= 500_000, `${budget.stats.bytes} bytes cached`);
+      assert.equal(budget.stats.evictions, 1);
+      assert.deepEqual(await Promise.all(names.map(copyExists)), [false, true, true]);
+      // The evicted one comes back whole; the least recently used of the others makes room.
+      await cloneThroughSmall('lru-a', 2);
+      assert.equal(budget.stats.evictions, 2);
+      assert.deepEqual(await Promise.all(names.map(copyExists)), [true, false, true]);
+    } finally {
+      cluster.nodes.splice(cluster.nodes.indexOf(small), 1);
+      await small.server.close();
+    }
+  });
+
   it('keeps at most 8 live packs under 40 small pushes, deletes the replaced ones after the grace period, and a new node still clones it whole', async () => {
     await cluster.node(0).sdk.repos.create('acme', { name: 'compact' });
     const id = (await cluster.node(0).sdk.repos.get('acme', 'compact')).id;

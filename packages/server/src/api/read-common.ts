@@ -25,7 +25,7 @@ export async function openForRead(ctx: AppContext, request: FastifyRequest, org:
   const row = await findRepo(ctx.db, org, repo);
   if (!row) throw notFound(`repository ${org}/${repo}`);
   const gitDir = ctx.repos.gitDir(row.id);
-  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch });
+  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch }, request.answered);
   return { gitDir, defaultBranch: row.default_branch, repoName: row.name };
 }
 

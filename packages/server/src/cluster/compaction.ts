@@ -102,7 +102,17 @@ export class Compactor {
     const row = await this.#db.selectFrom('repos').select('default_branch').where('id', '=', repoId).executeTakeFirst();
     if (row === undefined) return;
     const repo: CachedRepo = { id: repoId, gitDir, defaultBranch: row.default_branch };
-    await this.#cache.ensure(repo); // every live pack local
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    try {
+      await this.#cache.ensure(repo, done); // every live pack local, and the copy kept while compacting
+      await this.#compact(repoId, gitDir);
+    } finally {
+      finished();
+    }
+  }
+
+  async #compact(repoId: string, gitDir: string): Promise<void> {
     const chosen = choosePacks(await this.#livePacks(repoId));
     if (chosen.length === 0) return;
     const packDir = path.join(gitDir, 'objects', 'pack');

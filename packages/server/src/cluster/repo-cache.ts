@@ -21,6 +21,7 @@ import type { RefTransaction } from '../repo/ref-transaction.ts';
 import type { RefView } from '../repo/ref-view.ts';
 import type { RefSnapshot } from '../repo/ref-snapshot.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { CacheBudget } from './cache-budget.ts';
 import { releaseLocalPacks } from './compaction.ts';
 import { packKey } from './pack-keys.ts';
 
@@ -33,8 +34,12 @@ export interface CachedRepo {
 }
 
 export interface RepoCache {
-  /** Makes this node's copy of the repository at least as new as PostgreSQL's refs are now. */
-  ensure(repo: CachedRepo): Promise<void>;
+  /**
+   * Makes this node's copy of the repository at least as new as PostgreSQL's refs are now.
+   * `until`: the caller uses the copy until it settles (its answer closed), so the cache
+   * budget does not evict it meanwhile.
+   */
+  ensure(repo: CachedRepo, until?: Promise<unknown>): Promise<void>;
   /** Notes that the node's copy reached `version` by its own write (no sync needed for it). */
   advanced(repoId: string, from: number, to: number): void;
   /** The version the node's copy is known to be at (-1: unknown). */
@@ -60,6 +65,19 @@ export interface RepoCacheStats {
   bytesDownloaded: number;
 }
 
+export interface RepoCacheOptions {
+  /** GROVE_CACHE_BYTES: the copies' disk budget (0: none). */
+  readonly cacheBytes: number;
+  /** A copy used this recently is never evicted. */
+  readonly minIdleMs: number;
+  /** `<data>/repos`. */
+  readonly reposDir: string;
+  readonly gitDir: (repoId: string) => string;
+  /** Deletes a copy's directory (moved out of sight at once). */
+  readonly removeCopy: (repoId: string) => Promise<void>;
+  readonly onError: (error: unknown) => void;
+}
+
 export class ClusterRepoCache implements RepoCache {
   readonly #db: Db;
   readonly #store: ObjectStore;
@@ -70,9 +88,14 @@ export class ClusterRepoCache implements RepoCache {
   /** The default branch each repository's HEAD was last set to here. */
   readonly #heads = new Map<string, string>();
   readonly #syncing = new Map<string, Promise<void>>();
+  readonly #evicting = new Map<string, Promise<unknown>>();
+  readonly #options: RepoCacheOptions;
+  readonly budget: CacheBudget;
   readonly stats: RepoCacheStats = { syncs: 0, packsDownloaded: 0, bytesDownloaded: 0 };
 
-  constructor(db: Db, store: ObjectStore, git: GitRunner, refView: RefView, transaction: RefTransaction) {
+  constructor(db: Db, store: ObjectStore, git: GitRunner, refView: RefView, transaction: RefTransaction, options: RepoCacheOptions) {
+    this.#options = options;
+    this.budget = new CacheBudget({ bytes: options.cacheBytes, minIdleMs: options.minIdleMs, reposDir: options.reposDir, evict: (id) => this.#evict(id), onError: options.onError });
     this.#db = db;
     this.#store = store;
     this.#git = git;
@@ -89,14 +112,19 @@ export class ClusterRepoCache implements RepoCache {
     // the version this copy is at): otherwise the next ensure syncs their change. Called in
     // the repository's exclusive section, as a sync's ref write is.
     if (to === from + 1 && this.#versions.get(repoId) === from) this.#versions.set(repoId, to);
+    this.budget.changed(repoId);
   }
 
   forget(repoId: string): void {
     this.#versions.delete(repoId);
     this.#heads.delete(repoId);
+    this.budget.removed(repoId);
   }
 
-  async ensure(repo: CachedRepo): Promise<void> {
+  async ensure(repo: CachedRepo, until?: Promise<unknown>): Promise<void> {
+    this.budget.use(repo.id, until); // before any await: an eviction decided meanwhile backs off
+    const evicting = this.#evicting.get(repo.id);
+    if (evicting !== undefined) await evicting;
     const version = repo.version !== undefined
       ? (repo.version ?? 0)
       : ((await this.#db.selectFrom('repo_state').select('refs_version').where('repo_id', '=', repo.id).executeTakeFirst())?.refs_version ?? 0);
@@ -141,6 +169,28 @@ export class ClusterRepoCache implements RepoCache {
     });
     this.#heads.set(repo.id, repo.defaultBranch);
     if (this.localVersion(repo.id) < version) this.#versions.set(repo.id, version);
+    this.budget.changed(repo.id);
+  }
+
+  /**
+   * Deletes the node's copy of a repository nobody uses (the cache budget's choice). Requests
+   * arriving meanwhile wait for it, then rebuild the copy; one that arrived before the
+   * exclusive section was reached keeps it.
+   */
+  async #evict(repoId: string): Promise<boolean> {
+    if (this.#syncing.has(repoId) || this.#evicting.has(repoId) || this.budget.busy(repoId)) return false;
+    const run = this.#transaction.exclusive(this.#options.gitDir(repoId), async () => {
+      if (this.#syncing.has(repoId) || this.budget.busy(repoId)) return false;
+      this.forget(repoId);
+      await this.#options.removeCopy(repoId);
+      return true;
+    });
+    this.#evicting.set(repoId, run.catch(() => undefined));
+    try {
+      return await run;
+    } finally {
+      this.#evicting.delete(repoId);
+    }
   }
 
   /** Rewrites the copy's refs to `refs` (no old values: PostgreSQL already decided). */

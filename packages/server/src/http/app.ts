@@ -20,6 +20,13 @@ import http from 'node:http';
 import { digestsEqual, hashToken } from '../auth/admin-token.ts';
 import { extractToken } from '../auth/credentials.ts';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Settles when the answer to this request has closed (sent, or the connection gone). */
+    answered: Promise<void> | undefined;
+  }
+}
+
 export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Promise<FastifyInstance> {
   const limits = ctx.config.connections;
   const guard = new ConnectionGuard({ maxConnections: limits.max, maxPerAddress: limits.maxPerAddress });
@@ -57,16 +64,20 @@ export async function buildApp(ctx: AppContext, logger: FastifyBaseLogger): Prom
       request.raw.once('end', () => request.raw.setTimeout(0));
     }
     const started = process.hrtime.bigint();
+    let answered!: () => void;
+    request.answered = new Promise<void>((resolve) => (answered = resolve));
     reply.raw.once('close', () => {
       const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.raw.statusCode) };
       ctx.metrics.requests.inc(labels);
       ctx.metrics.requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      answered();
     });
   });
 
   // No body parser is global: the API adds JSON for itself, the git routes their own stream types.
   app.removeAllContentTypeParsers();
   app.decorateRequest('principal', null);
+  app.decorateRequest('answered', undefined);
   registerAudit(app, ctx.audit);
   app.addHook('onClose', async () => ctx.audit.flush());
 

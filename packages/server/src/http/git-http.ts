@@ -81,7 +81,7 @@ export async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Par
   }
   const gitDir = ctx.repos.gitDir(row.id);
   // A cluster node's copy: current first (the version came with the row).
-  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch, ...(row.refs_version !== undefined ? { version: row.refs_version } : {}) });
+  await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch, ...(row.refs_version !== undefined ? { version: row.refs_version } : {}) }, request.answered);
   return { principal, repoId: row.id, gitDir, org, repo };
 }
 

@@ -94,7 +94,6 @@ export class RepoStore {
     this.refs.invalidate(dir);
   }
 
-  /** Moves the repository out of sight at once, then deletes it in the background. */
   /**
    * Removes repository directories no database row names: a crash between making a
    * repository on disk and committing its row (or between deleting the row and the directory)
@@ -113,6 +112,7 @@ export class RepoStore {
     return removed;
   }
 
+  /** Moves the repository out of sight at once, then deletes it in the background. */
   async remove(repoId: string): Promise<void> {
     const dir = this.gitDir(repoId);
     this.refs.forget(dir);

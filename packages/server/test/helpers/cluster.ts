@@ -50,11 +50,11 @@ export class TestCluster {
     return cluster;
   }
 
-  /** Starts one more node with an empty cache. */
-  async addNode(): Promise<ClusterNode> {
+  /** Starts one more node with an empty cache (`env`: settings of its own). */
+  async addNode(env: Record<string, string> = {}): Promise<ClusterNode> {
     const name = `node-${++this.#started}`;
     const dataDir = path.join(this.#root, name);
-    const node: ClusterNode = { name, dataDir, server: await this.#serve(name, dataDir) };
+    const node: ClusterNode = { name, dataDir, server: await this.#serve(name, dataDir, env) };
     this.nodes.push(node);
     return node;
   }
@@ -65,8 +65,8 @@ export class TestCluster {
     node.server = await this.#serve(node.name, node.dataDir);
   }
 
-  #serve(name: string, dataDir: string): Promise<TestServer> {
-    return startTestServer({ ...this.#env, GROVE_DATABASE_URL: this.databaseUrl, GROVE_OBJECT_STORE: this.objectStore, GROVE_NODE_ID: name }, dataDir);
+  #serve(name: string, dataDir: string, env: Record<string, string> = {}): Promise<TestServer> {
+    return startTestServer({ ...this.#env, ...env, GROVE_DATABASE_URL: this.databaseUrl, GROVE_OBJECT_STORE: this.objectStore, GROVE_NODE_ID: name }, dataDir);
   }
 
   /** The node at `i`, wrapping around: tests route by index. */
