@@ -7,6 +7,7 @@ import { registerAgentCommands, registerForkCommand } from './agent-commands.ts'
 import { registerEventCommands } from './event-commands.ts';
 import { describeCliError, registerClientCommands } from './client-commands.ts';
 import { registerContentCommands } from './content-commands.ts';
+import { registerMigrateCommand } from './migrate-command.ts';
 import { serve } from './serve.ts';
 
 export async function runCli(argv: readonly string[]): Promise<void> {
@@ -29,6 +30,8 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerEventCommands(program);
   const repoCommand = program.commands.find((command) => command.name() === 'repo');
   if (repoCommand) registerForkCommand(repoCommand);
+  const adminCommand = program.commands.find((command) => command.name() === 'admin');
+  if (adminCommand) registerMigrateCommand(adminCommand);
 
   try {
     await program.parseAsync([...argv]);
