@@ -164,6 +164,34 @@ describe('a cluster of three nodes', { skip }, () => {
     await fresh.server.close();
   });
 
+  it('answers retryable errors and moves no ref while the object store is down, and recovers by itself when it is back', async (t) => {
+    if (swift === null) return t.skip('needs the Swift object store (a directory cannot go down)');
+    await cluster.node(0).sdk.repos.create('acme', { name: 'outage' });
+    const repo = path.join(work.path, 'outage');
+    await initWorkRepo(repo);
+    const first = await commitFile(repo, 'a.txt', 'a\n', 'before the outage');
+    await gitOk([...auth(token), 'push', '-q', cluster.url(0, 'acme', 'outage'), 'HEAD:main'], { cwd: repo });
+    await commitFile(repo, 'b.txt', 'b\n', 'during the outage');
+    await swift.stopProxy();
+    try {
+      const push = await git([...auth(token), 'push', cluster.url(1, 'acme', 'outage'), 'HEAD:main'], { cwd: repo });
+      assert.notEqual(push.code, 0);
+      assert.match(push.stderr, /object store is unavailable/);
+      // No ref moved, on any node; a node that must download packs answers 503, retryable.
+      assert.equal((await gitOk([...auth(token), 'ls-remote', cluster.url(0, 'acme', 'outage'), 'refs/heads/main'])).split('\t')[0], first);
+      const read = await fetch(`${cluster.node(2).url}/api/v1/repos/acme/outage/contents/a.txt`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(read.status, 503);
+      assert.ok(read.headers.get('retry-after'));
+      assert.equal(((await read.json()) as { error: { code: string } }).error.code, 'unavailable');
+    } finally {
+      await swift.startProxy();
+    }
+    await gitOk([...auth(token), 'push', '-q', cluster.url(1, 'acme', 'outage'), 'HEAD:main'], { cwd: repo });
+    const clone = path.join(work.path, 'outage-after');
+    await gitOk([...auth(token), 'clone', '-q', cluster.url(2, 'acme', 'outage'), clone]);
+    assert.equal((await gitOk(['rev-parse', 'HEAD'], { cwd: clone })).trim(), (await gitOk(['rev-parse', 'HEAD'], { cwd: repo })).trim());
+  });
+
   it('keeps a node\'s repository copies within GROVE_CACHE_BYTES by evicting the least recently used, and rebuilds an evicted copy on its next request', async () => {
     const names = ['lru-a', 'lru-b', 'lru-c'];
     const heads = new Map<string, string>();

@@ -148,17 +148,21 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       }
       const busy = error instanceof LimiterTimeoutError;
       const full = isOutOfSpace(error);
-      const databaseDown = isDatabaseUnavailable(error) || error instanceof ObjectStoreUnavailableError;
-      if (!busy && !full && !databaseDown) request.log.error({ err: error, org, repo }, 'push failed');
+      // The store is written before the ref transaction starts: when it is down, no ref moved.
+      const storeDown = error instanceof ObjectStoreUnavailableError;
+      const databaseDown = isDatabaseUnavailable(error);
+      if (!busy && !full && !databaseDown && !storeDown) request.log.error({ err: error, org, repo }, 'push failed');
       if (full) request.log.warn({ org, repo }, 'push refused: out of disk space');
-      if (databaseDown) request.log.warn({ err: error, org, repo }, 'push failed: the database is unavailable');
+      if (databaseDown || storeDown) request.log.warn({ err: error, org, repo }, `push failed: the ${storeDown ? 'object store' : 'database'} is unavailable`);
       startStreaming();
       const message = busy
         ? `${BUSY_MESSAGE}; no ref was changed`
         : full
           ? 'grove: the server is out of disk space; no ref was changed — retry once space is freed'
-          : databaseDown
-            ? 'grove: the database or object store is unavailable; the push was not acknowledged — fetch to see whether it landed, then retry'
+          : storeDown
+            ? 'grove: the object store is unavailable; no ref was changed — retry shortly'
+            : databaseDown
+            ? 'grove: the database is unavailable; the push was not acknowledged — fetch to see whether it landed, then retry'
             : 'grove: internal error while applying the push; no ref was changed by the failed step';
       write(sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     } finally {

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { freePort } from './ports.ts';
 import pg from 'pg';
 
-function binary(name: string): string {
+/** A PostgreSQL program (initdb, pg_dump, psql …) from PATH or Debian's versioned directory. */
+export function postgresBinary(name: string): string {
   for (const dir of (process.env.PATH ?? '').split(':')) if (existsSync(path.join(dir, name))) return path.join(dir, name);
   const found = globSync(`/usr/lib/postgresql/*/bin/${name}`).sort().at(-1);
   if (found === undefined) throw new Error(`PostgreSQL's ${name} is not installed (Debian: apt-get install postgresql)`);
@@ -22,8 +23,8 @@ function binary(name: string): string {
 /** Whether this machine can run a private cluster (the server binaries are installed). */
 export function postgresAvailable(): boolean {
   try {
-    binary('initdb');
-    binary('postgres');
+    postgresBinary('initdb');
+    postgresBinary('postgres');
     return true;
   } catch {
     return false;
@@ -65,7 +66,7 @@ export class PostgresCluster {
     }
     const cluster = new PostgresCluster(root, await freePort(), asRoot, options.maxConnections ?? 400);
     try {
-      execFileSync(...cluster.#command(binary('initdb'), ['-D', cluster.#data, '-A', 'trust', '-U', 'grove', '-E', 'UTF8', '--locale=C', '--no-sync']), { stdio: 'ignore' });
+      execFileSync(...cluster.#command(postgresBinary('initdb'), ['-D', cluster.#data, '-A', 'trust', '-U', 'grove', '-E', 'UTF8', '--locale=C', '--no-sync']), { stdio: 'ignore' });
       await cluster.resume();
     } catch (error) {
       rmSync(root, { recursive: true, force: true });
@@ -84,7 +85,7 @@ export class PostgresCluster {
 
   /** Starts the server on the same data and port (after halt()); resolves once it answers queries. */
   async resume(): Promise<void> {
-    const [file, args] = this.#command(binary('postgres'), [
+    const [file, args] = this.#command(postgresBinary('postgres'), [
       '-D', this.#data, '-p', String(this.port), '-k', this.#root,
       '-c', 'listen_addresses=127.0.0.1', '-c', `max_connections=${this.#maxConnections}`,
       '-c', 'fsync=on', '-c', 'synchronous_commit=on', '-c', 'log_min_messages=fatal',

@@ -30,6 +30,8 @@ export class SwiftS3 {
   readonly #root: string;
   readonly #children: ChildProcess[];
   #output = '';
+  /** The proxy (the S3 endpoint) and how to start it again. */
+  #proxy: { child: ChildProcess; start: () => ChildProcess } | null = null;
 
   private constructor(endpoint: string, root: string, children: ChildProcess[]) {
     this.endpoint = endpoint;
@@ -82,14 +84,17 @@ export class SwiftS3 {
     const children: ChildProcess[] = [];
     const swift = new SwiftS3(`http://127.0.0.1:${proxy}`, root, children);
     const start = (file: string, args: string[]) => {
-      const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      // A group of its own: Swift's servers fork workers, which must go with them.
+      const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       child.stdout!.on('data', (chunk: Buffer) => (swift.#output += chunk.toString()));
       child.stderr!.on('data', (chunk: Buffer) => (swift.#output += chunk.toString()));
       children.push(child);
+      return child;
     };
     start('memcached', ['-l', '127.0.0.1', '-p', String(memcache), '-U', '0', '-u', user]);
     for (const kind of ['account', 'container', 'object']) start(`swift-${kind}-server`, [path.join(etc, `${kind}-server.conf`)]);
-    start('swift-proxy-server', [path.join(etc, 'proxy-server.conf')]);
+    const startProxy = () => start('swift-proxy-server', [path.join(etc, 'proxy-server.conf')]);
+    swift.#proxy = { child: startProxy(), start: startProxy };
     const deadline = Date.now() + 30_000;
     for (;;) {
       const healthy = await fetch(`${swift.endpoint}/healthcheck`).then((r) => r.ok, () => false);
@@ -127,10 +132,41 @@ export class SwiftS3 {
     }
   }
 
+  /** An outage of the S3 endpoint: the proxy is killed (connections refused); the data stays. */
+  async stopProxy(): Promise<void> {
+    const proxy = this.#proxy!;
+    if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => proxy.child.once('exit', resolve));
+    killGroup(proxy.child);
+    await exited;
+  }
+
+  /** The endpoint back after stopProxy(); resolves once it answers. */
+  async startProxy(): Promise<void> {
+    const proxy = this.#proxy!;
+    proxy.child = proxy.start();
+    const deadline = Date.now() + 30_000;
+    while (!(await fetch(`${this.endpoint}/healthcheck`).then((r) => r.ok, () => false))) {
+      if (Date.now() > deadline) throw new Error(`the Swift proxy did not come back:\n${this.#output}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   /** Stops every server and removes the data. */
   async stop(): Promise<void> {
-    for (const child of this.#children) if (child.exitCode === null) child.kill('SIGKILL');
-    await Promise.all(this.#children.map((child) => (child.exitCode !== null ? null : new Promise((resolve) => child.once('exit', resolve)))));
+    const running = this.#children.filter((child) => child.exitCode === null && child.signalCode === null);
+    const exited = running.map((child) => new Promise((resolve) => child.once('exit', resolve)));
+    for (const child of running) killGroup(child);
+    await Promise.all(exited);
     await rm(this.#root, { recursive: true, force: true });
+  }
+}
+
+/** SIGKILL to the child's whole process group (it and the workers it forked). */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL'); // already gone, or no group of its own
   }
 }
