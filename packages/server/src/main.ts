@@ -17,6 +17,7 @@ import { DatabaseLeases, SoleNodeLeases, type Leases } from './cluster/leases.ts
 import { PostgresRefStore } from './cluster/postgres-ref-store.ts';
 import { Compactor } from './cluster/compaction.ts';
 import type { CacheBudget } from './cluster/cache-budget.ts';
+import { StoreSweep } from './cluster/store-sweep.ts';
 import { ClusterRepoCache, LocalRepositories, type RepoCache } from './cluster/repo-cache.ts';
 import { JournaledRefStore, type RefStore } from './repo/ref-store.ts';
 import { openObjectStore } from './storage/open-object-store.ts';
@@ -50,6 +51,8 @@ export interface RunningServer {
   readonly repos: RepoStore;
   /** Cluster mode's compactor (tests wait for it); null on one node. */
   readonly compactor: Compactor | null;
+  /** Cluster mode's sweep of the object store (tests run it with a later clock); null on one node. */
+  readonly storeSweep: StoreSweep | null;
   /** Cluster mode's disk budget of the repository copies (GROVE_CACHE_BYTES); null on one node. */
   readonly cacheBudget: CacheBudget | null;
   /** The admin token if this start generated it (print it once), else null. */
@@ -102,6 +105,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   let leases: Leases;
   let compactor: Compactor | null = null;
   let cacheBudget: CacheBudget | null = null;
+  let storeSweep: StoreSweep | null = null;
   if (objectStore === null) {
     // Embedded: the repositories' own refs are the truth; events journaled around their moves.
     refStore = new JournaledRefStore(repos.transaction, events);
@@ -127,7 +131,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     cacheBudget = cache.budget;
     repoCache = cache;
     leases = new DatabaseLeases(db, config.nodeId);
-    const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks, graceMs: config.packGraceMs });
+    const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks });
+    storeSweep = new StoreSweep(db, objectStore, { graceMs: config.packGraceMs, orphanAgeMs: config.packGraceMs });
     compactor = compaction;
     refStore = new PostgresRefStore(db, events, objectStore, cache, repos.git, repos.refs, repos.transaction, (repo) => compaction.request(repo.id, repo.gitDir));
     disableRepoLookupCache(db); // another node may rename or delete a repository
@@ -153,6 +158,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     repoCache,
     leases,
     compactor,
+    storeSweep,
     auth: new Authenticator(db, adminToken.digest, revokedTokens),
     revokedTokens,
     secrets,
@@ -176,6 +182,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     db,
     repos,
     compactor,
+    storeSweep,
     cacheBudget,
     generatedAdminToken: adminToken.generated,
     sweep: () => sweeper.sweep(),

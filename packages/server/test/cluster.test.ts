@@ -164,6 +164,25 @@ describe('a cluster of three nodes', { skip }, () => {
     await fresh.server.close();
   });
 
+  it('deletes from the object store the packs of a deleted repository once they are old enough, and no pack a row names', async () => {
+    await cluster.node(0).sdk.repos.create('acme', { name: 'doomed' });
+    const id = (await cluster.node(0).sdk.repos.get('acme', 'doomed')).id;
+    const repo = path.join(work.path, 'doomed');
+    await initWorkRepo(repo);
+    await commitFile(repo, 'a.txt', 'a\n', 'one');
+    await gitOk([...auth(token), 'push', '-q', cluster.url(1, 'acme', 'doomed'), 'HEAD:main'], { cwd: repo });
+    await cluster.node(2).sdk.repos.delete('acme', 'doomed');
+    const sweep = cluster.node(0).server.storeSweep!;
+    assert.equal(await sweep.sweepOrphans(), 0, 'nothing is old enough yet');
+    assert.ok((await cluster.storedKeys()).some((key) => key.startsWith(`repos/${id}/`)));
+    assert.ok((await sweep.sweepOrphans(Date.now() + 2 * 3600_000)) >= 2);
+    const stored = new Set(await cluster.storedKeys());
+    assert.ok(![...stored].some((key) => key.startsWith(`repos/${id}/`)));
+    for (const row of await cluster.query<{ repo_id: string; name: string }>('select repo_id, name from repo_packs')) {
+      for (const extension of ['pack', 'idx']) assert.ok(stored.has(`repos/${row.repo_id}/pack-${row.name}.${extension}`), `pack-${row.name}.${extension} was deleted`);
+    }
+  });
+
   it('answers retryable errors and moves no ref while the object store is down, and recovers by itself when it is back', async (t) => {
     if (swift === null) return t.skip('needs the Swift object store (a directory cannot go down)');
     await cluster.node(0).sdk.repos.create('acme', { name: 'outage' });

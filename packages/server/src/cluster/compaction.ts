@@ -8,7 +8,7 @@
  * out), uploads it, and in one transaction records it and marks exactly those packs
  * superseded. A push meanwhile adds a pack outside that set, which stays live. Superseded
  * packs stay in the store for a grace period (a node may still be downloading one); the
- * sweeper then deletes them (`sweepSuperseded`).
+ * sweeper then deletes them (store-sweep.ts).
  *
  * Which packs: all of them, unless the largest is at least twice the rest together; then
  * the rest (geometric, so a big repository is not rewritten for every few small pushes).
@@ -27,17 +27,14 @@ import type { CachedRepo, RepoCache } from './repo-cache.ts';
 export interface CompactionOptions {
   /** A repository with more live packs than this is compacted. */
   readonly maxLivePacks: number;
-  /** How long a superseded pack stays in the object store before the sweeper deletes it. */
-  readonly graceMs: number;
 }
 
-export const DEFAULT_COMPACTION: CompactionOptions = { maxLivePacks: 8, graceMs: 24 * 3600_000 };
+export const DEFAULT_COMPACTION: CompactionOptions = { maxLivePacks: 8 };
 
 export interface CompactionStats {
   runs: number;
   packsReplaced: number;
   failures: number;
-  supersededDeleted: number;
 }
 
 /** The packs to merge, given each live pack's size: all, or all but a dominant largest one. Pure. */
@@ -60,7 +57,7 @@ export class Compactor {
   readonly #options: CompactionOptions;
   readonly #running = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
-  readonly stats: CompactionStats = { runs: 0, packsReplaced: 0, failures: 0, supersededDeleted: 0 };
+  readonly stats: CompactionStats = { runs: 0, packsReplaced: 0, failures: 0 };
 
   constructor(db: Db, store: ObjectStore, cache: RepoCache, git: GitRunner, leases: Leases, logger: Pick<Logger, 'warn' | 'debug'>, options: CompactionOptions = DEFAULT_COMPACTION) {
     this.#db = db;
@@ -157,21 +154,6 @@ export class Compactor {
     return this.#db.selectFrom('repo_packs').select(['name', 'bytes']).where('repo_id', '=', repoId).where('superseded_version', 'is', null).execute();
   }
 
-  /**
-   * Deletes from the object store (then from the table) the packs superseded longer ago than
-   * the grace period. The sweeper calls it while it holds its lease.
-   */
-  async sweepSuperseded(nowMs: number = Date.now()): Promise<number> {
-    const before = new Date(nowMs - this.#options.graceMs).toISOString();
-    const rows = await this.#db.selectFrom('repo_packs').select(['repo_id', 'name']).where('superseded_at', 'is not', null).where('superseded_at', '<', before).limit(500).execute();
-    for (const row of rows) {
-      await this.#store.delete(packKey(row.repo_id, row.name, 'pack'));
-      await this.#store.delete(packKey(row.repo_id, row.name, 'idx'));
-      await this.#db.deleteFrom('repo_packs').where('repo_id', '=', row.repo_id).where('name', '=', row.name).execute();
-    }
-    this.stats.supersededDeleted += rows.length;
-    return rows.length;
-  }
 }
 
 

@@ -6,6 +6,7 @@ import type { RepoStore } from '../repo/store.ts';
 import type { RefStore } from '../repo/ref-store.ts';
 import type { RepoCache } from '../cluster/repo-cache.ts';
 import type { Leases } from '../cluster/leases.ts';
+import type { StoreSweep } from '../cluster/store-sweep.ts';
 import type { Compactor } from '../cluster/compaction.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
@@ -30,6 +31,8 @@ export interface AppContext {
   readonly leases: Leases;
   /** Cluster mode: keeps the object store's pack count small; null on one node. */
   readonly compactor: Compactor | null;
+  /** Cluster mode: deletes superseded and orphaned packs from the object store (the sweeper runs it); null on one node. */
+  readonly storeSweep: StoreSweep | null;
   readonly auth: Authenticator;
   /** Signed tokens revoked one by one (in memory, kept exact by this process). */
   readonly revokedTokens: RevokedTokens;
