@@ -10,8 +10,9 @@
  * - a push on node A seen by an SSE subscriber on node B: from the push's acknowledgement to
  *   the event, 50 pushes.
  *
- * The object store is OpenStack Swift's s3api when installed (`--store file` for a
- * directory). Prints a Markdown table; nothing is written.
+ * The object store is OpenStack Swift's s3api when installed (`--store=file` for a
+ * directory); the nodes reach PostgreSQL over TCP (`--socket`: its Unix socket). Prints a
+ * Markdown table; nothing is written.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -37,7 +38,7 @@ await admin.query('create database grove');
 await admin.end();
 const clusterEnv = {
   ...(swift?.env('bench') ?? { GROVE_OBJECT_STORE: `file://${path.join(root, 'objects')}` }),
-  GROVE_DATABASE_URL: postgres.url.replace(/\/postgres$/, '/grove'),
+  GROVE_DATABASE_URL: process.argv.includes('--socket') ? postgres.socketUrl.replace('/postgres?', '/grove?') : postgres.url.replace(/\/postgres$/, '/grove'),
   GROVE_ADMIN_TOKEN: TOKEN,
   GROVE_LOG_LEVEL: 'error',
 };
@@ -164,7 +165,7 @@ try {
   await stream$;
   rows.push(['push on node A → SSE subscriber on node B, after the ack, p50 / p95', '—', `${ms(p(latencies, 50))} / ${ms(p(latencies, 95))}`, '', 'p95 ≤ 250 ms']);
 
-  console.log(`\nCluster: 3 nodes, PostgreSQL 15, object store ${useSwift ? 'OpenStack Swift s3api' : 'a directory'}; ${new Date().toISOString()}\n`);
+  console.log(`\nCluster: 3 nodes, PostgreSQL 15 over ${process.argv.includes('--socket') ? 'its Unix socket' : 'TCP'}, object store ${useSwift ? 'OpenStack Swift s3api' : 'a directory'}; ${new Date().toISOString()}\n`);
   console.log('| workload | embedded | cluster | cluster ÷ embedded | target |');
   console.log('|---|---:|---:|---:|---|');
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);

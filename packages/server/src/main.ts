@@ -127,7 +127,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
       removeCopy: (id) => repos.remove(id),
       onError: (error) => logger.warn({ err: error }, 'cache budget check failed'),
     });
-    await cache.budget.open();
+    // Measuring what a previous run left walks every copy: in the background, not before listening.
+    void cache.budget.open().catch((error: unknown) => logger.warn({ err: error }, 'cache budget: measuring the copies failed'));
     cacheBudget = cache.budget;
     repoCache = cache;
     leases = new DatabaseLeases(db, config.nodeId);

@@ -14,7 +14,8 @@
  *      cluster node before it commits, and a failed run can simply be run again (the uploads
  *      are idempotent: same content, same key).
  *
- * The embedded directory is left as it was (a backup until the cluster is verified).
+ * The embedded directory is left as it was — its database schema brought up to this version,
+ * as `grove serve` would on start — a backup until the cluster is verified.
  */
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
