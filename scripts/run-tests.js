@@ -4,7 +4,9 @@
 //
 //   --database sqlite     metadata in the embedded SQLite file (the default)
 //   --database postgres   metadata in a private PostgreSQL cluster started for this run
-//   --database all        the whole suite once per database, one after the other
+//   --database cluster    every server a cluster of one: metadata and refs in a private
+//                         PostgreSQL cluster, packs in a directory object store per server
+//   --database all        the whole suite three times: sqlite, postgres, cluster
 //
 // Prints the spec report, then one summary line: "N passed, N failed, N skipped" (summed
 // over the databases run). Other arguments are passed to `node --test` (e.g. a file path or
@@ -25,14 +27,14 @@ for (let i = 0; i < argv.length; i++) {
   else if (argv[i].startsWith('--database=')) database = argv[i].slice('--database='.length);
   else args.push(argv[i]);
 }
-const databases = database === 'all' ? ['sqlite', 'postgres'] : [database];
+const databases = database === 'all' ? ['sqlite', 'postgres', 'cluster'] : [database];
 for (const name of databases) {
-  if (name !== 'sqlite' && name !== 'postgres') {
-    console.error(`run-tests: --database must be sqlite, postgres or all, got ${name}`);
+  if (name !== 'sqlite' && name !== 'postgres' && name !== 'cluster') {
+    console.error(`run-tests: --database must be sqlite, postgres, all or cluster, got ${name}`);
     process.exit(2);
   }
 }
-if (databases.includes('postgres') && !postgresAvailable()) {
+if ((databases.includes('postgres') || databases.includes('cluster')) && !postgresAvailable()) {
   console.error('run-tests: PostgreSQL is not installed (Debian: apt-get install postgresql); .ci/run installs it');
   process.exit(2);
 }
@@ -45,10 +47,12 @@ const totals = { passed: 0, failed: 0, skipped: 0 };
 let status = 0;
 for (const name of databases) {
   if (databases.length > 1) console.log(`\n=== metadata database: ${name} ===\n`);
-  const postgres = name === 'postgres' ? await PostgresCluster.start() : null;
+  const postgres = name === 'sqlite' ? null : await PostgresCluster.start();
   const summaryFile = path.join(scratch, `${name}.summary`);
   try {
-    const code = await runSuite(postgres === null ? {} : { GROVE_TEST_POSTGRES_URL: postgres.url }, summaryFile);
+    const env = postgres === null ? {} : { GROVE_TEST_POSTGRES_URL: postgres.url };
+    if (name === 'cluster') env.GROVE_TEST_OBJECT_STORE_ROOT = path.join(scratch, 'objects');
+    const code = await runSuite(env, summaryFile);
     if (code !== 0) status = code;
   } finally {
     await postgres?.stop();

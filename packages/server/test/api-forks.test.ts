@@ -14,6 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GroveApiError } from '@grove/sdk';
+import { onClusterOfOne } from './helpers/database.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, generateHistory, git, gitOk, tempDir } from './helpers/git.ts';
 
@@ -133,7 +134,8 @@ describe('forks, snapshots and ephemeral repositories', () => {
     const forkDir = await gitDirOf('acme', 'app-fork');
     const alternates = await readFile(path.join(forkDir, 'objects/info/alternates'), 'utf8');
     assert.equal(alternates.trim(), path.join(await gitDirOf('acme', 'app'), 'objects'));
-    assert.equal((await gitOk(['count-objects', '-v'], { cwd: forkDir })).match(/^size-pack: (\d+)/m)?.[1], '0');
+    // (A cluster node's fork publishes a complete pack of its own to the object store: docs/scale-out.md.)
+    if (!onClusterOfOne) assert.equal((await gitOk(['count-objects', '-v'], { cwd: forkDir })).match(/^size-pack: (\d+)/m)?.[1], '0');
     assert.equal((await gitOk(['symbolic-ref', 'HEAD'], { cwd: forkDir })).trim(), 'refs/heads/main');
   });
 
@@ -381,7 +383,7 @@ describe('forks, snapshots and ephemeral repositories', () => {
     assert.deepEqual(problems, []);
   });
 
-  describe('fork time does not depend on the size of the source', () => {
+  describe('fork time does not depend on the size of the source', { skip: onClusterOfOne ? 'a cluster fork publishes a copy of the objects, so its time grows with the source (docs/scale-out.md, "left")' : false }, () => {
     const SIZE = 100 * 1024 * 1024;
     const FILES = 4;
 

@@ -13,6 +13,12 @@ import pg from 'pg';
 
 export const TEST_POSTGRES_URL = process.env.GROVE_TEST_POSTGRES_URL ?? null;
 
+/** `--database cluster`: where each server's directory object store goes (every server a cluster of one). */
+export const TEST_OBJECT_STORE_ROOT = process.env.GROVE_TEST_OBJECT_STORE_ROOT ?? null;
+
+/** True when every server of this run is a cluster of one (`--database cluster`). */
+export const onClusterOfOne = TEST_OBJECT_STORE_ROOT !== null;
+
 /** True when this run stores metadata in PostgreSQL (tests of SQLite's own files skip then). */
 export const onPostgres = TEST_POSTGRES_URL !== null;
 
@@ -24,6 +30,8 @@ export async function databaseEnv(dataDir: string): Promise<Record<string, strin
   await createDatabase(name);
   const url = new URL(TEST_POSTGRES_URL);
   url.pathname = `/${name}`;
+  // `--database cluster`: the server is a cluster of one, its packs in a store of its own.
+  if (TEST_OBJECT_STORE_ROOT !== null) return { GROVE_DATABASE_URL: url.toString(), GROVE_OBJECT_STORE: `file://${path.join(TEST_OBJECT_STORE_ROOT, name)}` };
   return { GROVE_DATABASE_URL: url.toString() };
 }
 
