@@ -51,7 +51,7 @@ async function pushLoop(pusher: Pusher, url: string, stop: () => boolean): Promi
       pusher.acked = sha;
       pusher.inFlight = null;
       createdBranches.set(extra, sha);
-    } else if (/Connection refused|Failed to connect|Empty reply|transfer closed|unexpected disconnect|hung up|RPC failed|Recv failure|early EOF|Couldn't connect/.test(result.stderr)) {
+    } else if (/Connection refused|Failed to connect|Empty reply|transfer closed|unexpected disconnect|hung up|RPC failed|Recv failure|Send failure|Connection reset|early EOF|Couldn't connect/.test(result.stderr)) {
       return; // the server was killed under this push: its fate is checked after the restart
     } else {
       throw new Error(`push failed for a reason other than the kill:\n${result.stderr}`);
