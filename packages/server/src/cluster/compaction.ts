@@ -153,7 +153,6 @@ export class Compactor {
   async #livePacks(repoId: string): Promise<{ name: string; bytes: number }[]> {
     return this.#db.selectFrom('repo_packs').select(['name', 'bytes']).where('repo_id', '=', repoId).where('superseded_version', 'is', null).execute();
   }
-
 }
 
 

@@ -27,6 +27,9 @@ export interface StoreSweepStats {
 /** The shortest orphan age accepted: far beyond any upload-to-COMMIT gap. */
 export const MIN_ORPHAN_AGE_MS = 3600_000;
 
+/** How often the sweeper's pass includes the orphan sweep. */
+const ORPHAN_SWEEP_INTERVAL_MS = 3600_000;
+
 const PACK_OBJECT = /^repos\/([^/]+)\/pack-([0-9a-f]{40})\.(pack|idx)$/;
 
 /** The keys among `objects` that are orphans: pack objects of no recorded pack, older than `ageMs`. Pure. */
@@ -47,6 +50,7 @@ export class StoreSweep {
   readonly #store: ObjectStore;
   readonly #options: StoreSweepOptions;
   readonly stats: StoreSweepStats = { supersededDeleted: 0, orphansDeleted: 0 };
+  #lastOrphanSweep = Number.NEGATIVE_INFINITY;
 
   constructor(db: Db, store: ObjectStore, options: StoreSweepOptions) {
     this.#db = db;
@@ -54,8 +58,12 @@ export class StoreSweep {
     this.#options = { ...options, orphanAgeMs: Math.max(MIN_ORPHAN_AGE_MS, options.orphanAgeMs) };
   }
 
+  /** The sweeper's pass (every GROVE_SWEEP_INTERVAL_MS): superseded packs each time, orphans at most hourly. */
   async sweep(nowMs: number = Date.now()): Promise<void> {
     await this.sweepSuperseded(nowMs);
+    // The orphan pass lists the whole store; nothing becomes an orphan younger than an hour anyway.
+    if (nowMs - this.#lastOrphanSweep < ORPHAN_SWEEP_INTERVAL_MS) return;
+    this.#lastOrphanSweep = nowMs;
     await this.sweepOrphans(nowMs);
   }
 
