@@ -85,11 +85,17 @@ export interface ReadOptions {
   ref?: string;
 }
 
+/** One byte range: `{start, end?}` (end inclusive) or the last `suffix` bytes. */
+export type ByteRange = { start: number; end?: number } | { suffix: number };
+
+export function rangeHeader(range: ByteRange): string {
+  return 'suffix' in range ? `bytes=-${range.suffix}` : `bytes=${range.start}-${range.end ?? ''}`;
+}
+
 export interface FileOptions extends ReadOptions {
   /** An ETag from an earlier read: answers `notModified` instead of the bytes when it still matches. */
   ifNoneMatch?: string;
-  /** One byte range: `{start, end?}` (end inclusive) or the last `suffix` bytes. */
-  range?: { start: number; end?: number } | { suffix: number };
+  range?: ByteRange;
 }
 
 export interface FileMeta {
@@ -141,7 +147,7 @@ export class Contents {
     const headers: Record<string, string> = {};
     if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
     if (options.range !== undefined) {
-      headers.range = 'suffix' in options.range ? `bytes=-${options.range.suffix}` : `bytes=${options.range.start}-${options.range.end ?? ''}`;
+      headers.range = rangeHeader(options.range);
     }
     const response = await this.#http.raw('GET', `${repoPath(org, repo)}/contents/${segs(path)}`, { query: { ref: options.ref }, headers, allow: [304] });
     const contentType = response.headers.get('content-type');

@@ -7,6 +7,7 @@
  */
 import { Admin } from './admin.ts';
 import { ApiKeys } from './api-keys.ts';
+import { Blobs } from './blobs.ts';
 import { Commits } from './commits.ts';
 import { Events, Webhooks } from './events.ts';
 import { Merges } from './merges.ts';
@@ -27,6 +28,8 @@ export class Grove {
   readonly policies: Policies;
   /** Files, trees, history, blame and archives, without a clone. */
   readonly contents: Contents;
+  /** Blobs by object id: ranges, sizes, resumable downloads. */
+  readonly blobs: Blobs;
   /** Comparisons of two refs (base...head), as JSON or a unified diff. */
   readonly diffs: Diffs;
   /** Commits without a clone. */
@@ -47,6 +50,7 @@ export class Grove {
     this.signingKeys = new SigningKeys(http);
     this.policies = new Policies(http);
     this.contents = new Contents(http);
+    this.blobs = new Blobs(http);
     this.diffs = new Diffs(http);
     this.commits = new Commits(http);
     this.branches = new Branches(http);
@@ -65,7 +69,8 @@ export type { CreateApiKeyInput } from './api-keys.ts';
 export type { SecretKeyRotation } from './admin.ts';
 export type { CreateRepoInput, UpdateRepoInput } from './repos.ts';
 export type { ApiKey, CreatedApiKey, Grant, Jwk, Org, Page, PageOptions, RefPolicy, RefRule, Repo, Scope, SigningKey, WebCryptoKey } from './types.ts';
-export type { Blame, BlameRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';
+export type { Blame, BlameRange, ByteRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';
+export type { BlobContent, BlobInfo, BlobReadOptions, DownloadOptions } from './blobs.ts';
 export type { CommitResult, CreateCommitInput, FileChange, Signature, UploadFileInput } from './commits.ts';
 export type { Branch, ListRefsOptions, Tag } from './refs.ts';
 export { verifyWebhook } from './events.ts';

@@ -5,14 +5,14 @@
  * Read scope; refs and paths are validated in read-common.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GroveError, notFound } from '../errors.ts';
+import { notFound } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
-import { decideRange, notModified, rangeApplies } from '../http/range.ts';
-import { readPath, type PathRead } from '../repo/path-reader.ts';
-import { listTree, streamArchive, type ArchiveFormat, type ObjectInfo } from '../repo/read-objects.ts';
+import { readPath } from '../repo/path-reader.ts';
+import { listTree, streamArchive, type ArchiveFormat } from '../repo/read-objects.ts';
 import { busyAsUnavailable, clientSignal, entrySchema, normalizePath, openForRead, refNotFound, repoParams, resolveRead, revisionFor } from './read-common.ts';
 import { contentTypeFor } from './content-type.ts';
 import { errorResponses } from './schemas.ts';
+import { sendBlob } from './send-blob.ts';
 
 /** Most entries one listing returns; `truncated` says when there were more. */
 export const MAX_TREE_ENTRIES = 10_000;
@@ -80,7 +80,7 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
         const listing = await listTree(ctx.repos.git, target.gitDir, object.oid, path, { recursive: false, max: MAX_TREE_ENTRIES, signal });
         return reply.header('X-Grove-Commit', read.commit).send({ type: 'dir', path, ref, sha: read.commit, entries: listing.entries, truncated: listing.truncated });
       }
-      return sendFile(request, reply, path, read.commit, object, read);
+      return sendBlob(request, reply, object, read, { contentType: contentTypeFor(path), headers: { 'X-Grove-Commit': read.commit } });
     } catch (error) {
       throw busyAsUnavailable(error, reply);
     }
@@ -156,34 +156,4 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
       throw busyAsUnavailable(error, reply);
     }
   });
-}
-
-/** The file's bytes: 304 when the client's ETag matches, 206 for one satisfiable range, 416 for an unsatisfiable one. */
-function sendFile(request: FastifyRequest, reply: FastifyReply, path: string, commit: string, blob: ObjectInfo, read: Pick<PathRead, 'open' | 'discard'>): FastifyReply {
-  const etag = `"${blob.oid}"`;
-  const common = { ETag: etag, 'Accept-Ranges': 'bytes', 'X-Grove-Commit': commit };
-  if (notModified(header(request, 'if-none-match'), etag)) {
-    read.discard();
-    return reply.code(304).headers(common).send();
-  }
-  const decision = rangeApplies(header(request, 'if-range'), etag) ? decideRange(header(request, 'range'), blob.size) : { kind: 'full' as const };
-  if (decision.kind === 'unsatisfiable') {
-    read.discard();
-    void reply.headers({ ...common, 'Content-Range': `bytes */${blob.size}` });
-    throw new GroveError('range_not_satisfiable', `the range ${JSON.stringify(header(request, 'range'))} is outside the file (${blob.size} bytes)`);
-  }
-  const range = decision.kind === 'partial' ? { start: decision.start, end: decision.end } : null;
-  const headers: Record<string, string> = { ...common, 'Content-Type': contentTypeFor(path), 'X-Content-Type-Options': 'nosniff' };
-  if (range === null) {
-    headers['Content-Length'] = String(blob.size);
-    return reply.code(200).headers(headers).send(read.open(null));
-  }
-  headers['Content-Length'] = String(range.end - range.start + 1);
-  headers['Content-Range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
-  return reply.code(206).headers(headers).send(read.open(range));
-}
-
-function header(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
 }

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { GroveError, notFound } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
+import { BIG_BLOB_BYTES, isBigBlob } from '../repo/big-blob.ts';
 import { blame, commitWithChanges, listCommits, readCommit } from '../repo/history.ts';
 import { resolveRevision } from '../repo/read-objects.ts';
 import { busyAsUnavailable, clientSignal, commitSchema, normalizePath, openForRead, repoParams, resolveRead } from './read-common.ts';
@@ -166,6 +167,7 @@ export async function historyRoutes(app: FastifyInstance, ctx: AppContext): Prom
           },
         },
         ...readErrors,
+        422: { $ref: 'Error#' },
       },
     },
   }, async (request, reply) => {
@@ -176,7 +178,9 @@ export async function historyRoutes(app: FastifyInstance, ctx: AppContext): Prom
     const signal = clientSignal(ctx, request, reply);
     try {
       const read = await resolveRead(ctx, target, request.query.ref, [path], signal);
-      if (read.objects[0]?.type !== 'blob') throw notFound(`file ${JSON.stringify(path)} at ${read.ref}`);
+      const file = read.objects[0];
+      if (file?.type !== 'blob') throw notFound(`file ${JSON.stringify(path)} at ${read.ref}`);
+      if (isBigBlob(file.size)) throw new GroveError('unprocessable', `${path} is ${file.size} bytes: blame is refused for files of ${BIG_BLOB_BYTES} bytes or more (read ranges of it with contents or blobs)`);
       const ranges = await blame(ctx.repos.git, target.gitDir, read.commit, path, signal);
       return { path, ref: read.ref, sha: read.commit, ranges };
     } catch (error) {

@@ -11,6 +11,7 @@ import type { AppContext } from '../http/context.ts';
 import { branchRoutes } from './branches.ts';
 import { commitWriteRoutes } from './commit-writes.ts';
 import { compareRoutes } from './compare.ts';
+import { blobRoutes } from './blobs.ts';
 import { contentRoutes } from './contents.ts';
 import { historyRoutes } from './history.ts';
 import { adminRoutes } from './admin.ts';
@@ -87,6 +88,7 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     await orgRoutes(api, ctx);
     await repoRoutes(api, ctx);
     await contentRoutes(api, ctx);
+    await blobRoutes(api, ctx);
     await historyRoutes(api, ctx);
     await compareRoutes(api, ctx);
     await keyRoutes(api, ctx);

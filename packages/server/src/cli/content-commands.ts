@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events';
 import type { Command } from 'commander';
+import type { ByteRange } from '@grove/sdk';
 import { clientFromEnv, splitRepo, UsageError } from './client-commands.ts';
 
 function print(value: unknown): void {
@@ -37,14 +38,39 @@ function positive(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** `--range`: START-END (inclusive), START- or -N, as the SDK's byte range. */
+export function parseRangeOption(value: string): ByteRange {
+  const match = /^(\d*)-(\d*)$/.exec(value.trim());
+  if (match === null || (match[1] === '' && match[2] === '')) throw new UsageError(`--range ${JSON.stringify(value)}: write START-END, START- or -N (bytes)`);
+  const [, first, last] = match as unknown as [string, string, string];
+  if (first === '') {
+    if (Number(last) === 0) throw new UsageError('--range -N needs N of 1 or more');
+    return { suffix: Number(last) };
+  }
+  if (last !== '' && Number(last) < Number(first)) throw new UsageError(`--range ${value}: the end is before the start`);
+  return last === '' ? { start: Number(first) } : { start: Number(first), end: Number(last) };
+}
+
 const refOption = ['--ref <ref>', 'branch, tag or commit sha (default: the default branch)'] as const;
 
 export function registerContentCommands(program: Command): void {
-  program.command('cat <org/repo> <path>').description("print a file's bytes")
+  program.command('cat <org/repo> <path>').description("print a file's bytes (or, with --blob, a blob's by its object id)")
     .option(...refOption)
-    .action(async (target: string, path: string, options: { ref?: string }) => {
+    .option('--range <range>', 'only these bytes: START-END (inclusive), START- (to the end) or -N (the last N)')
+    .option('--blob', 'the second argument is a blob object id, not a path')
+    .action(async (target: string, path: string, options: { ref?: string; range?: string; blob?: boolean }) => {
       const { org, repo } = splitRepo(target);
-      const file = await clientFromEnv().contents.openFile(org, repo, path, options.ref !== undefined ? { ref: options.ref } : {});
+      const range = options.range === undefined ? undefined : parseRangeOption(options.range);
+      const grove = clientFromEnv();
+      if (options.blob) {
+        if (options.ref !== undefined) throw new UsageError('--ref does not apply to --blob (an object id names the bytes)');
+        // The whole blob resumes over dropped connections (download); a range is one request.
+        if (range === undefined) return writeStream(ReadableStream.from(grove.blobs.download(org, repo, path)));
+        const blob = await grove.blobs.open(org, repo, path, { range });
+        if (blob.body !== null) await writeStream(blob.body);
+        return;
+      }
+      const file = await grove.contents.openFile(org, repo, path, { ...(options.ref !== undefined ? { ref: options.ref } : {}), ...(range !== undefined ? { range } : {}) });
       if (file.body !== null) await writeStream(file.body);
     });
 

@@ -17,6 +17,11 @@ const BASE_CONFIG: readonly string[] = [
   'core.fsync=committed,reference',
   'core.fsyncMethod=fsync',
   'core.bigFileThreshold=50m',
+  // Bounded memory with big blobs (docs/large-files.md): pack windows of 32 MiB, at most
+  // 256 MiB of packs mapped per process, and delta search limited to 256 MiB of window.
+  'core.packedGitWindowSize=32m',
+  'core.packedGitLimit=256m',
+  'pack.windowMemory=256m',
   'core.packedRefsTimeout=10000',
   'core.filesRefLockTimeout=1000',
   'gc.auto=0',

@@ -46,21 +46,41 @@ export async function readPath(git: GitRunner, gitDir: string, revision: string,
       discard();
       return { commit: commit.oid, object, ...none };
     }
-    let opened = false;
-    return {
-      commit: commit.oid,
-      object,
-      open: (range) => {
-        if (opened) throw new Error('the blob was already opened');
-        opened = true;
-        return Readable.from(reader.body(object.size, range), { objectMode: false });
-      },
-      discard,
-    };
+    return { commit: commit.oid, object, open: opener(reader, object), discard };
   } catch (error) {
     discard();
     throw error;
   }
+}
+
+/** A blob by its object id, from the repository's objects (its network: alternates included). */
+export async function readBlob(git: GitRunner, gitDir: string, oid: string, signal?: AbortSignal): Promise<Pick<PathRead, 'object' | 'open' | 'discard'>> {
+  if (!/^[0-9a-f]{40}$/.test(oid)) throw new Error('readBlob needs a full object id');
+  const child = await git.spawn(['cat-file', '--batch'], { gitDir, ...(signal ? { signal } : {}) });
+  child.stdin.end(`${oid}\n`);
+  child.stderr.resume();
+  const reader = new OutputReader(child);
+  const discard = () => reader.close();
+  try {
+    const object = parseHeader(await reader.line());
+    if (object === null || object.type !== 'blob') {
+      discard();
+      return { object, open: () => { throw new Error('no blob to open'); }, discard };
+    }
+    return { object, open: opener(reader, object), discard };
+  } catch (error) {
+    discard();
+    throw error;
+  }
+}
+
+function opener(reader: OutputReader, object: ObjectInfo): (range: ByteRange | null) => Readable {
+  let opened = false;
+  return (range) => {
+    if (opened) throw new Error('the blob was already opened');
+    opened = true;
+    return Readable.from(reader.body(object.size, range), { objectMode: false });
+  };
 }
 
 function parseHeader(line: string | null): ObjectInfo | null {

@@ -1,0 +1,219 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import http from 'node:http';
+import { Grove, GroveApiError } from '@grove/sdk';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
+import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
+
+/** 3 MiB of bytes that do not compress: big enough to span many stream chunks. */
+function patterned(size: number): Buffer {
+  const buffer = Buffer.alloc(size);
+  for (let i = 0; i + 4 <= buffer.length; i += 4) buffer.writeUInt32LE((i * 2654435761) >>> 0, i);
+  return buffer;
+}
+
+/** A HEAD request (fetch would hide a missing body's Content-Length). */
+function head(grove: TestServer, urlPath: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; bytes: number }> {
+  const { hostname, port } = new URL(grove.url);
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: hostname, port, path: urlPath, method: 'HEAD', headers: { authorization: `Bearer ${grove.token}` } }, (response) => {
+      let bytes = 0;
+      response.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, bytes }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+describe('blobs by object id', () => {
+  let grove: TestServer;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  const data = patterned(3 * 1024 * 1024 + 17);
+  let dataOid: string;
+  let readmeOid: string;
+  let treeOid: string;
+  let commitOid: string;
+
+  before(async () => {
+    grove = await startTestServer();
+    work = await tempDir();
+    await initWorkRepo(work.path);
+    await commitFile(work.path, 'README.md', 'hello\n', 'readme');
+    await writeFile(path.join(work.path, 'data.bin'), data);
+    await gitOk(['add', 'data.bin'], { cwd: work.path });
+    await gitOk(['commit', '-q', '-m', 'data'], { cwd: work.path });
+    dataOid = await revParse(work.path, 'HEAD:data.bin');
+    readmeOid = await revParse(work.path, 'HEAD:README.md');
+    treeOid = await revParse(work.path, 'HEAD^{tree}');
+    commitOid = await revParse(work.path, 'HEAD');
+    await pushAll(grove, await grove.createRepo('blobs', 'app'), work.path);
+    await grove.createRepo('blobs', 'other');
+  });
+
+  after(async () => {
+    await grove.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  it('answers a blob with its bytes, octet-stream, the oid as ETag, immutable caching and Accept-Ranges', async () => {
+    const response = await read(grove, 'blobs/app', `blobs/${dataOid}`);
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(data));
+    assert.equal(response.headers.get('content-type'), 'application/octet-stream');
+    assert.equal(response.headers.get('etag'), `"${dataOid}"`);
+    assert.equal(response.headers.get('cache-control'), 'private, max-age=31536000, immutable');
+    assert.equal(response.headers.get('accept-ranges'), 'bytes');
+    assert.equal(response.headers.get('content-length'), String(data.length));
+  });
+
+  it('answers one byte range with 206 and Content-Range, a suffix range, and an open-ended range', async () => {
+    const middle = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { range: 'bytes=1048576-2097151' } });
+    assert.equal(middle.status, 206);
+    assert.equal(middle.headers.get('content-range'), `bytes 1048576-2097151/${data.length}`);
+    assert.ok(middle.body.equals(data.subarray(1048576, 2097152)));
+    const last = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { range: 'bytes=-5' } });
+    assert.ok(last.body.equals(data.subarray(data.length - 5)));
+    const tail = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { range: `bytes=${data.length - 100}-` } });
+    assert.equal(tail.status, 206);
+    assert.ok(tail.body.equals(data.subarray(data.length - 100)));
+  });
+
+  it('answers 304 to If-None-Match with the ETag, and 416 with Content-Range for a range past the end', async () => {
+    const again = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { 'if-none-match': `"${dataOid}"` } });
+    assert.equal(again.status, 304);
+    assert.equal(again.body.length, 0);
+    const past = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { range: `bytes=${data.length}-` } });
+    assert.equal(past.status, 416);
+    assert.equal(past.headers.get('content-range'), `bytes */${data.length}`);
+    assert.equal(JSON.parse(past.body.toString()).error.code, 'range_not_satisfiable');
+  });
+
+  it('answers HEAD with the size and the ETag and no bytes', async () => {
+    const response = await head(grove, `/api/v1/repos/blobs/app/blobs/${dataOid}`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers['content-length'], String(data.length));
+    assert.equal(response.headers.etag, `"${dataOid}"`);
+    assert.equal(response.bytes, 0);
+  });
+
+  it('answers 404 for an unknown id, a tree and a commit, and 400 for an id that is not 40 hex digits', async () => {
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/blobs/app/blobs/${'0'.repeat(40)}`), 404, 'not_found');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/blobs/app/blobs/${treeOid}`), 404, 'not_found');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/blobs/app/blobs/${commitOid}`), 404, 'not_found');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/blobs/app/blobs/${dataOid.slice(0, 12)}`), 400, 'invalid_request');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/blobs/app/blobs/${dataOid.toUpperCase()}`), 400, 'invalid_request');
+  });
+
+  it("does not serve another repository's blob by its id, and a key limited to one repository sees only that one", async () => {
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/blobs/other/blobs/${readmeOid}`), 404, 'not_found');
+    const key = await grove.sdk.apiKeys.create({ scope: 'read', resources: [{ org: 'blobs', repo: 'other' }] });
+    const limited = new Grove({ baseUrl: grove.url, token: key.token });
+    await assert.rejects(limited.blobs.read('blobs', 'app', readmeOid), (error: unknown) => error instanceof GroveApiError && error.status === 404);
+  });
+
+  it('reads a blob and a range of it with grove.blobs.read, and its size with grove.blobs.stat', async () => {
+    const whole = await grove.sdk.blobs.read('blobs', 'app', readmeOid);
+    assert.equal(new TextDecoder().decode(whole.bytes), 'hello\n');
+    assert.equal(whole.etag, `"${readmeOid}"`);
+    const part = await grove.sdk.blobs.read('blobs', 'app', dataOid, { range: { start: 10, end: 19 } });
+    assert.equal(part.status, 206);
+    assert.deepEqual(part.range, { start: 10, end: 19 });
+    assert.equal(part.size, data.length);
+    assert.ok(Buffer.from(part.bytes).equals(data.subarray(10, 20)));
+    assert.deepEqual(await grove.sdk.blobs.stat('blobs', 'app', dataOid), { oid: dataOid, size: data.length, etag: `"${dataOid}"` });
+    assert.equal((await grove.sdk.blobs.read('blobs', 'app', dataOid, { ifNoneMatch: `"${dataOid}"` })).notModified, true);
+  });
+
+  it('downloads a blob whole with grove.blobs.download, and resumes one from an offset', async () => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of grove.sdk.blobs.download('blobs', 'app', dataOid)) chunks.push(chunk);
+    assert.ok(Buffer.concat(chunks).equals(data));
+    const rest: Uint8Array[] = [];
+    for await (const chunk of grove.sdk.blobs.download('blobs', 'app', dataOid, { start: 2_000_000 })) rest.push(chunk);
+    assert.ok(Buffer.concat(rest).equals(data.subarray(2_000_000)));
+    const none: Uint8Array[] = [];
+    for await (const chunk of grove.sdk.blobs.download('blobs', 'app', dataOid, { start: data.length })) none.push(chunk);
+    assert.equal(none.length, 0, 'a download that already has every byte gets nothing more');
+    await assert.rejects(async () => {
+      for await (const chunk of grove.sdk.blobs.download('blobs', 'app', dataOid, { start: data.length + 1 })) void chunk;
+    }, (error: unknown) => error instanceof GroveApiError && error.status === 416);
+  });
+
+  it('resumes a download whose connection drops, yielding every byte once', async () => {
+    // A proxy that cuts the first answer after 1 MiB, then passes the rest through.
+    const { hostname, port } = new URL(grove.url);
+    let cut = false;
+    const ranges: string[] = [];
+    const proxy = http.createServer((request, response) => {
+      ranges.push(String(request.headers.range));
+      const upstream = http.request({ host: hostname, port, path: request.url, method: request.method, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          if (!cut && sent + chunk.length > 1024 * 1024) {
+            cut = true;
+            answer.destroy();
+            response.write(chunk.subarray(0, 1024 * 1024 - sent), () => response.destroy());
+            return;
+          }
+          sent += chunk.length;
+          response.write(chunk);
+        });
+        answer.on('end', () => response.end());
+      });
+      request.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = proxy.address() as { port: number };
+      const client = new Grove({ baseUrl: `http://127.0.0.1:${address.port}`, token: grove.token });
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of client.blobs.download('blobs', 'app', dataOid)) chunks.push(chunk);
+      assert.ok(Buffer.concat(chunks).equals(data), 'the bytes after the resume match');
+      assert.equal(ranges.length, 2, `one reconnection: ${ranges.join(', ')}`);
+      assert.equal(ranges[0], 'bytes=0-');
+      const resumedAt = Number(/^bytes=(\d+)-$/.exec(ranges[1]!)?.[1]);
+      assert.ok(resumedAt > 0 && resumedAt <= 1024 * 1024, `resumed after the bytes it had (${ranges[1]})`);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+});
+
+describe('big blobs (50 MiB or more) in the read API', () => {
+  let grove: TestServer;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  const size = 50 * 1024 * 1024 + 1;
+  let oid: string;
+
+  before(async () => {
+    grove = await startTestServer();
+    work = await tempDir();
+    await initWorkRepo(work.path);
+    const lines = Buffer.alloc(size, 'x\n');
+    await writeFile(path.join(work.path, 'huge.txt'), lines);
+    await gitOk(['add', 'huge.txt'], { cwd: work.path });
+    await gitOk(['commit', '-q', '-m', 'huge'], { cwd: work.path });
+    oid = await revParse(work.path, 'HEAD:huge.txt');
+    await pushAll(grove, await grove.createRepo('big', 'app'), work.path);
+  });
+
+  after(async () => {
+    await grove.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  it('refuses to blame a big file with 422 naming its size, and still serves ranges of it by path and by id', async () => {
+    assertCatalogueError(await rawGet(grove, '/api/v1/repos/big/app/blame/huge.txt'), 422, 'unprocessable');
+    const byPath = await read(grove, 'big/app', 'contents/huge.txt', { headers: { range: `bytes=${size - 4}-` } });
+    assert.equal(byPath.status, 206);
+    assert.equal(byPath.body.toString(), '\nx\nx');
+    const byId = await grove.sdk.blobs.read('big', 'app', oid, { range: { start: 40 * 1024 * 1024, end: 40 * 1024 * 1024 + 3 } });
+    assert.equal(new TextDecoder().decode(byId.bytes), 'x\nx\n');
+  });
+});
