@@ -143,6 +143,13 @@ describe('blobs by object id', () => {
     }, (error: unknown) => error instanceof GroveApiError && error.status === 416);
   });
 
+  it('is described in the OpenAPI document with its 206, 304 and 416 answers', async () => {
+    const doc = (await (await fetch(`${grove.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const route = doc.paths['/api/v1/repos/{org}/{repo}/blobs/{oid}'];
+    assert.ok(route?.get, 'GET blobs/{oid} is documented');
+    for (const status of ['200', '206', '304', '404', '416']) assert.ok(status in route.get.responses, `answer ${status} is documented`);
+  });
+
   it('resumes a download whose connection drops, yielding every byte once', async () => {
     // A proxy that cuts the first answer after 1 MiB, then passes the rest through.
     const { hostname, port } = new URL(grove.url);

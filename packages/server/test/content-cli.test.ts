@@ -58,6 +58,29 @@ describe('grove cat, ls, tree, log, show, diff, blame and archive', () => {
     await work[Symbol.asyncDispose]();
   });
 
+  it('cat --range prints only those bytes of a file; --blob reads by object id, whole or a range', async () => {
+    assert.deepEqual(ok(await grove(['cat', 'acme/cli', 'bin.dat', '--range', '2-4'], env)), binary.subarray(2, 5));
+    assert.deepEqual(ok(await grove(['cat', 'acme/cli', 'bin.dat', '--range', '-2'], env)), binary.subarray(-2));
+    assert.equal(ok(await grove(['cat', 'acme/cli', 'docs/guide.md', '--ref', 'agent/fix', '--range', '5-'], env)).toString(), 'one\nstep two\n');
+    const oid = await revParse(work.path, 'main:bin.dat');
+    assert.deepEqual(ok(await grove(['cat', 'acme/cli', oid, '--blob'], env)), binary);
+    assert.deepEqual(ok(await grove(['cat', 'acme/cli', oid, '--blob', '--range', '3-3'], env)), binary.subarray(3, 4));
+  });
+
+  it('cat refuses a malformed --range, --ref with --blob, and a range past the end, with exit 1 and a message', async () => {
+    for (const range of ['abc', '-', '5-2', '-0']) {
+      const run = await grove(['cat', 'acme/cli', 'bin.dat', '--range', range], env);
+      assert.equal(run.code, 1, `--range ${range}`);
+      assert.match(run.stderr, /--range/);
+    }
+    const both = await grove(['cat', 'acme/cli', '0'.repeat(40), '--blob', '--ref', 'main'], env);
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /--ref does not apply to --blob/);
+    const past = await grove(['cat', 'acme/cli', 'bin.dat', '--range', '100-'], env);
+    assert.equal(past.code, 1);
+    assert.match(past.stderr, /outside the blob/);
+  });
+
   it('cat prints a file byte for byte, at a ref', async () => {
     assert.deepEqual(ok(await grove(['cat', 'acme/cli', 'bin.dat'], env)), binary);
     assert.equal(ok(await grove(['cat', 'acme/cli', 'docs/guide.md', '--ref', 'agent/fix'], env)).toString(), 'step one\nstep two\n');
