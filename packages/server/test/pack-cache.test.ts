@@ -125,7 +125,8 @@ describe('pack cache', () => {
   });
 
   it('stays within a small byte budget by evicting older entries', async () => {
-    const small = await startTestServer({ GROVE_PACK_CACHE_BYTES: String(3 * 1024 * 1024) });
+    // 9 MiB: the repository's 4 MiB of packs fit half of it (so it is cached), its four clones (1+2+3+4 MiB) do not fit it all.
+    const small = await startTestServer({ GROVE_PACK_CACHE_BYTES: String(9 * 1024 * 1024) });
     try {
       await using scratch = await tempDir();
       const repo = path.join(scratch.path, 'r');
@@ -138,7 +139,7 @@ describe('pack cache', () => {
       }
       for (const tip of tips) await fetchPack(small, 'cache/evict.git', cloneRequest(tip));
       const counts = await cacheCounts(small);
-      assert.ok(counts.bytes <= 3 * 1024 * 1024, `cache holds ${counts.bytes} bytes`);
+      assert.ok(counts.bytes <= 9 * 1024 * 1024, `cache holds ${counts.bytes} bytes`);
       // The oldest entry was evicted: asking again produces it anew, and correctly.
       const missesBefore = counts.miss;
       const again = await fetchPack(small, 'cache/evict.git', cloneRequest(tips[0]!));
@@ -159,5 +160,36 @@ describe('pack cache', () => {
     assert.equal(result.code, 0, result.stderr);
     const after = await cacheCounts(grove);
     assert.equal(after.miss + after.hit + after.joined, before.miss + before.hit + before.joined);
+  });
+});
+
+describe('pack cache and a repository bigger than half of it', () => {
+  let grove: TestServer;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+
+  before(async () => {
+    grove = await startTestServer({ GROVE_PACK_CACHE_BYTES: String(8 * 1024 * 1024) });
+    work = await tempDir();
+  });
+
+  after(async () => {
+    await grove.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  it('streams its clones straight from git, writing no cache entry, and the clones are complete', async () => {
+    const source = path.join(work.path, 'src');
+    await initWorkRepo(source);
+    const tip = await commitFile(source, 'big.bin', randomBytes(5 * 1024 * 1024), 'more than half of the cache');
+    const url = await grove.createRepo('cache', 'large');
+    await gitOk([...auth(grove.token), 'push', '-q', url, 'main'], { cwd: source });
+    const before = await cacheCounts(grove);
+    const bodies = await Promise.all(Array.from({ length: 3 }, () => fetchPack(grove, 'cache/large.git', cloneRequest(tip))));
+    const after = await cacheCounts(grove);
+    assert.deepEqual(after, before, 'no miss, hit or join: the cache was not used');
+    for (const body of bodies) assert.ok(body.length > 5 * 1024 * 1024 && body.subarray(-4).toString() === '0000');
+    const target = path.join(work.path, 'clone');
+    await gitOk([...auth(grove.token), 'clone', '-q', url, target]);
+    await gitOk(['fsck', '--strict'], { cwd: target });
   });
 });

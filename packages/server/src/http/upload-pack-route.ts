@@ -9,6 +9,7 @@ import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
 import { pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
 import { parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
 import { fetchCacheKey } from '../repo/pack-cache.ts';
+import { packedBytes } from '../repo/packed-bytes.ts';
 import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
@@ -71,7 +72,8 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     try {
       // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
       // Low on disk: no new cache entry (the reserve is for pushes); the cache has been shrunk.
-      const cache = ctx.repos.packCache !== null && !(await ctx.repos.disk?.low()) ? ctx.repos.packCache : null;
+      // Big repositories (large files): no entry the cache could not keep.
+      const cache = ctx.repos.packCache !== null && !(await ctx.repos.disk?.low()) && ctx.repos.packCache.admits(await packedBytes(resolved.gitDir)) ? ctx.repos.packCache : null;
       let cacheKey: string | null = null;
       if (cache !== null) {
         const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);

@@ -14,7 +14,8 @@
  *   streams from as it grows, so a client that disconnects does not affect the others.
  *   When the last reader leaves before the response is complete, the producer is
  *   stopped and the entry dropped.
- * - Bounded in bytes, evicted least-recently-used, and by age.
+ * - Bounded in bytes, evicted least-recently-used, and by age. A repository whose packs
+ *   exceed half the budget is not cached at all (`admits`): its clones stream from git.
  * - Responses small enough are also kept in memory, as the chunks git wrote, for as long
  *   as they stay in the cache (within their own, smaller budget): a thousand agents
  *   cloning one commit then share one copy of the bytes, which go to every socket without
@@ -114,6 +115,15 @@ export class PackCache {
     this.#options = options;
     this.#memoryBudget = options.memoryBytes ?? 0;
     this.#memoryMaxEntry = Math.floor(this.#memoryBudget / 4);
+  }
+
+  /**
+   * Whether a response of about `expectedBytes` is worth caching: one larger than half the
+   * cache would be dropped once complete (or push everything else out), so it is streamed
+   * straight from git instead of being written to disk first.
+   */
+  admits(expectedBytes: number): boolean {
+    return expectedBytes <= this.#options.maxBytes / 2;
   }
 
   /** Bytes of responses held in memory. */
