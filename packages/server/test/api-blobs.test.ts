@@ -197,6 +197,9 @@ describe('big blobs (50 MiB or more) in the read API', () => {
   let work: Awaited<ReturnType<typeof tempDir>>;
   const size = 50 * 1024 * 1024 + 1;
   let oid: string;
+  let added: string;
+  let renamed: string;
+  let edited: string;
 
   before(async () => {
     grove = await startTestServer();
@@ -207,6 +210,14 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     await gitOk(['add', 'huge.txt'], { cwd: work.path });
     await gitOk(['commit', '-q', '-m', 'huge'], { cwd: work.path });
     oid = await revParse(work.path, 'HEAD:huge.txt');
+    added = await revParse(work.path, 'HEAD');
+    await gitOk(['mv', 'huge.txt', 'moved.txt'], { cwd: work.path });
+    await gitOk(['commit', '-q', '-m', 'rename'], { cwd: work.path });
+    renamed = await revParse(work.path, 'HEAD');
+    await gitOk(['mv', 'moved.txt', 'edited.txt'], { cwd: work.path });
+    await writeFile(path.join(work.path, 'edited.txt'), Buffer.concat([Buffer.from('y\n'), lines.subarray(2)]));
+    await gitOk(['commit', '-q', '-am', 'rename and edit'], { cwd: work.path });
+    edited = await revParse(work.path, 'HEAD');
     await pushAll(grove, await grove.createRepo('big', 'app'), work.path);
   });
 
@@ -215,9 +226,20 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     await work[Symbol.asyncDispose]();
   });
 
+  it('lists a big file in a commit as binary, finds its exact rename, and does not score an edited one as a rename (that would read it whole)', async () => {
+    const first = await grove.sdk.contents.commit('big', 'app', added);
+    assert.deepEqual(first.files.map((f) => [f.path, f.status, f.binary]), [['huge.txt', 'added', true]]);
+    const rename = await grove.sdk.contents.commit('big', 'app', renamed);
+    assert.deepEqual(rename.files.map((f) => [f.previousPath, f.path, f.status]), [['huge.txt', 'moved.txt', 'renamed']]);
+    const edit = await grove.sdk.contents.commit('big', 'app', edited);
+    assert.deepEqual(edit.files.map((f) => [f.path, f.status, f.binary]).sort(), [['edited.txt', 'added', true], ['moved.txt', 'deleted', true]]);
+    const comparison = await grove.sdk.diffs.compare('big', 'app', added, edited);
+    assert.deepEqual(comparison.files.map((f) => [f.path, f.status]).sort(), [['edited.txt', 'added'], ['huge.txt', 'deleted']]);
+  });
+
   it('refuses to blame a big file with 422 naming its size, and still serves ranges of it by path and by id', async () => {
-    assertCatalogueError(await rawGet(grove, '/api/v1/repos/big/app/blame/huge.txt'), 422, 'unprocessable');
-    const byPath = await read(grove, 'big/app', 'contents/huge.txt', { headers: { range: `bytes=${size - 4}-` } });
+    assertCatalogueError(await rawGet(grove, '/api/v1/repos/big/app/blame/edited.txt'), 422, 'unprocessable');
+    const byPath = await read(grove, 'big/app', `contents/huge.txt?ref=${added}`, { headers: { range: `bytes=${size - 4}-` } });
     assert.equal(byPath.status, 206);
     assert.equal(byPath.body.toString(), '\nx\nx');
     const byId = await grove.sdk.blobs.read('big', 'app', oid, { range: { start: 40 * 1024 * 1024, end: 40 * 1024 * 1024 + 3 } });

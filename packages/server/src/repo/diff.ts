@@ -9,6 +9,7 @@ import type { CommitInfo } from '../git/log-format.ts';
 import { killTree, type GitRunner } from './git-command.ts';
 import { listChanges, listCommits, mergeBase } from './history.ts';
 import { collectStderr, EMPTY_TREE, records, stdoutStream } from './read-objects.ts';
+import { renameFlag } from './rename-detection.ts';
 
 export interface CompareLimits {
   /** Files listed; more make the answer truncated. */
@@ -36,15 +37,17 @@ export interface Comparison {
 export async function compareCommits(git: GitRunner, gitDir: string, base: string, head: string, limits: CompareLimits, signal?: AbortSignal): Promise<Comparison> {
   const opts = signal ? { signal } : {};
   const from = await mergeBase(git, gitDir, base, head, signal);
+  // The same rename detection for the file list and the patch, so their sections line up.
+  const renames = await renameFlag(git, gitDir, from, head, signal);
   const [commits, changes] = await Promise.all([
     listCommits(git, gitDir, { tips: [head], exclude: [base], limit: limits.maxCommits + 1, ...opts }),
-    listChanges(git, gitDir, from, head, signal),
+    listChanges(git, gitDir, from, head, signal, renames),
   ]);
   const kept = changes.slice(0, limits.maxFiles);
   const sectionsNeeded = kept.reduce((n, change) => n + (change.status === 'typechange' ? 2 : 1), 0);
   const parser = new PatchParser({ maxLines: limits.maxLines, maxBytes: limits.maxBytes });
   if (sectionsNeeded > 0) {
-    const child = await git.spawn(['diff-tree', '-r', '-M', '-p', '--src-prefix=a/', '--dst-prefix=b/', from ?? EMPTY_TREE, head], { gitDir, ...opts });
+    const child = await git.spawn(['diff-tree', '-r', renames, '-p', '--src-prefix=a/', '--dst-prefix=b/', from ?? EMPTY_TREE, head], { gitDir, ...opts });
     child.stdin.end();
     collectStderr(child);
     try {
@@ -68,7 +71,8 @@ export async function compareCommits(git: GitRunner, gitDir: string, base: strin
  */
 export async function streamUnifiedDiff(git: GitRunner, gitDir: string, base: string, head: string, signal?: AbortSignal): Promise<Readable> {
   const from = await mergeBase(git, gitDir, base, head, signal);
-  const child = await git.spawn(['diff-tree', '-r', '-M', '-p', '--binary', '--full-index', '--src-prefix=a/', '--dst-prefix=b/', from ?? EMPTY_TREE, head], { gitDir, ...(signal ? { signal } : {}) });
+  const renames = await renameFlag(git, gitDir, from, head, signal);
+  const child = await git.spawn(['diff-tree', '-r', renames, '-p', '--binary', '--full-index', '--src-prefix=a/', '--dst-prefix=b/', from ?? EMPTY_TREE, head], { gitDir, ...(signal ? { signal } : {}) });
   child.stdin.end();
   child.stderr.resume();
   return stdoutStream(child);

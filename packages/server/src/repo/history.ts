@@ -8,6 +8,7 @@ import { parseRawNumstat, type FileChange } from '../git/diff-format.ts';
 import { BlameParser, COMMIT_FORMAT, parseCommitRecords, type BlameRange, type CommitInfo } from '../git/log-format.ts';
 import type { GitRunner } from './git-command.ts';
 import { collectStderr, EMPTY_TREE, records } from './read-objects.ts';
+import { renameFlag, type RenameFlag } from './rename-detection.ts';
 
 const FULL_OID = /^[0-9a-f]{40}$/;
 
@@ -53,11 +54,12 @@ export async function readCommit(git: GitRunner, gitDir: string, oid: string, si
 
 /**
  * What changed between two trees or commits (`from` null: the empty tree), with
- * renames found, as git lists them: status, paths, modes, ids and line counts.
+ * renames found (exact ones only when a big blob is a candidate: rename-detection.ts), as git lists them: status, paths, modes, ids and line counts.
  */
-export async function listChanges(git: GitRunner, gitDir: string, from: string | null, to: string, signal?: AbortSignal): Promise<FileChange[]> {
+export async function listChanges(git: GitRunner, gitDir: string, from: string | null, to: string, signal?: AbortSignal, renameDetection?: RenameFlag): Promise<FileChange[]> {
   checkOids([from ?? EMPTY_TREE, to]);
-  const out = await git.check(['diff-tree', '-r', '-z', '-M', '--raw', '--numstat', from ?? EMPTY_TREE, to], { gitDir, ...(signal ? { signal } : {}) });
+  const renames = renameDetection ?? (await renameFlag(git, gitDir, from, to, signal));
+  const out = await git.check(['diff-tree', '-r', '-z', renames, '--raw', '--numstat', from ?? EMPTY_TREE, to], { gitDir, ...(signal ? { signal } : {}) });
   return parseRawNumstat(out);
 }
 
