@@ -1,11 +1,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import http from 'node:http';
 import { Grove, GroveApiError } from '@grove/sdk';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-import { commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
+import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
 
 /** 3 MiB of bytes that do not compress: big enough to span many stream chunks. */
@@ -235,6 +235,18 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     assert.deepEqual(edit.files.map((f) => [f.path, f.status, f.binary]).sort(), [['edited.txt', 'added', true], ['moved.txt', 'deleted', true]]);
     const comparison = await grove.sdk.diffs.compare('big', 'app', added, edited);
     assert.deepEqual(comparison.files.map((f) => [f.path, f.status]).sort(), [['edited.txt', 'added'], ['huge.txt', 'deleted']]);
+  });
+
+  it('serves a partial clone that leaves big files out (--filter=blob:limit=50m), then the blob a checkout asks for lazily', async () => {
+    const target = path.join(work.path, 'partial');
+    const url = `${grove.url}/big/app.git`;
+    await gitOk([...auth(grove.token), 'clone', '-q', '--no-checkout', '--filter=blob:limit=50m', url, target]);
+    const missing = await gitOk(['rev-list', '--objects', '--missing=print', 'HEAD'], { cwd: target });
+    assert.ok(missing.split('\n').some((line) => line.startsWith('?')), 'the big blob was left out of the clone');
+    await gitOk([...auth(grove.token), 'checkout', '-q', 'main'], { cwd: target });
+    const { size: checkedOut } = await stat(path.join(target, 'edited.txt'));
+    assert.equal(checkedOut, size);
+    await gitOk(['fsck', '--strict'], { cwd: target });
   });
 
   it('refuses to blame a big file with 422 naming its size, and still serves ranges of it by path and by id', async () => {
