@@ -21,6 +21,7 @@ const BASE_CONFIG: readonly string[] = [
   // 256 MiB of packs mapped per process, and delta search limited to 256 MiB of window.
   'core.packedGitWindowSize=32m',
   'core.packedGitLimit=256m',
+  'core.deltaBaseCacheLimit=96m',
   'pack.windowMemory=256m',
   'core.packedRefsTimeout=10000',
   'core.filesRefLockTimeout=1000',
