@@ -15,7 +15,7 @@
  *   When the last reader leaves before the response is complete, the producer is
  *   stopped and the entry dropped.
  * - Bounded in bytes, evicted least-recently-used, and by age. A repository whose packs
- *   exceed half the budget is not cached at all (`admits`): its clones stream from git.
+ *   exceed the budget is not cached at all (`admits`): its clones stream from git.
  * - Responses small enough are also kept in memory, as the chunks git wrote, for as long
  *   as they stay in the cache (within their own, smaller budget): a thousand agents
  *   cloning one commit then share one copy of the bytes, which go to every socket without
@@ -118,12 +118,13 @@ export class PackCache {
   }
 
   /**
-   * Whether a response of about `expectedBytes` is worth caching: one larger than half the
-   * cache would be dropped once complete (or push everything else out), so it is streamed
-   * straight from git instead of being written to disk first.
+   * Whether a response of about `expectedBytes` can be kept: one larger than the whole
+   * budget would be dropped once complete, so it is streamed straight from git instead of
+   * being written to disk first. (A cluster node's copy may hold a push's objects twice
+   * until compaction, so the estimate errs towards streaming.)
    */
   admits(expectedBytes: number): boolean {
-    return expectedBytes <= this.#options.maxBytes / 2;
+    return expectedBytes <= this.#options.maxBytes;
   }
 
   /** Bytes of responses held in memory. */

@@ -218,6 +218,15 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     await writeFile(path.join(work.path, 'edited.txt'), Buffer.concat([Buffer.from('y\n'), lines.subarray(2)]));
     await gitOk(['commit', '-q', '-am', 'rename and edit'], { cwd: work.path });
     edited = await revParse(work.path, 'HEAD');
+    // Two branches from `added` that change the big file in different places (a clean textual merge).
+    for (const [branch, at] of [['left', 0], ['right', size - 2]] as const) {
+      await gitOk(['checkout', '-q', '-b', branch, added], { cwd: work.path });
+      const changed = Buffer.from(lines);
+      changed.write('z', at);
+      await writeFile(path.join(work.path, 'huge.txt'), changed);
+      await gitOk(['commit', '-q', '-am', `${branch} edit`], { cwd: work.path });
+    }
+    await gitOk(['checkout', '-q', 'main'], { cwd: work.path });
     await pushAll(grove, await grove.createRepo('big', 'app'), work.path);
   });
 
@@ -247,6 +256,21 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     const { size: checkedOut } = await stat(path.join(target, 'edited.txt'));
     assert.equal(checkedOut, size);
     await gitOk(['fsck', '--strict'], { cwd: target });
+  });
+
+  it('reports a big file changed on both sides as a binary conflict (no hunks) instead of merging it as text, for merge and rebase, and changes nothing', async () => {
+    const before = await grove.sdk.branches.get('big', 'app', 'left');
+    for (const strategy of ['merge', 'squash', 'rebase'] as const) {
+      await assert.rejects(grove.sdk.merges.merge('big', 'app', { base: 'left', head: 'right', strategy }), (error: unknown) => {
+        assert.ok(error instanceof GroveApiError, String(error));
+        assert.equal(error.status, 409, `${strategy}: ${error.message}`);
+        assert.equal(error.code, 'merge_conflict');
+        const conflicts = (error.details as { conflicts: { path: string; hunks: unknown[]; stages: Record<string, string> }[] }).conflicts;
+        assert.deepEqual(conflicts.map((c) => [c.path, c.hunks.length, Object.keys(c.stages).sort()]), [['huge.txt', 0, ['base', 'ours', 'theirs']]]);
+        return true;
+      });
+    }
+    assert.deepEqual(await grove.sdk.branches.get('big', 'app', 'left'), before);
   });
 
   it('refuses to blame a big file with 422 naming its size, and still serves ranges of it by path and by id', async () => {
