@@ -309,6 +309,7 @@ export function markdown(r: Results, table: Row[]): string {
     out.push("## Grove's log during the run (level error)", '', 'Its last lines (Grove ran with `GROVE_LOG_LEVEL=error`, so anything here is an error it logged):', '', '```', ...tail, '```', '');
   }
   out.push('## Cluster', '', 'A three-node cluster (PostgreSQL + an object store) against one embedded node: `node --conditions=grove-source bench/cluster.ts`; its figures, the targets and why two are not met are in docs/scale-out.md ("Measured").', '');
+  out.push('## Large files', '', 'One file of 1 GiB (random bytes) pushed and cloned through Grove and the peer: `node --conditions=grove-source bench/large.ts [--size=MiB]`; its figures, the method and the targets of issue 13 are in docs/large-files.md ("Measured").', '');
   out.push('## Machine', '');
   for (const [k, v] of Object.entries(r.machine)) out.push(`- ${k}: ${v}`);
   out.push(`- machine busy before the run (1 s sample, all cores): ${Number.isFinite(r.busyBeforePercent) ? `${r.busyBeforePercent.toFixed(0)}%` : 'n/a'}; busiest protocol-load run: ${busiest.toFixed(0)}%`);

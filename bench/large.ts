@@ -1,0 +1,137 @@
+/**
+ * `node --conditions=grove-source bench/large.ts [--size=MiB]`: one big file (random bytes,
+ * 1 GiB by default) through Grove and through the reference peer (nginx + fcgiwrap +
+ * `git http-backend`) in the same run, for the large-file rows of docs/benchmarks.md:
+ *
+ * - push with the git CLI: wall time, and the server's peak RSS (its whole process tree,
+ *   git children included, file-backed pages too), sampled every 50 ms;
+ * - a full clone and a `--depth 1` clone: client wall time, server CPU (the tree's
+ *   user + system time), server peak RSS;
+ * - Grove only (the peer has no such API): 1 MiB `Range` reads of the blob at random
+ *   offsets through `GET /blobs/{oid}`, 1 client, p50/p99.
+ *
+ * Run on a quiet machine, never beside the test suite. Prints a Markdown table; nothing is
+ * written. Everything runs under one temp dir, removed at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { ensurePeer, httpRequest, startGrove, startPeer } from './servers.ts';
+import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome, treeCpuMs } from './util.ts';
+
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const sizeMiB = Number(process.argv.find((a) => a.startsWith('--size='))?.slice(7) ?? 1024);
+const TOKEN = 'grove_bench_large_token_0123456789';
+
+interface Measured {
+  wallMs: number;
+  cpuMs: number;
+  peakRss: number;
+}
+
+/** Runs `work` while sampling the server tree's RSS and CPU. */
+async function measure(roots: readonly number[], work: () => Promise<unknown>): Promise<Measured> {
+  const sampler = new RssSampler(roots, 50);
+  await sampler.start();
+  const cpu0 = treeCpuMs(roots);
+  const t0 = performance.now();
+  await work();
+  const wallMs = performance.now() - t0;
+  const cpuMs = treeCpuMs(roots) - cpu0;
+  const stats = await sampler.stop();
+  return { wallMs, cpuMs, peakRss: stats.peakTree };
+}
+
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'grove-bench-large-'));
+try {
+  const home = path.join(tmp, 'home');
+  await mkdir(home);
+  setGitHome(home);
+  // The file, committed with compression off (the client's cost is not what is measured).
+  const work = path.join(tmp, 'work');
+  await gitOk(['init', '-q', '-b', 'main', work]);
+  const file = path.join(work, 'weights.bin');
+  await new Promise<void>((resolve, reject) => {
+    const out = createWriteStream(file);
+    out.on('error', reject);
+    let left = sizeMiB;
+    const next = () => {
+      while (left > 0) {
+        left--;
+        if (!out.write(randomBytes(1024 * 1024))) return void out.once('drain', next);
+      }
+      out.end(resolve);
+    };
+    next();
+  });
+  const client = ['-c', 'core.compression=0', '-c', 'user.name=Bench', '-c', 'user.email=bench@example.com'];
+  await gitOk([...client, 'add', 'weights.bin'], { cwd: work, timeoutMs: 1_200_000 });
+  await gitOk([...client, 'commit', '-q', '-m', 'weights'], { cwd: work });
+  const oid = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
+
+  const grove = await startGrove(PROJECT_ROOT, path.join(tmp, 'grove'), TOKEN, { env: { GROVE_MAX_PACK_BYTES: String(8 * 1024 ** 3) } });
+  const headers = { ...grove.authHeaders, 'Content-Type': 'application/json' };
+  for (const [where, body] of [['orgs', { name: 'bench' }], ['orgs/bench/repos', { name: 'large', defaultBranch: 'main' }]] as const) {
+    const answer = await httpRequest(undefined, `${grove.url}/api/v1/${where}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    if (answer.status !== 201) throw new Error(`POST ${where}: HTTP ${answer.status} ${answer.body}`);
+  }
+  const groveAuth = ['-c', `http.extraHeader=Authorization: Bearer ${TOKEN}`];
+
+  const availability = await ensurePeer();
+  if (!availability.ok) throw new Error(`the reference peer is unavailable: ${availability.message}`);
+  const peer = await startPeer(path.join(tmp, 'peer'), path.join(tmp, 'peer', 'root'), availability.httpBackend, 16);
+  const peerRepo = path.join(peer.projectRoot, 'bench', 'large.git');
+  await gitOk(['init', '-q', '--bare', peerRepo]);
+  for (const [k, v] of [['http.receivepack', 'true'], ['core.fsync', 'committed,reference'], ['core.fsyncMethod', 'fsync'], ['receive.fsckObjects', 'true']] as const) {
+    await gitOk(['config', k, v], { cwd: peerRepo });
+  }
+
+  const sides = [
+    { name: 'Grove', url: `${grove.url}/bench/large.git`, auth: groveAuth, roots: [grove.pid] },
+    { name: 'peer', url: `${peer.url}/bench/large.git`, auth: [] as string[], roots: [peer.nginxPid, peer.fcgiwrapPid] },
+  ];
+  const results = new Map<string, Record<string, Measured>>();
+  for (const side of sides) {
+    const row: Record<string, Measured> = {};
+    row.push = await measure(side.roots, () => gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 }));
+    row.clone = await measure(side.roots, () => gitOk([...side.auth, 'clone', '-q', '--bare', side.url, path.join(tmp, `${side.name}-full.git`)], { timeoutMs: 1_800_000 }));
+    row.shallow = await measure(side.roots, () => gitOk([...side.auth, 'clone', '-q', '--bare', '--depth', '1', side.url, path.join(tmp, `${side.name}-shallow.git`)], { timeoutMs: 1_800_000 }));
+    results.set(side.name, row);
+    await rm(path.join(tmp, `${side.name}-full.git`), { recursive: true, force: true });
+    await rm(path.join(tmp, `${side.name}-shallow.git`), { recursive: true, force: true });
+  }
+
+  // 1 MiB ranges at random offsets, one client.
+  const size = sizeMiB * 1024 * 1024;
+  const latencies: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const start = Math.floor(Math.random() * (size - 1024 * 1024));
+    const t0 = performance.now();
+    const response = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${oid}`, { headers: { ...grove.authHeaders, Range: `bytes=${start}-${start + 1024 * 1024 - 1}` } });
+    const body = Buffer.from(await response.arrayBuffer());
+    latencies.push(performance.now() - t0);
+    if (response.status !== 206 || body.length !== 1024 * 1024) throw new Error(`range read answered ${response.status} with ${body.length} bytes`);
+  }
+
+  const g = results.get('Grove')!;
+  const p = results.get('peer')!;
+  const ms = (v: number) => `${(v / 1000).toFixed(2)} s`;
+  const line = (what: string, key: string) =>
+    `| ${what} | ${ms(g[key]!.wallMs)} | ${ms(p[key]!.wallMs)} | ${(g[key]!.wallMs / p[key]!.wallMs).toFixed(2)}x | ${ms(g[key]!.cpuMs)} / ${ms(p[key]!.cpuMs)} | ${fmtBytes(g[key]!.peakRss)} / ${fmtBytes(p[key]!.peakRss)} |`;
+  console.log(`\n${sizeMiB} MiB of random bytes in one file (blob ${oid.slice(0, 12)}), git ${(await gitOk(['--version'])).stdout.trim()}\n`);
+  console.log('| step | Grove wall | peer wall | ratio | server CPU Grove / peer | server peak RSS Grove / peer |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(line('push (git CLI)', 'push'));
+  console.log(line('full clone (bare)', 'clone'));
+  console.log(line('clone --depth 1 (bare)', 'shallow'));
+  console.log(`\n1 MiB Range reads at random offsets of the blob (Grove, 1 client, 40 reads): p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms`);
+  await grove.stop();
+  await peer.stop();
+} finally {
+  await cleanup();
+  await rm(tmp, { recursive: true, force: true });
+}
