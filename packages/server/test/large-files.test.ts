@@ -126,6 +126,8 @@ describe('blobs by object id', () => {
     assert.ok(Buffer.from(part.bytes).equals(data.subarray(10, 20)));
     assert.deepEqual(await grove.sdk.blobs.stat('blobs', 'app', dataOid), { oid: dataOid, size: data.length, etag: `"${dataOid}"` });
     assert.equal((await grove.sdk.blobs.read('blobs', 'app', dataOid, { ifNoneMatch: `"${dataOid}"` })).notModified, true);
+    await assert.rejects(grove.sdk.blobs.stat('blobs', 'app', '0'.repeat(40)), (error: unknown) => error instanceof GroveApiError && error.status === 404);
+    await assert.rejects(grove.sdk.blobs.read('blobs', 'app', 'not-an-id'), (error: unknown) => error instanceof GroveApiError && error.status === 400 && error.code === 'invalid_request');
   });
 
   it('downloads a blob whole with grove.blobs.download, and resumes one from an offset', async () => {
