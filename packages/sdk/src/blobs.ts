@@ -1,5 +1,5 @@
 import { GroveApiError } from './errors.ts';
-import { rangeHeader, repoPath, type ByteRange, type FileMeta, type FileStream } from './contents.ts';
+import { buffered, conditionalHeaders, fileStreamOf, repoPath, type ByteRange, type FileMeta, type FileStream } from './contents.ts';
 import { seg, type Transport } from './transport.ts';
 
 export interface BlobReadOptions {
@@ -43,29 +43,13 @@ export class Blobs {
 
   /** The blob (or one range of it) as a stream; nothing is buffered. */
   async open(org: string, repo: string, oid: string, options: BlobReadOptions = {}): Promise<FileStream> {
-    const headers: Record<string, string> = {};
-    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
-    if (options.range !== undefined) headers.range = rangeHeader(options.range);
-    const response = await this.#http.raw('GET', blobPath(org, repo, oid), { headers, allow: [304], ...(options.signal ? { signal: options.signal } : {}) });
-    const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
-    const length = response.headers.get('content-length');
-    return {
-      status: response.status,
-      notModified: response.status === 304,
-      etag: response.headers.get('etag'),
-      commit: null,
-      contentType: response.headers.get('content-type'),
-      size: contentRange ? Number(contentRange[3]) : response.status === 200 && length !== null ? Number(length) : null,
-      range: contentRange ? { start: Number(contentRange[1]), end: Number(contentRange[2]) } : null,
-      body: response.status === 304 ? null : response.body,
-    };
+    const response = await this.#http.raw('GET', blobPath(org, repo, oid), { headers: conditionalHeaders(options), allow: [304], ...(options.signal ? { signal: options.signal } : {}) });
+    return fileStreamOf(response);
   }
 
   /** The blob (or one range of it), buffered: for ranges and small blobs; see download() for big ones. */
   async read(org: string, repo: string, oid: string, options: BlobReadOptions = {}): Promise<BlobContent> {
-    const { body, ...meta } = await this.open(org, repo, oid, options);
-    const bytes = body === null ? new Uint8Array(0) : new Uint8Array(await new Response(body).arrayBuffer());
-    return { ...meta, bytes };
+    return buffered(await this.open(org, repo, oid, options));
   }
 
   /**

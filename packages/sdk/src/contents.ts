@@ -88,8 +88,39 @@ export interface ReadOptions {
 /** One byte range: `{start, end?}` (end inclusive) or the last `suffix` bytes. */
 export type ByteRange = { start: number; end?: number } | { suffix: number };
 
-export function rangeHeader(range: ByteRange): string {
+function rangeHeader(range: ByteRange): string {
   return 'suffix' in range ? `bytes=-${range.suffix}` : `bytes=${range.start}-${range.end ?? ''}`;
+}
+
+/** `If-None-Match` and `Range` for a read of bytes (a file or a blob). */
+export function conditionalHeaders(options: { ifNoneMatch?: string; range?: ByteRange }): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
+  if (options.range !== undefined) headers.range = rangeHeader(options.range);
+  return headers;
+}
+
+/** What an answer of bytes (200, 206 or 304) says about them, and its body unread. */
+export function fileStreamOf(response: Response): FileStream {
+  const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+  const length = response.headers.get('content-length');
+  return {
+    status: response.status,
+    notModified: response.status === 304,
+    etag: response.headers.get('etag'),
+    commit: response.headers.get('x-grove-commit'),
+    contentType: response.headers.get('content-type'),
+    size: contentRange ? Number(contentRange[3]) : response.status === 200 && length !== null ? Number(length) : null,
+    range: contentRange ? { start: Number(contentRange[1]), end: Number(contentRange[2]) } : null,
+    body: response.status === 304 ? null : response.body,
+  };
+}
+
+/** A byte stream read whole. */
+export async function buffered(stream: FileStream): Promise<FileContent> {
+  const { body, ...meta } = stream;
+  const bytes = body === null ? new Uint8Array(0) : new Uint8Array(await new Response(body).arrayBuffer());
+  return { ...meta, bytes };
 }
 
 export interface FileOptions extends ReadOptions {
@@ -131,9 +162,7 @@ export class Contents {
 
   /** A file's bytes (buffered; see openFile for a stream). Throws `not_a_file` for a directory. */
   async getFile(org: string, repo: string, path: string, options: FileOptions = {}): Promise<FileContent> {
-    const { body, ...meta } = await this.openFile(org, repo, path, options);
-    const bytes = body === null ? new Uint8Array(0) : new Uint8Array(await new Response(body).arrayBuffer());
-    return { ...meta, bytes };
+    return buffered(await this.openFile(org, repo, path, options));
   }
 
   /** A file as UTF-8 text. */
@@ -144,29 +173,14 @@ export class Contents {
 
   /** A file as a stream of bytes: nothing is buffered, for files of any size. */
   async openFile(org: string, repo: string, path: string, options: FileOptions = {}): Promise<FileStream> {
-    const headers: Record<string, string> = {};
-    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
-    if (options.range !== undefined) {
-      headers.range = rangeHeader(options.range);
-    }
+    const headers = conditionalHeaders(options);
     const response = await this.#http.raw('GET', `${repoPath(org, repo)}/contents/${segs(path)}`, { query: { ref: options.ref }, headers, allow: [304] });
     const contentType = response.headers.get('content-type');
     if (response.status !== 304 && contentType?.startsWith('application/json')) {
       await response.body?.cancel();
       throw new GroveApiError(response.status, 'not_a_file', `${path || '/'} is a directory: use contents.list`);
     }
-    const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
-    const length = response.headers.get('content-length');
-    return {
-      status: response.status,
-      notModified: response.status === 304,
-      etag: response.headers.get('etag'),
-      commit: response.headers.get('x-grove-commit'),
-      contentType,
-      size: contentRange ? Number(contentRange[3]) : response.status === 200 && length !== null ? Number(length) : null,
-      range: contentRange ? { start: Number(contentRange[1]), end: Number(contentRange[2]) } : null,
-      body: response.status === 304 ? null : response.body,
-    };
+    return fileStreamOf(response);
   }
 
   /** One directory's entries ('' is the root). Throws `not_a_directory` for a file. */
