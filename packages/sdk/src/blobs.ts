@@ -1,6 +1,7 @@
 import { GroveApiError } from './errors.ts';
 import { buffered, conditionalHeaders, fileStreamOf, repoPath, type ByteRange, type FileMeta, type FileStream } from './contents.ts';
 import { seg, type Transport } from './transport.ts';
+import { Chunker } from './chunker.ts';
 
 export interface BlobReadOptions {
   /** Only these bytes (answered 206). */
@@ -28,6 +29,29 @@ export interface DownloadOptions {
   signal?: AbortSignal;
 }
 
+/** A big blob's chunks as the server's chunk store cut them (`grove.blobs.chunks`). */
+export interface ChunkListing {
+  oid: string;
+  size: number;
+  chunks: Array<{ hash: string; offset: number; length: number }>;
+}
+
+/** An older version of a blob the caller holds (a file, a buffer): what `downloadReusing` copies chunks from. */
+export interface LocalBytes {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A piece of a reconstructed blob, and where it came from. */
+export interface ReusedPiece {
+  bytes: Uint8Array;
+  /** True when the bytes came from the local copy, false when they were downloaded. */
+  reused: boolean;
+}
+
+/** How much of `previous` is read at a time while it is chunked. */
+const LOCAL_READ_BYTES = 1024 * 1024;
+
 /** `grove.blobs`: blobs by object id — ranges, sizes, and downloads that resume. */
 export class Blobs {
   readonly #http: Transport;
@@ -50,6 +74,42 @@ export class Blobs {
   /** The blob (or one range of it), buffered: for ranges and small blobs; see download() for big ones. */
   async read(org: string, repo: string, oid: string, options: BlobReadOptions = {}): Promise<BlobContent> {
     return buffered(await this.open(org, repo, oid, options));
+  }
+
+  /** A big blob's chunks (SHA-256, offset, length); 422 for a blob under 50 MiB. */
+  async chunks(org: string, repo: string, oid: string): Promise<ChunkListing> {
+    return this.#http.request<ChunkListing>('GET', `${blobPath(org, repo, oid)}/chunks`);
+  }
+
+  /**
+   * The blob's bytes, in order, taking every chunk it shares with `previous` (an older
+   * version the caller holds) from there and downloading only the rest, in one Range
+   * request per run of missing chunks. Downloaded chunks are checked against the listing's
+   * SHA-256; a mismatch throws.
+   */
+  async *downloadReusing(org: string, repo: string, oid: string, previous: LocalBytes, options: { signal?: AbortSignal } = {}): AsyncGenerator<ReusedPiece> {
+    const listing = await this.chunks(org, repo, oid);
+    const local = await chunkIndex(previous);
+    const chunks = listing.chunks;
+    for (let i = 0; i < chunks.length;) {
+      const have = local.get(chunks[i]!.hash);
+      if (have !== undefined) {
+        yield { bytes: await previous.read(have.offset, have.length), reused: true };
+        i++;
+        continue;
+      }
+      let last = i;
+      while (last + 1 < chunks.length && !local.has(chunks[last + 1]!.hash)) last++;
+      const start = chunks[i]!.offset;
+      const end = chunks[last]!.offset + chunks[last]!.length - 1;
+      const { bytes } = await this.read(org, repo, oid, { range: { start, end }, ...(options.signal ? { signal: options.signal } : {}) });
+      for (let j = i; j <= last; j++) {
+        const chunk = bytes.subarray(chunks[j]!.offset - start, chunks[j]!.offset - start + chunks[j]!.length);
+        if (await sha256(chunk) !== chunks[j]!.hash) throw new Error(`chunk ${j} of blob ${oid} does not match its listing`);
+        yield { bytes: chunk, reused: false };
+      }
+      i = last + 1;
+    }
   }
 
   /**
@@ -93,6 +153,48 @@ export class Blobs {
       }
     }
   }
+}
+
+/** The SHA-256 of `bytes`, hex (WebCrypto: in Node, Deno, Bun and browsers alike). */
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Where each chunk of `local` is, by SHA-256: `local` read once, in order, cut as the server cuts. */
+async function chunkIndex(local: LocalBytes): Promise<Map<string, { offset: number; length: number }>> {
+  const chunker = new Chunker();
+  const found = new Map<string, { offset: number; length: number }>();
+  let pending: Uint8Array[] = [];
+  let chunkStart = 0;
+  const finish = async (end: number) => {
+    const bytes = pending.length === 1 ? pending[0]! : concat(pending);
+    found.set(await sha256(bytes), { offset: chunkStart, length: end - chunkStart });
+    pending = [];
+    chunkStart = end;
+  };
+  for (let offset = 0; offset < local.size; offset += LOCAL_READ_BYTES) {
+    const piece = await local.read(offset, Math.min(LOCAL_READ_BYTES, local.size - offset));
+    let from = 0;
+    for (const cut of chunker.push(piece)) {
+      pending.push(piece.subarray(from, cut));
+      await finish(offset + cut);
+      from = cut;
+    }
+    if (from < piece.length) pending.push(piece.subarray(from));
+  }
+  if (chunker.end()) await finish(local.size);
+  return found;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 function blobPath(org: string, repo: string, oid: string): string {

@@ -34,6 +34,8 @@ import { Metrics } from './http/metrics.ts';
 import { RepoStore } from './repo/store.ts';
 import type { AppContext } from './http/context.ts';
 import { Sweeper } from './services/sweeper.ts';
+import { Bigstore } from './bigstore/bigstore.ts';
+import { gitHomeDir } from './repo/layout.ts';
 import { EventLog } from './events/event-log.ts';
 import { AuditWriter } from './http/audit.ts';
 import { WebhookWorker } from './events/webhook-worker.ts';
@@ -49,6 +51,8 @@ export interface RunningServer {
   readonly app: FastifyInstance;
   readonly db: Db;
   readonly repos: RepoStore;
+  /** This node's chunk store of big blobs (tests wait for its ingests). */
+  readonly bigstore: Bigstore;
   /** Cluster mode's compactor (tests wait for it); null on one node. */
   readonly compactor: Compactor | null;
   /** Cluster mode's sweep of the object store (tests run it with a later clock); null on one node. */
@@ -91,6 +95,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const disk = new DiskSpace(config.dataDir, config.diskReserveBytes);
   const repos = new RepoStore(config.dataDir, config.limits, config.packCache, { pushesPerRun: config.maintenancePushes }, logger, disk);
   const recovery = await repos.open();
+  const bigstore = new Bigstore(path.join(config.dataDir, 'bigstore'), gitHomeDir(config.dataDir), logger);
+  repos.onRemove((repoId) => bigstore.forgetRepository(repoId).catch((error: unknown) => logger.warn({ err: error, repoId }, 'the chunk store could not forget a removed repository')));
   if (recovery.quarantines + recovery.keepFiles + recovery.tempFiles + recovery.lockFiles > 0) {
     logger.warn({ ...recovery }, 'recovered from an unclean shutdown');
   }
@@ -157,6 +163,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     repos,
     refStore,
     repoCache,
+    bigstore,
     leases,
     compactor,
     storeSweep,
@@ -182,6 +189,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     app,
     db,
     repos,
+    bigstore,
     compactor,
     storeSweep,
     cacheBudget,
@@ -208,6 +216,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await objectStore?.close();
         await outbound.close();
         await repos.maintenance.stop();
+        await bigstore.close();
         await repos.close();
         clearTimeout(timer);
         clearInterval(closeIdle);

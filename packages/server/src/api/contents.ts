@@ -12,7 +12,7 @@ import { listTree, streamArchive, type ArchiveFormat } from '../repo/read-object
 import { busyAsUnavailable, clientSignal, entrySchema, normalizePath, openForRead, refNotFound, repoParams, resolveRead, revisionFor } from './read-common.ts';
 import { contentTypeFor } from './content-type.ts';
 import { errorResponses } from './schemas.ts';
-import { sendBlob } from './send-blob.ts';
+import { preferChunkStore, sendBlob } from './send-blob.ts';
 
 /** Most entries one listing returns; `truncated` says when there were more. */
 export const MAX_TREE_ENTRIES = 10_000;
@@ -80,7 +80,7 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
         const listing = await listTree(ctx.repos.git, target.gitDir, object.oid, path, { recursive: false, max: MAX_TREE_ENTRIES, signal });
         return reply.header('X-Grove-Commit', read.commit).send({ type: 'dir', path, ref, sha: read.commit, entries: listing.entries, truncated: listing.truncated });
       }
-      return sendBlob(request, reply, object, read, { contentType: contentTypeFor(path), headers: { 'X-Grove-Commit': read.commit } });
+      return sendBlob(request, reply, object, preferChunkStore(ctx.bigstore, target, object, read), { contentType: contentTypeFor(path), headers: { 'X-Grove-Commit': read.commit } });
     } catch (error) {
       throw busyAsUnavailable(error, reply);
     }

@@ -14,6 +14,7 @@ import { resolveRevision, revisionOf, type ObjectInfo } from '../repo/read-objec
 import { requireAccess } from './principal.ts';
 
 export interface ReadTarget {
+  readonly repoId: string;
   readonly gitDir: string;
   readonly defaultBranch: string;
   readonly repoName: string;
@@ -26,7 +27,7 @@ export async function openForRead(ctx: AppContext, request: FastifyRequest, org:
   if (!row) throw notFound(`repository ${org}/${repo}`);
   const gitDir = ctx.repos.gitDir(row.id);
   await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch }, request.answered);
-  return { gitDir, defaultBranch: row.default_branch, repoName: row.name };
+  return { repoId: row.id, gitDir, defaultBranch: row.default_branch, repoName: row.name };
 }
 
 const MAX_REF_BYTES = 1024;

@@ -1,7 +1,7 @@
 /**
  * Answers a blob's bytes for the read API (contents by path, blobs by id): 304 when the
  * client's ETag matches, 206 for one satisfiable range, 416 for an unsatisfiable one, the
- * whole blob otherwise — always streamed from git, never buffered.
+ * whole blob otherwise — always streamed (from git, or the chunk store for big blobs), never buffered.
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -9,6 +9,25 @@ import { GroveError } from '../errors.ts';
 import { decideRange, notModified, rangeApplies } from '../http/range.ts';
 import type { PathRead } from '../repo/path-reader.ts';
 import type { ObjectInfo } from '../repo/read-objects.ts';
+import type { Bigstore } from '../bigstore/bigstore.ts';
+import { isBigBlob } from '../repo/big-blob.ts';
+
+type BlobRead = Pick<PathRead, 'open' | 'discard'>;
+
+/**
+ * A big blob is read from the chunk store when it holds it (a range costs O(chunk), not a
+ * scan from byte 0); otherwise from git, and the store ingests it for the next read.
+ */
+export function preferChunkStore(store: Bigstore, target: { readonly repoId: string; readonly gitDir: string }, blob: ObjectInfo, read: BlobRead): BlobRead {
+  if (!isBigBlob(blob.size) || !store.serves(target.repoId, target.gitDir, blob.oid)) return read;
+  return {
+    open: (range) => {
+      read.discard();
+      return store.open(blob.oid, range);
+    },
+    discard: () => read.discard(),
+  };
+}
 
 export interface BlobAnswer {
   readonly contentType: string;
@@ -16,7 +35,7 @@ export interface BlobAnswer {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-export function sendBlob(request: FastifyRequest, reply: FastifyReply, blob: ObjectInfo, read: Pick<PathRead, 'open' | 'discard'>, answer: BlobAnswer): FastifyReply {
+export function sendBlob(request: FastifyRequest, reply: FastifyReply, blob: ObjectInfo, read: BlobRead, answer: BlobAnswer): FastifyReply {
   const etag = `"${blob.oid}"`;
   const common = { ETag: etag, 'Accept-Ranges': 'bytes', ...answer.headers };
   if (notModified(header(request, 'if-none-match'), etag)) {

@@ -16,6 +16,7 @@ import type { FairShare } from './fair-share.ts';
 import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
+import type { Bigstore } from '../bigstore/bigstore.ts';
 
 export interface AppContext {
   readonly config: GroveConfig;
@@ -27,6 +28,8 @@ export interface AppContext {
   readonly refStore: RefStore;
   /** Brings this node's copy of a repository up to date before it is read (cluster); a no-op embedded. */
   readonly repoCache: RepoCache;
+  /** This node's chunk store of big blobs (bigstore/): Range reads in O(chunk), chunk listings. */
+  readonly bigstore: Bigstore;
   /** Cluster-wide jobs that one node runs at a time (webhook delivery, the sweeper). */
   readonly leases: Leases;
   /** Cluster mode: keeps the object store's pack count small; null on one node. */

@@ -16,6 +16,7 @@ import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, S
 import { authorizeRefUpdate, needsAncestry } from '../auth/authorize.ts';
 import { forgetBranchTtls } from '../db/branch-ttls.ts';
 import { readRefRules } from '../db/policies.ts';
+import { worthScanningForBigBlobs } from '../bigstore/push-scan.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
 import { NO_CACHE_HEADERS, BUSY_MESSAGE, type RepoParams, type ResolvedRepo, abandonBody, hasContentType, resolveRepo, requestBody, drain, sendGit, transferSignal } from './git-http.ts';
@@ -129,7 +130,13 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
         { org, repo, refs: outcome.results.length, updated: okCount, packBytes: outcome.packBytes, unpackError: outcome.unpackError },
         'push',
       );
-      if (outcome.applied.length > 0) ctx.repos.maintenance.notePush(resolved.gitDir);
+      if (outcome.applied.length > 0) {
+        ctx.repos.maintenance.notePush(resolved.gitDir);
+        if (worthScanningForBigBlobs(outcome.packBytes, ctx.bigstore.repositoryHasBigBlobs(resolved.repoId))) {
+          const tips = outcome.applied.filter((c) => c.kind !== 'delete').map((c) => c.newOid);
+          ctx.bigstore.scanInBackground(resolved.repoId, resolved.gitDir, tips, snapshot.refs.map((r) => r.oid));
+        }
+      }
       // A branch created or deleted by a push starts a new life: an old TTL does not apply to it.
       await forgetBranchTtls(ctx.db, resolved.repoId, outcome.applied.filter((c) => c.kind !== 'update').map((c) => c.ref));
       // Every database write of the push (events, TTLs) on disk before "ok" is reported.

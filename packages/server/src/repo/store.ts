@@ -35,6 +35,7 @@ export class RepoStore {
   readonly commits: CommitBuilder;
   /** The data directory's free space; null in tests that do not watch it. */
   readonly disk: DiskSpace | null;
+  readonly #removeListeners: Array<(repoId: string) => Promise<void>> = [];
 
   constructor(
     dataDir: string,
@@ -112,8 +113,14 @@ export class RepoStore {
     return removed;
   }
 
+  /** Called after a repository's directory is removed (the chunk store forgets its links). */
+  onRemove(listener: (repoId: string) => Promise<void>): void {
+    this.#removeListeners.push(listener);
+  }
+
   /** Moves the repository out of sight at once, then deletes it in the background. */
   async remove(repoId: string): Promise<void> {
+    for (const listener of this.#removeListeners) await listener(repoId);
     const dir = this.gitDir(repoId);
     this.refs.forget(dir);
     const trash = trashDir(this.dataDir);

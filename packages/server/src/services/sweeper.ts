@@ -53,6 +53,8 @@ export class Sweeper {
     const ctx = this.#ctx;
     const now = new Date().toISOString();
     try {
+      // Every node keeps its own chunk store, so every node collects its own (not under the lease).
+      await ctx.bigstore.collectIfNeeded();
       if (!(await ctx.leases.hold('sweeper'))) return; // another node of the cluster sweeps
       for (const row of await expiredRepos(ctx.db, now, BATCH)) {
         await deleteRepository(ctx, row, { type: 'repo.deleted', org: row.org_name, repo: row.name, repoId: row.id, actor: actorOf(null), payload: { id: row.id, reason: 'expired' } });

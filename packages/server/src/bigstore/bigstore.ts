@@ -1,0 +1,216 @@
+/**
+ * The chunk store for big blobs (docs/large-files.md): what the server sees of it. Writes
+ * (ingest, forgetting a deleted repository, collection) go to the ingest worker, one at a
+ * time, off the event loop; reads (manifests, byte ranges, chunk listings) are served here.
+ *
+ * Git stays complete (phase 1 of the design): the store is an index of bytes git also
+ * holds, built after a push or on the first read of a big blob, so Range reads cost
+ * O(chunk) instead of a scan from byte 0. Losing it loses nothing; it is rebuilt on demand.
+ * Each node of a cluster keeps its own.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { CollectReport } from './collect.ts';
+import type { IngestOutcome } from './ingest.ts';
+import { BigstoreReader, type ChunkListing } from './reader.ts';
+import type { FromWorker, JobResult, ScanReport, ToWorker, WorkerJob } from './worker-protocol.ts';
+
+/** The worker's entry, beside this file: ingest-worker.ts in a clone, .js once built. */
+const WORKER_MAIN = fileURLToPath(new URL(`./ingest-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+
+/** How long close() lets the job in hand finish before the worker is stopped. */
+const CLOSE_GRACE_MS = 5_000;
+
+export interface BigstoreStats {
+  ingested: number;
+  ingestFailures: number;
+  storedBytes: number;
+  rangeReads: number;
+}
+
+export class Bigstore {
+  readonly dir: string;
+  readonly #gitHomeDir: string;
+  readonly #logger: Pick<Logger, 'warn' | 'info' | 'debug'>;
+  readonly #reader: BigstoreReader;
+  #worker: Worker | null = null;
+  #nextId = 1;
+  readonly #waiting = new Map<number, { resolve: (result: JobResult) => void; reject: (error: Error) => void }>();
+  /** Ingests asked for and not done, by repository and oid: a second ask waits on the first. */
+  readonly #ingesting = new Map<string, Promise<IngestOutcome>>();
+  #closed = false;
+  /** A repository was forgotten since the last collection: there may be garbage. */
+  #dirty = false;
+  readonly stats: BigstoreStats = { ingested: 0, ingestFailures: 0, storedBytes: 0, rangeReads: 0 };
+
+  constructor(dir: string, gitHomeDir: string, logger: Pick<Logger, 'warn' | 'info' | 'debug'>) {
+    this.dir = dir;
+    this.#gitHomeDir = gitHomeDir;
+    this.#logger = logger;
+    this.#reader = new BigstoreReader(path.join(dir, 'bigstore.db'), path.join(dir, 'segments'));
+  }
+
+  /** True when the store holds the blob, so reads of it can come from here. */
+  has(oid: string): boolean {
+    return this.#reader.has(oid);
+  }
+
+  /** The blob's bytes (or a range of them); has(oid) must be true. */
+  open(oid: string, range: { readonly start: number; readonly end: number } | null): Readable {
+    this.stats.rangeReads++;
+    return this.#reader.open(oid, range);
+  }
+
+  chunkListing(oid: string): ChunkListing | null {
+    return this.#reader.chunkListing(oid);
+  }
+
+  /**
+   * Where to read a big blob the repository holds (git has confirmed it): from the store
+   * when the store has it — linking this repository to it if it was not, so a collection
+   * keeps it — and otherwise from git, while the blob is ingested for the next read.
+   */
+  serves(repoId: string, gitDir: string, oid: string): boolean {
+    if (this.#closed) return false;
+    if (!this.has(oid)) {
+      this.ingestInBackground(repoId, gitDir, oid);
+      return false;
+    }
+    if (!this.#reader.isLinked(repoId, oid)) this.ingestInBackground(repoId, gitDir, oid);
+    return true;
+  }
+
+  /** Whether the repository is known to hold big blobs (so its pushes are worth scanning). */
+  repositoryHasBigBlobs(repoId: string): boolean {
+    return this.#reader.repositoryHasBigBlobs(repoId);
+  }
+
+  /** Stores one big blob of the repository; concurrent asks for the same blob share one ingest. */
+  ingest(repoId: string, gitDir: string, oid: string): Promise<IngestOutcome> {
+    const key = `${repoId}:${oid}`;
+    let pending = this.#ingesting.get(key);
+    if (pending === undefined) {
+      pending = this.#run({ kind: 'ingest', repoId, gitDir, oid }).then((result) => this.#counted(result as IngestOutcome));
+      pending.catch(() => undefined).finally(() => this.#ingesting.delete(key));
+      this.#ingesting.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** After a push: ingests the big blobs the new tips brought (`exclude`: every ref before it). */
+  scan(repoId: string, gitDir: string, tips: readonly string[], exclude: readonly string[]): Promise<ScanReport> {
+    return this.#run({ kind: 'scan', repoId, gitDir, tips, exclude }).then((result) => {
+      const report = result as ScanReport;
+      for (const outcome of report.outcomes) this.#counted(outcome);
+      return report;
+    });
+  }
+
+  /** Best effort, never failing the caller: ingest in the background and log what went wrong. */
+  ingestInBackground(repoId: string, gitDir: string, oid: string): void {
+    if (this.#closed) return;
+    this.ingest(repoId, gitDir, oid).catch((error: unknown) => this.#logger.warn({ err: error, repoId, oid }, 'big blob ingest failed'));
+  }
+
+  scanInBackground(repoId: string, gitDir: string, tips: readonly string[], exclude: readonly string[]): void {
+    if (this.#closed || tips.length === 0) return;
+    this.scan(repoId, gitDir, tips, exclude).catch((error: unknown) => {
+      this.stats.ingestFailures++;
+      this.#logger.warn({ err: error, repoId }, 'big blob scan after a push failed');
+    });
+  }
+
+  /** A deleted repository's links go; its blobs are collected when no other repository links them. */
+  async forgetRepository(repoId: string): Promise<void> {
+    if (this.#closed || !this.#reader.repositoryHasBigBlobs(repoId)) return;
+    await this.#run({ kind: 'forget', repoId });
+    this.#dirty = true;
+  }
+
+  /** Collects when a repository was forgotten since the last collection (the sweeper calls it every pass). */
+  async collectIfNeeded(): Promise<CollectReport | null> {
+    if (!this.#dirty || this.#closed) return null;
+    this.#dirty = false;
+    return this.collect();
+  }
+
+  async collect(): Promise<CollectReport> {
+    const report = (await this.#run({ kind: 'collect' })) as CollectReport;
+    this.#reader.invalidate();
+    return report;
+  }
+
+  #counted(outcome: IngestOutcome): IngestOutcome {
+    if (outcome.kind === 'stored') {
+      this.stats.ingested++;
+      this.stats.storedBytes += outcome.storedBytes;
+      this.#logger.info({ size: outcome.size, chunks: outcome.chunks, newChunks: outcome.newChunks, storedBytes: outcome.storedBytes }, 'big blob stored');
+    }
+    return outcome;
+  }
+
+  #run(job: WorkerJob): Promise<JobResult> {
+    if (this.#closed) return Promise.reject(new Error('the chunk store is closed'));
+    const worker = this.#start();
+    const id = this.#nextId++;
+    return new Promise<JobResult>((resolve, reject) => {
+      this.#waiting.set(id, {
+        resolve,
+        reject: (error) => {
+          if (job.kind === 'ingest' || job.kind === 'scan') this.stats.ingestFailures++;
+          reject(error);
+        },
+      });
+      // Referenced while it has work, so a process waiting on a job does not exit under it.
+      if (this.#waiting.size === 1) worker.ref();
+      worker.postMessage({ id, job } satisfies ToWorker);
+    });
+  }
+
+  /** The worker starts with the first write: a server with no big blob never runs one. */
+  #start(): Worker {
+    if (this.#worker !== null) return this.#worker;
+    const worker = new Worker(WORKER_MAIN, { workerData: { dir: this.dir, gitHomeDir: this.#gitHomeDir } });
+    worker.on('message', (message: FromWorker) => {
+      if ('ready' in message) return;
+      const waiting = this.#waiting.get(message.id);
+      this.#waiting.delete(message.id);
+      if (this.#waiting.size === 0) worker.unref();
+      if (message.ok) waiting?.resolve(message.result);
+      else waiting?.reject(new Error(message.error));
+    });
+    worker.on('error', (error) => this.#logger.warn({ err: error }, 'the chunk store worker failed'));
+    worker.on('exit', () => {
+      // A worker that died takes its jobs with it: they fail, and the next write starts a new one.
+      if (this.#worker === worker) this.#worker = null;
+      for (const [id, waiting] of this.#waiting) {
+        this.#waiting.delete(id);
+        waiting.reject(new Error('the chunk store worker stopped'));
+      }
+    });
+    worker.unref();
+    this.#worker = worker;
+    return worker;
+  }
+
+  /** Waits for every job asked for so far (tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.#waiting.size > 0) await Promise.allSettled([...this.#ingesting.values(), new Promise((r) => setTimeout(r, 20))]);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const worker = this.#worker;
+    if (worker !== null) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ id: 0, stop: true } satisfies ToWorker);
+      const timer = setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    await this.#reader.close();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The ingest worker (a worker thread): the chunk store's one writer. Chunking, hashing and
+ * deflate of big blobs run here, not on the server's event loop; jobs run one at a time,
+ * so an ingest never meets a collection. git runs through Grove's own runner (the same
+ * environment allowlist and config), with a limit of its own.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { GitRunner } from '../repo/git-command.ts';
+import { BIG_BLOB_BYTES } from '../repo/big-blob.ts';
+import { BigstoreIndex } from './bigstore-index.ts';
+import { collect } from './collect.ts';
+import { ingestBlob, type IngestOutcome } from './ingest.ts';
+import { SegmentWriter } from './segments.ts';
+import type { FromWorker, JobResult, ToWorker, WorkerJob, WorkerSetup } from './worker-protocol.ts';
+
+const setup = workerData as WorkerSetup;
+const port = parentPort!;
+mkdirSync(setup.dir, { recursive: true });
+const index = BigstoreIndex.openWriter(path.join(setup.dir, 'bigstore.db'));
+const segmentDir = path.join(setup.dir, 'segments');
+const segments = new SegmentWriter(segmentDir);
+const git = new GitRunner({ homeDir: setup.gitHomeDir, maxProcesses: 2, maxProcessesPerRepo: 2, queueTimeoutMs: 10 * 60_000 });
+const opened = segments.open(index.segments());
+
+let chain: Promise<unknown> = opened;
+
+port.on('message', (message: ToWorker) => {
+  if ('stop' in message) {
+    chain = chain.finally(async () => {
+      await segments.close();
+      index.close();
+      await git.close();
+      port.close();
+    });
+    return;
+  }
+  chain = chain.then(() => run(message.job)).then(
+    (result) => send({ id: message.id, ok: true, result }),
+    (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
+  );
+});
+
+void opened.then(() => send({ ready: true }));
+
+function send(message: FromWorker): void {
+  port.postMessage(message);
+}
+
+async function run(job: WorkerJob): Promise<JobResult> {
+  switch (job.kind) {
+    case 'ingest':
+      return ingestBlob({ git, index, segments }, job);
+    case 'scan': {
+      const oids = await bigBlobsBrought(job.gitDir, job.tips, job.exclude);
+      const outcomes: IngestOutcome[] = [];
+      for (const oid of oids) outcomes.push(await ingestBlob({ git, index, segments }, { repoId: job.repoId, gitDir: job.gitDir, oid }));
+      return { found: oids.length, outcomes };
+    }
+    case 'forget':
+      return { forgotten: index.forgetRepository(job.repoId) };
+    case 'collect':
+      return collect(index, segments, segmentDir);
+  }
+}
+
+/**
+ * The big blobs reachable from `tips` but not from `exclude`: rev-list's filter omits
+ * blobs of at least the limit and prints them as `~<oid>` (git 2.39's --stdin mode wants
+ * `^oid`, not --not).
+ */
+async function bigBlobsBrought(gitDir: string, tips: readonly string[], exclude: readonly string[]): Promise<string[]> {
+  const input = [...tips, ...exclude.map((oid) => `^${oid}`)].join('\n') + '\n';
+  const result = await git.check(['rev-list', '--objects', '--no-object-names', `--filter=blob:limit=${BIG_BLOB_BYTES}`, '--filter-print-omitted', '--stdin'], { gitDir, input });
+  const oids = new Set<string>();
+  for (const line of result.toString().split('\n')) if (line.startsWith('~')) oids.add(line.slice(1));
+  return [...oids];
+}

@@ -1,0 +1,31 @@
+/** Messages between the server and the ingest worker (ingest-worker.ts). */
+import type { CollectReport } from './collect.ts';
+import type { IngestOutcome } from './ingest.ts';
+
+export interface WorkerSetup {
+  /** The store's directory: bigstore.db and segments/. */
+  readonly dir: string;
+  /** git's HOME, as for every git Grove runs. */
+  readonly gitHomeDir: string;
+}
+
+export type WorkerJob =
+  | { readonly kind: 'ingest'; readonly repoId: string; readonly gitDir: string; readonly oid: string }
+  /** Finds the big blobs that `tips` bring and `exclude` (the refs before a push) do not have, and ingests them. */
+  | { readonly kind: 'scan'; readonly repoId: string; readonly gitDir: string; readonly tips: readonly string[]; readonly exclude: readonly string[] }
+  | { readonly kind: 'forget'; readonly repoId: string }
+  | { readonly kind: 'collect' };
+
+export interface ScanReport {
+  readonly found: number;
+  readonly outcomes: readonly IngestOutcome[];
+}
+
+export type JobResult = IngestOutcome | ScanReport | CollectReport | { readonly forgotten: number };
+
+export type ToWorker = { readonly id: number; readonly job: WorkerJob } | { readonly id: 0; readonly stop: true };
+
+export type FromWorker =
+  | { readonly id: number; readonly ok: true; readonly result: JobResult }
+  | { readonly id: number; readonly ok: false; readonly error: string }
+  | { readonly ready: true };
