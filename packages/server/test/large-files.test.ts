@@ -7,6 +7,8 @@ import { Grove, GroveApiError } from '@grove/sdk';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
+import { noise, withEdits } from './helpers/big-files.ts';
+import { BIG_BLOB_BYTES } from '../src/repo/big-blob.ts';
 
 /** 3 MiB of bytes that do not compress: big enough to span many stream chunks. */
 function patterned(size: number): Buffer {
@@ -282,5 +284,101 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     assert.equal(byPath.body.toString(), '\nx\nx');
     const byId = await grove.sdk.blobs.read('big', 'app', oid, { range: { start: 40 * 1024 * 1024, end: 40 * 1024 * 1024 + 3 } });
     assert.equal(new TextDecoder().decode(byId.bytes), 'x\nx\n');
+  });
+});
+
+describe('the chunk store behind the read API', () => {
+  let grove: TestServer;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  const version1 = noise(BIG_BLOB_BYTES + 2 * 1024 * 1024 + 3, 21);
+  const version2 = withEdits(version1, 8);
+  let oid1: string;
+  let oid2: string;
+  let smallOid: string;
+  let commit1: string;
+
+  before(async () => {
+    grove = await startTestServer();
+    work = await tempDir();
+    await initWorkRepo(work.path);
+    await commitFile(work.path, 'README.md', 'weights\n', 'readme');
+    smallOid = await revParse(work.path, 'HEAD:README.md');
+    await writeFile(path.join(work.path, 'model.bin'), version1);
+    await gitOk(['add', 'model.bin'], { cwd: work.path });
+    await gitOk(['commit', '-q', '-m', 'model v1'], { cwd: work.path });
+    oid1 = await revParse(work.path, 'HEAD:model.bin');
+    commit1 = await revParse(work.path, 'HEAD');
+    await pushAll(grove, await grove.createRepo('store', 'models'), work.path);
+    await writeFile(path.join(work.path, 'model.bin'), version2);
+    await gitOk(['commit', '-q', '-am', 'model v2'], { cwd: work.path });
+    oid2 = await revParse(work.path, 'HEAD:model.bin');
+    await pushAll(grove, `${grove.url}/store/models.git`, work.path);
+    await grove.server.bigstore.idle();
+  });
+
+  after(async () => {
+    await grove.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  it('takes in the big blobs a push brings, before anyone reads them, and the second version adds only its changed chunks', () => {
+    assert.equal(grove.server.bigstore.has(oid1), true);
+    assert.equal(grove.server.bigstore.has(oid2), true);
+    assert.equal(grove.server.bigstore.stats.ingested, 2);
+    assert.ok(grove.server.bigstore.stats.storedBytes < version1.length + 8 * 3 * 128 * 1024, `${grove.server.bigstore.stats.storedBytes} bytes stored for two versions`);
+  });
+
+  it('serves ranges of a big blob by id and by path from the store, byte for byte', async () => {
+    const reads = grove.server.bigstore.stats.rangeReads;
+    for (const start of [0, 1_234_567, version2.length - 10]) {
+      const end = Math.min(version2.length - 1, start + 1024 * 1024);
+      const byId = await grove.sdk.blobs.read('store', 'models', oid2, { range: { start, end } });
+      assert.ok(Buffer.from(byId.bytes).equals(version2.subarray(start, end + 1)), `by id at ${start}`);
+    }
+    const byPath = await read(grove, 'store/models', `contents/model.bin?ref=${commit1}`, { headers: { range: 'bytes=50000000-50000099' } });
+    assert.equal(byPath.status, 206);
+    assert.ok(byPath.body.equals(version1.subarray(50_000_000, 50_000_100)));
+    const whole = await read(grove, 'store/models', `blobs/${oid1}`);
+    assert.ok(whole.body.equals(version1));
+    assert.equal(grove.server.bigstore.stats.rangeReads, reads + 5, 'every read came from the chunk store');
+  });
+
+  it('lists a big blob\'s chunks, and answers 422 for a small blob, 404 for an unknown one and 400 for a malformed id', async () => {
+    const listing = await grove.sdk.blobs.chunks('store', 'models', oid2);
+    assert.equal(listing.size, version2.length);
+    assert.equal(listing.chunks.reduce((sum, c) => sum + c.length, 0), version2.length);
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/store/models/blobs/${smallOid}/chunks`), 422, 'unprocessable');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/store/models/blobs/${'0'.repeat(40)}/chunks`), 404, 'not_found');
+    assertCatalogueError(await rawGet(grove, '/api/v1/repos/store/models/blobs/HEAD/chunks'), 400, 'invalid_request');
+  });
+
+  it('downloads a new version with grove.blobs.downloadReusing, fetching only the chunks the old version lacks', async () => {
+    const previous = { size: version1.length, read: async (offset: number, length: number) => version1.subarray(offset, offset + length) };
+    const parts: Buffer[] = [];
+    let downloaded = 0;
+    for await (const piece of grove.sdk.blobs.downloadReusing('store', 'models', oid2, previous)) {
+      parts.push(Buffer.from(piece.bytes));
+      if (!piece.reused) downloaded += piece.bytes.length;
+    }
+    assert.ok(Buffer.concat(parts).equals(version2));
+    assert.ok(downloaded > 0 && downloaded <= 8 * 3 * 128 * 1024, `${downloaded} bytes downloaded of ${version2.length}`);
+  });
+
+  it('links a fork that reads its parent\'s big blob, so the blob outlives the parent in the store', async () => {
+    await grove.sdk.repos.fork('store', 'fork', 'store/models');
+    const range = await grove.sdk.blobs.read('store', 'fork', oid1, { range: { start: 10, end: 19 } });
+    assert.ok(Buffer.from(range.bytes).equals(version1.subarray(10, 20)));
+    await grove.server.bigstore.idle();
+    await grove.sdk.repos.delete('store', 'models');
+    await grove.server.sweep();
+    assert.equal(grove.server.bigstore.has(oid1), true, 'the fork keeps version 1');
+    assert.equal(grove.server.bigstore.has(oid2), false, 'nothing keeps version 2, which the fork never read');
+  });
+
+  it('is described in the OpenAPI document with the chunk listing', async () => {
+    const document = (await (await fetch(`${grove.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, { get?: { responses: Record<string, unknown> } }> };
+    const listing = document.paths['/api/v1/repos/{org}/{repo}/blobs/{oid}/chunks'];
+    assert.ok(listing?.get, 'the chunk listing is documented');
+    assert.deepEqual(['200', '400', '404', '422', '503'].filter((status) => listing.get!.responses[status] === undefined), []);
   });
 });

@@ -84,7 +84,7 @@ export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise
       summary: 'List a big blob\'s content-defined chunks (for downloads that skip the chunks a client already has)',
       description: `The chunks of a blob of at least ${BIG_BLOB_BYTES / 1024 / 1024} MiB as the chunk store cut them (Gear CDC, 8/64/128 KiB; the same chunking the SDK exports). A client that holds an older version chunks it the same way, keeps the chunks whose SHA-256 match, and fetches the rest with Range requests of the blob. 422 for a smaller blob; 503 with Retry-After while a big blob's first ingest is still running.`,
       params: { type: 'object', required: ['org', 'repo', 'oid'], properties: { ...repoParams, oid: { type: 'string', description: 'The blob\'s full object id (40 hex digits)' } } },
-      response: { 200: chunkListingSchema, ...errorResponses, 503: { $ref: 'Error#' } },
+      response: { 200: chunkListingSchema, ...errorResponses, 422: { $ref: 'Error#' }, 503: { $ref: 'Error#' } },
     },
   }, async (request, reply) => {
     const { org, repo, oid } = request.params;

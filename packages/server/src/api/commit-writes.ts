@@ -8,6 +8,7 @@
  * Both build the commit in a quarantine, then move the branch with the same
  * compare-and-swap transaction and the same authorization as a push.
  */
+import { isBigBlob } from '../repo/big-blob.ts';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -244,6 +245,7 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
     const limit = ctx.config.limits.maxPackBytes;
     const declared = Number(request.headers['content-length'] ?? NaN);
     if (declared > limit) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
+    let uploaded = 0;
     const result = await commitToBranch(ctx, target, {
       branch,
       expectedHead,
@@ -264,9 +266,12 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
         };
         await pipeline(bounded(), createWriteStream(spool));
         if (tooLarge) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
+        uploaded = size;
         return [{ path: filePath, file: spool, mode: mode ?? '100644' }];
       },
     });
+    // A big file goes to the chunk store now, so its first Range read does not scan it from byte 0.
+    if (isBigBlob(uploaded)) ctx.bigstore.scanInBackground(target.row.id, target.gitDir, [result.sha], result.parents);
     return reply.code(201).send(result);
   });
 }

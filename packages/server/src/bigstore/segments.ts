@@ -112,13 +112,29 @@ export class SegmentWriter {
   /** Forgets appended bytes the index will not commit: the next append overwrites them. */
   async rollback(): Promise<void> {
     for (const [segment] of this.#dirty) {
-      const bytes = this.#committed.get(segment) ?? 0;
+      const bytes = this.#committed.get(segment);
+      if (bytes === undefined) {
+        // A segment this ingest started: it goes, and filling resumes in the last committed one.
+        if (segment === this.#segment) {
+          await this.#handle?.close();
+          this.#handle = null;
+        }
+        await rm(segmentPath(this.#dir, segment), { force: true });
+        continue;
+      }
       if (segment === this.#segment) this.#length = bytes;
-      const handle = await open(segmentPath(this.#dir, segment), 'r+').catch(() => null);
-      await handle?.truncate(bytes);
-      await handle?.close();
+      const handle = segment === this.#segment && this.#handle !== null ? this.#handle : await open(segmentPath(this.#dir, segment), 'r+');
+      await handle.truncate(bytes);
+      if (handle !== this.#handle) await handle.close();
     }
     this.#dirty.clear();
+    this.#newFiles = false;
+    if (!this.#committed.has(this.#segment)) {
+      this.#segment = Math.max(0, ...this.#committed.keys());
+      this.#length = this.#committed.get(this.#segment) ?? 0;
+      await this.#handle?.close();
+      this.#handle = null;
+    }
   }
 
   /** Removes a compacted segment's file (its chunks moved; the index no longer names it). */
