@@ -154,6 +154,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   if (cluster) revokedTokens.shared();
   const fairShare = new FairShare({ ...config.fairShare, queueTimeoutMs: config.limits.queueTimeoutMs }, (key, org) => metrics.fairShareRefused.inc({ key, org }));
   metrics.watchFairShare(fairShare);
+  metrics.watchBigstore(bigstore.stats, () => bigstore.totals());
   const ctx: AppContext = {
     events,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),

@@ -8,6 +8,8 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
 import { noise, withEdits } from './helpers/big-files.ts';
+import { GROVE_BIN } from './helpers/cli.ts';
+import { execFile } from 'node:child_process';
 import { BIG_BLOB_BYTES } from '../src/repo/big-blob.ts';
 
 /** 3 MiB of bytes that do not compress: big enough to span many stream chunks. */
@@ -375,10 +377,71 @@ describe('the chunk store behind the read API', () => {
     assert.equal(grove.server.bigstore.has(oid2), false, 'nothing keeps version 2, which the fork never read');
   });
 
+  it('reports what the store holds and did on /metrics', async () => {
+    const text = await (await fetch(`${grove.url}/metrics`)).text();
+    const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    assert.ok(value('grove_bigstore_ingests{result="stored"}') >= 2, text);
+    assert.ok(value('grove_bigstore_reads') >= 5);
+    assert.ok(value('grove_bigstore_bytes{kind="logical"}') > 0);
+  });
+
   it('is described in the OpenAPI document with the chunk listing', async () => {
     const document = (await (await fetch(`${grove.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, { get?: { responses: Record<string, unknown> } }> };
     const listing = document.paths['/api/v1/repos/{org}/{repo}/blobs/{oid}/chunks'];
     assert.ok(listing?.get, 'the chunk listing is documented');
     assert.deepEqual(['200', '400', '404', '422', '503'].filter((status) => listing.get!.responses[status] === undefined), []);
+  });
+});
+
+describe('the chunk store from the command line', () => {
+  let grove: TestServer;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  const version1 = noise(BIG_BLOB_BYTES + 1024 * 1024, 31);
+  const version2 = withEdits(version1, 4);
+  let oid2: string;
+
+  before(async () => {
+    grove = await startTestServer();
+    work = await tempDir();
+    await initWorkRepo(work.path);
+    await writeFile(path.join(work.path, 'data.bin'), version1);
+    await gitOk(['add', 'data.bin'], { cwd: work.path });
+    await gitOk(['commit', '-q', '-m', 'v1'], { cwd: work.path });
+    await writeFile(path.join(work.path, 'data.bin'), version2);
+    await gitOk(['commit', '-q', '-am', 'v2'], { cwd: work.path });
+    oid2 = await revParse(work.path, 'HEAD:data.bin');
+    await pushAll(grove, await grove.createRepo('cli', 'data'), work.path);
+    await writeFile(path.join(work.path, 'old.bin'), version1);
+  });
+
+  after(async () => {
+    await grove.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  const run = (args: string[]) => new Promise<{ code: number; stdout: Buffer; stderr: string }>((resolve) => {
+    execFile(process.execPath, [GROVE_BIN, ...args], { env: { PATH: process.env.PATH, GROVE_URL: grove.url, GROVE_TOKEN: grove.token }, encoding: 'buffer', maxBuffer: 128 * 1024 * 1024, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr: stderr.toString() });
+    });
+  });
+
+  it('grove cat --blob --reuse rebuilds a new version from an old file, downloading only what changed', async () => {
+    const result = await run(['cat', 'cli/data', oid2, '--blob', '--reuse', path.join(work.path, 'old.bin')]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(result.stdout.equals(version2));
+    const [, reused, downloaded] = /(\d+) bytes reused .*, (\d+) downloaded/.exec(result.stderr) ?? [];
+    assert.equal(Number(reused) + Number(downloaded), version2.length);
+    assert.ok(Number(downloaded) <= 4 * 3 * 128 * 1024, result.stderr);
+  });
+
+  it('grove chunks prints the listing; --reuse without --blob, or with --range, is refused', async () => {
+    const listing = JSON.parse((await run(['chunks', 'cli/data', oid2])).stdout.toString()) as { size: number; chunks: unknown[] };
+    assert.equal(listing.size, version2.length);
+    assert.ok(listing.chunks.length > 100);
+    for (const args of [['cat', 'cli/data', 'data.bin', '--reuse', 'x'], ['cat', 'cli/data', oid2, '--blob', '--range', '0-1', '--reuse', 'x']]) {
+      const refused = await run(args);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /--reuse needs --blob/);
+    }
   });
 });

@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CollectReport } from './collect.ts';
 import type { IngestOutcome } from './ingest.ts';
-import { BigstoreReader, type ChunkListing } from './reader.ts';
+import { BigstoreReader, type BigstoreTotals, type ChunkListing } from './reader.ts';
 import type { FromWorker, JobResult, ScanReport, ToWorker, WorkerJob } from './worker-protocol.ts';
 
 /** The worker's entry, beside this file: ingest-worker.ts in a clone, .js once built. */
@@ -62,6 +62,10 @@ export class Bigstore {
   open(oid: string, range: { readonly start: number; readonly end: number } | null): Readable {
     this.stats.rangeReads++;
     return this.#reader.open(oid, range);
+  }
+
+  totals(): BigstoreTotals | null {
+    return this.#reader.totals();
   }
 
   chunkListing(oid: string): ChunkListing | null {

@@ -20,6 +20,14 @@ export interface ChunkListing {
   readonly chunks: ReadonlyArray<{ readonly hash: string; readonly offset: number; readonly length: number }>;
 }
 
+export interface BigstoreTotals {
+  readonly blobs: number;
+  readonly chunks: number;
+  readonly logicalBytes: number;
+  readonly storedBytes: number;
+  readonly segmentBytes: number;
+}
+
 export class BigstoreReader {
   readonly #indexFile: string;
   readonly #segments: SegmentReader;
@@ -123,6 +131,11 @@ export class BigstoreReader {
       size: manifestSize(manifest),
       chunks: ids.map((id, i) => ({ hash: hashes.get(id)!.toString('hex'), offset: chunkStart(manifest, i), length: manifest.ends[i]! - chunkStart(manifest, i) })),
     };
+  }
+
+  /** What the store holds (null before its first write). */
+  totals(): BigstoreTotals | null {
+    return this.#openIndex()?.totals() ?? null;
   }
 
   /** Forgets cached manifests (a collection deleted blobs). */

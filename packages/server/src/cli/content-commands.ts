@@ -4,8 +4,9 @@
  * raw bytes or text to stdout, streamed; the others print JSON.
  */
 import { once } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { ByteRange } from '@grove/sdk';
+import type { ByteRange, Grove } from '@grove/sdk';
 import { clientFromEnv, splitRepo, UsageError } from './client-commands.ts';
 
 function print(value: unknown): void {
@@ -29,6 +30,44 @@ async function writeStream(body: ReadableStream<Uint8Array>): Promise<void> {
     process.stdout.off('error', onError);
   }
   if (failure !== null && (failure as NodeJS.ErrnoException).code !== 'EPIPE') throw failure;
+}
+
+/** `cat --blob --reuse`: the blob to stdout, its chunks taken from an older local version where they match. */
+async function writeReusing(grove: Grove, org: string, repo: string, oid: string, previousPath: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(previousPath, 'r');
+  } catch (error) {
+    throw new UsageError(`--reuse ${previousPath}: ${(error as Error).message}`);
+  }
+  try {
+    const previous = {
+      size: (await handle.stat()).size,
+      read: async (offset: number, length: number) => {
+        const bytes = Buffer.allocUnsafe(length);
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
+          if (bytesRead === 0) throw new Error(`${previousPath} changed while it was read`);
+          done += bytesRead;
+        }
+        return bytes;
+      },
+    };
+    let reused = 0;
+    let downloaded = 0;
+    const counted = async function* (): AsyncGenerator<Uint8Array> {
+      for await (const piece of grove.blobs.downloadReusing(org, repo, oid, previous)) {
+        if (piece.reused) reused += piece.bytes.length;
+        else downloaded += piece.bytes.length;
+        yield piece.bytes;
+      }
+    };
+    await writeStream(ReadableStream.from(counted()));
+    process.stderr.write(`grove: ${reused} bytes reused from ${previousPath}, ${downloaded} downloaded\n`);
+  } finally {
+    await handle.close();
+  }
 }
 
 function positive(name: string, value: string | undefined): number | undefined {
@@ -58,12 +97,15 @@ export function registerContentCommands(program: Command): void {
     .option(...refOption)
     .option('--range <range>', 'only these bytes: START-END (inclusive), START- (to the end) or -N (the last N)')
     .option('--blob', 'the second argument is a blob object id, not a path')
-    .action(async (target: string, path: string, options: { ref?: string; range?: string; blob?: boolean }) => {
+    .option('--reuse <file>', 'with --blob, for a big blob: an older version of it on disk; only the chunks it lacks are downloaded (a summary goes to stderr)')
+    .action(async (target: string, path: string, options: { ref?: string; range?: string; blob?: boolean; reuse?: string }) => {
       const { org, repo } = splitRepo(target);
       const range = options.range === undefined ? undefined : parseRangeOption(options.range);
       const grove = clientFromEnv();
+      if (options.reuse !== undefined && (!options.blob || range !== undefined)) throw new UsageError('--reuse needs --blob and no --range (it rebuilds a whole blob)');
       if (options.blob) {
         if (options.ref !== undefined) throw new UsageError('--ref does not apply to --blob (an object id names the bytes)');
+        if (options.reuse !== undefined) return writeReusing(grove, org, repo, path, options.reuse);
         // The whole blob resumes over dropped connections (download); a range is one request.
         if (range === undefined) return writeStream(ReadableStream.from(grove.blobs.download(org, repo, path)));
         const blob = await grove.blobs.open(org, repo, path, { range });
@@ -72,6 +114,12 @@ export function registerContentCommands(program: Command): void {
       }
       const file = await grove.contents.openFile(org, repo, path, { ...(options.ref !== undefined ? { ref: options.ref } : {}), ...(range !== undefined ? { range } : {}) });
       if (file.body !== null) await writeStream(file.body);
+    });
+
+  program.command('chunks <org/repo> <oid>').description("list a big blob's content-defined chunks (SHA-256, offset, length) as JSON")
+    .action(async (target: string, oid: string) => {
+      const { org, repo } = splitRepo(target);
+      print(await clientFromEnv().blobs.chunks(org, repo, oid));
     });
 
   program.command('ls <org/repo> [path]').description('list a directory as JSON')

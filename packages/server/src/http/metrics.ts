@@ -1,4 +1,6 @@
 /** Prometheus metrics served at /metrics; one registry per server instance. */
+import type { BigstoreStats } from '../bigstore/bigstore.ts';
+import type { BigstoreTotals } from '../bigstore/reader.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { GitRunner } from '../repo/git-command.ts';
 import type { MaintenanceStats } from '../repo/maintenance.ts';
@@ -37,6 +39,35 @@ export class Metrics {
             this.set({ scope, name, state: 'queued' }, counts.queued);
           }
         }
+      },
+    });
+  }
+
+  /** The chunk store of big blobs (bigstore/): what it holds and what it did since start. */
+  watchBigstore(stats: BigstoreStats, totals: () => BigstoreTotals | null): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'grove_bigstore_ingests',
+      help: 'Big blobs ingested into the chunk store since start, by result',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.set({ result: 'stored' }, stats.ingested);
+        this.set({ result: 'failed' }, stats.ingestFailures);
+      },
+    });
+    new Gauge({ name: 'grove_bigstore_reads', help: 'Reads of big blobs (whole or a range) served from the chunk store since start', registers, collect() { this.set(stats.rangeReads); } });
+    new Gauge({
+      name: 'grove_bigstore_bytes',
+      help: 'The chunk store: logical bytes of the blobs it holds, bytes of their distinct chunks as stored, and bytes of its segment files',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const now = totals();
+        if (now === null) return;
+        this.set({ kind: 'logical' }, now.logicalBytes);
+        this.set({ kind: 'stored' }, now.storedBytes);
+        this.set({ kind: 'segments' }, now.segmentBytes);
       },
     });
   }
