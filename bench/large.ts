@@ -7,15 +7,18 @@
  *   git children included, file-backed pages too), sampled every 50 ms;
  * - a full clone and a `--depth 1` clone: client wall time, server CPU (the tree's
  *   user + system time), server peak RSS;
- * - Grove only (the peer has no such API): 1 MiB `Range` reads of the blob at random
- *   offsets through `GET /blobs/{oid}`, 1 client, p50/p99.
+ * - Grove only (the peer has no such API): the time from the push's end until the chunk
+ *   store holds the blob (ingest), then 1 MiB `Range` reads of it at random offsets
+ *   through `GET /blobs/{oid}`, 1 client and 16 concurrent clients, p50/p99;
+ * - a second version with 1% rewritten in 16 regions, pushed to both: the disk each side
+ *   uses for the two versions (Grove: its repository plus its chunk store).
  *
  * Run on a quiet machine, never beside the test suite. Prints a Markdown table; nothing is
  * written. Everything runs under one temp dir, removed at the end.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -44,6 +47,15 @@ async function measure(roots: readonly number[], work: () => Promise<unknown>): 
   const cpuMs = treeCpuMs(roots) - cpu0;
   const stats = await sampler.stop();
   return { wallMs, cpuMs, peakRss: stats.peakTree };
+}
+
+/** Bytes of the files under `dir` (what it takes on disk, near enough: no sparse files here). */
+async function diskBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return total;
 }
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'grove-bench-large-'));
@@ -105,17 +117,60 @@ try {
     await rm(path.join(tmp, `${side.name}-shallow.git`), { recursive: true, force: true });
   }
 
-  // 1 MiB ranges at random offsets, one client.
+  // The chunk store takes the blob in after the push (a worker thread); the listing answers once it has.
+  const ingestStarted = performance.now();
+  for (;;) {
+    const listing = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${oid}/chunks`, { headers: grove.authHeaders });
+    await listing.arrayBuffer();
+    if (listing.status === 200) break;
+    if (listing.status !== 503) throw new Error(`chunk listing answered ${listing.status}`);
+    if (performance.now() - ingestStarted > 600_000) throw new Error('the chunk store did not take the blob in within 10 minutes');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const ingestMs = performance.now() - ingestStarted;
+
+  // 1 MiB ranges at random offsets: one client, then 16 at once.
   const size = sizeMiB * 1024 * 1024;
-  const latencies: number[] = [];
-  for (let i = 0; i < 40; i++) {
+  const rangeRead = async (): Promise<number> => {
     const start = Math.floor(Math.random() * (size - 1024 * 1024));
     const t0 = performance.now();
     const response = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${oid}`, { headers: { ...grove.authHeaders, Range: `bytes=${start}-${start + 1024 * 1024 - 1}` } });
     const body = Buffer.from(await response.arrayBuffer());
-    latencies.push(performance.now() - t0);
     if (response.status !== 206 || body.length !== 1024 * 1024) throw new Error(`range read answered ${response.status} with ${body.length} bytes`);
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 10; i++) await rangeRead(); // warm
+  const latencies: number[] = [];
+  for (let i = 0; i < 200; i++) latencies.push(await rangeRead());
+  const sampler = new RssSampler([grove.pid], 50);
+  await sampler.start();
+  const concurrent = (await Promise.all(Array.from({ length: 16 }, async () => {
+    const mine: number[] = [];
+    for (let i = 0; i < 25; i++) mine.push(await rangeRead());
+    return mine;
+  }))).flat();
+  const rangeRss = await sampler.stop();
+
+  // Version 2: 1% of the file rewritten in 16 regions, pushed to both sides.
+  {
+    const handle = await open(file, 'r+');
+    const region = Math.floor(size / 100 / 16);
+    for (let i = 0; i < 16; i++) await handle.write(randomBytes(region), 0, region, Math.floor(((i + 0.5) * size) / 16));
+    await handle.close();
+    await gitOk([...client, 'commit', '-q', '-am', 'weights v2'], { cwd: work, timeoutMs: 1_200_000 });
   }
+  const v2 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
+  for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
+  for (;;) {
+    const listing = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${v2}/chunks`, { headers: grove.authHeaders });
+    await listing.arrayBuffer();
+    if (listing.status === 200) break;
+    if (listing.status !== 503) throw new Error(`chunk listing answered ${listing.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const groveGit = await diskBytes(path.join(tmp, 'grove', 'repos'));
+  const groveStore = await diskBytes(path.join(tmp, 'grove', 'bigstore'));
+  const peerGit = await diskBytes(peerRepo);
 
   const g = results.get('Grove')!;
   const p = results.get('peer')!;
@@ -128,7 +183,10 @@ try {
   console.log(line('push (git CLI)', 'push'));
   console.log(line('full clone (bare)', 'clone'));
   console.log(line('clone --depth 1 (bare)', 'shallow'));
-  console.log(`\n1 MiB Range reads at random offsets of the blob (Grove, 1 client, 40 reads): p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms`);
+  const f1 = (v: number) => v.toFixed(1);
+  console.log(`\nChunk store ingest of the blob, from the push's end: ${ms(ingestMs)} (${(size / 1024 / 1024 / (ingestMs / 1000)).toFixed(0)} MiB/s)`);
+  console.log(`1 MiB Range reads at random offsets (Grove, from the chunk store): 1 client, 200 reads: p50 ${f1(percentile(latencies, 50))} ms, p99 ${f1(percentile(latencies, 99))} ms; 16 clients, 400 reads: p50 ${f1(percentile(concurrent, 50))} ms, p99 ${f1(percentile(concurrent, 99))} ms; Grove's own processes ${fmtBytes(rangeRss.baselineServer)} PSS before the 16 clients, ${fmtBytes(rangeRss.peakServer)} at their peak`);
+  console.log(`Two versions (the second with 1% rewritten in 16 regions) on disk: Grove ${fmtBytes(groveGit + groveStore)} (git ${fmtBytes(groveGit)} + chunk store ${fmtBytes(groveStore)}; git keeps both versions until eviction exists), peer ${fmtBytes(peerGit)}; the chunk store alone holds both in ${(groveStore / (2 * size) * 100).toFixed(0)}% of their ${fmtBytes(2 * size)}`);
   await grove.stop();
   await peer.stop();
 } finally {

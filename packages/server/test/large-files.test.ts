@@ -9,6 +9,7 @@ import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts
 import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
 import { noise, withEdits } from './helpers/big-files.ts';
 import { GROVE_BIN } from './helpers/cli.ts';
+import { daemonEnv, startDaemon, stopDaemon } from './helpers/daemon.ts';
 import { execFile } from 'node:child_process';
 import { BIG_BLOB_BYTES } from '../src/repo/big-blob.ts';
 
@@ -442,6 +443,38 @@ describe('the chunk store from the command line', () => {
       const refused = await run(args);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /--reuse needs --blob/);
+    }
+  });
+});
+
+describe('the chunk store in a grove serve process', () => {
+  it('takes a pushed big blob in (its worker thread loads the same sources as the server) and lists its chunks', async () => {
+    await using work = await tempDir();
+    const token = 'grove_test_admin_token_for_bigstore_0123';
+    const daemon = await startDaemon({ dataDir: path.join(work.path, 'data'), env: daemonEnv({ GROVE_ADMIN_TOKEN: token }), waitFor: 'grove is listening' });
+    try {
+      const sdk = new Grove({ baseUrl: daemon.url, token });
+      await sdk.orgs.create({ name: 'served' });
+      await sdk.repos.create('served', { name: 'data' });
+      const repo = path.join(work.path, 'repo');
+      await initWorkRepo(repo);
+      await writeFile(path.join(repo, 'big.bin'), noise(BIG_BLOB_BYTES, 41));
+      await gitOk(['add', 'big.bin'], { cwd: repo });
+      await gitOk(['commit', '-q', '-m', 'big'], { cwd: repo });
+      const oid = await revParse(repo, 'HEAD:big.bin');
+      await gitOk([...auth(token), 'push', '-q', `${daemon.url}/served/data.git`, 'main'], { cwd: repo });
+      let listing: Awaited<ReturnType<typeof sdk.blobs.chunks>> | null = null;
+      for (let attempt = 0; listing === null && attempt < 20; attempt++) {
+        listing = await sdk.blobs.chunks('served', 'data', oid).catch((error: unknown) => {
+          if (error instanceof GroveApiError && error.status === 503) return null;
+          throw error;
+        });
+      }
+      assert.ok(listing !== null, `no chunk listing:\n${daemon.output()}`);
+      assert.equal(listing.size, BIG_BLOB_BYTES);
+      assert.doesNotMatch(daemon.output(), /chunk store worker failed/);
+    } finally {
+      await stopDaemon(daemon);
     }
   });
 });

@@ -18,8 +18,12 @@ import type { IngestOutcome } from './ingest.ts';
 import { BigstoreReader, type BigstoreTotals, type ChunkListing } from './reader.ts';
 import type { FromWorker, JobResult, ScanReport, ToWorker, WorkerJob } from './worker-protocol.ts';
 
-/** The worker's entry, beside this file: ingest-worker.ts in a clone, .js once built. */
-const WORKER_MAIN = fileURLToPath(new URL(`./ingest-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** The worker's entry, beside this file: ingest-worker-main.ts in a clone, .js once built. */
+const WORKER_MAIN = fileURLToPath(new URL(`./ingest-worker-main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** After the worker failed, how long before another is started (jobs fail at once meanwhile). */
+const RESTART_DELAY_MS = 30_000;
+/** How long a blob whose ingest failed is not tried again by reads. */
+const RETRY_FAILED_BLOB_MS = 10 * 60_000;
 
 /** How long close() lets the job in hand finish before the worker is stopped. */
 const CLOSE_GRACE_MS = 5_000;
@@ -42,6 +46,10 @@ export class Bigstore {
   /** Ingests asked for and not done, by repository and oid: a second ask waits on the first. */
   readonly #ingesting = new Map<string, Promise<IngestOutcome>>();
   #closed = false;
+  /** When the worker last failed (0: never): a broken worker is not restarted in a loop. */
+  #failedAt = 0;
+  /** Blobs whose ingest failed, and when: reads do not retry them on every request. */
+  readonly #failedBlobs = new Map<string, number>();
   /** A repository was forgotten since the last collection: there may be garbage. */
   #dirty = false;
   readonly stats: BigstoreStats = { ingested: 0, ingestFailures: 0, storedBytes: 0, rangeReads: 0 };
@@ -116,7 +124,13 @@ export class Bigstore {
   /** Best effort, never failing the caller: ingest in the background and log what went wrong. */
   ingestInBackground(repoId: string, gitDir: string, oid: string): void {
     if (this.#closed) return;
-    this.ingest(repoId, gitDir, oid).catch((error: unknown) => this.#logger.warn({ err: error, repoId, oid }, 'big blob ingest failed'));
+    const failed = this.#failedBlobs.get(oid);
+    if (failed !== undefined && Date.now() - failed < RETRY_FAILED_BLOB_MS) return;
+    this.ingest(repoId, gitDir, oid).catch((error: unknown) => {
+      this.#failedBlobs.set(oid, Date.now());
+      if (this.#failedBlobs.size > 10_000) this.#failedBlobs.delete(this.#failedBlobs.keys().next().value!);
+      this.#logger.warn({ err: error, repoId, oid }, 'big blob ingest failed');
+    });
   }
 
   scanInBackground(repoId: string, gitDir: string, tips: readonly string[], exclude: readonly string[]): void {
@@ -158,6 +172,7 @@ export class Bigstore {
 
   #run(job: WorkerJob): Promise<JobResult> {
     if (this.#closed) return Promise.reject(new Error('the chunk store is closed'));
+    if (this.#worker === null && Date.now() - this.#failedAt < RESTART_DELAY_MS) return Promise.reject(new Error('the chunk store worker failed recently; not restarted yet'));
     const worker = this.#start();
     const id = this.#nextId++;
     return new Promise<JobResult>((resolve, reject) => {
@@ -186,7 +201,10 @@ export class Bigstore {
       if (message.ok) waiting?.resolve(message.result);
       else waiting?.reject(new Error(message.error));
     });
-    worker.on('error', (error) => this.#logger.warn({ err: error }, 'the chunk store worker failed'));
+    worker.on('error', (error) => {
+      this.#failedAt = Date.now();
+      this.#logger.warn({ err: error }, 'the chunk store worker failed');
+    });
     worker.on('exit', () => {
       // A worker that died takes its jobs with it: they fail, and the next write starts a new one.
       if (this.#worker === worker) this.#worker = null;
