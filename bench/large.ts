@@ -58,6 +58,19 @@ async function diskBytes(dir: string): Promise<number> {
   return total;
 }
 
+/** Waits until the chunk store holds the blob (its listing answers 200; 503 while the ingest runs). */
+async function chunkListing(grove: { url: string; authHeaders: Record<string, string> }, oid: string): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    const listing = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${oid}/chunks`, { headers: grove.authHeaders });
+    await listing.arrayBuffer();
+    if (listing.status === 200) return;
+    if (listing.status !== 503) throw new Error(`chunk listing answered ${listing.status}`);
+    if (performance.now() - started > 600_000) throw new Error('the chunk store did not take the blob in within 10 minutes');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'grove-bench-large-'));
 try {
   const home = path.join(tmp, 'home');
@@ -97,7 +110,8 @@ try {
   if (!availability.ok) throw new Error(`the reference peer is unavailable: ${availability.message}`);
   const peer = await startPeer(path.join(tmp, 'peer'), path.join(tmp, 'peer', 'root'), availability.httpBackend, 16);
   const peerRepo = path.join(peer.projectRoot, 'bench', 'large.git');
-  await gitOk(['init', '-q', '--bare', peerRepo]);
+  // -b main: with HEAD on an unborn master, a --depth 1 clone (single-branch) fetches nothing at all.
+  await gitOk(['init', '-q', '--bare', '-b', 'main', peerRepo]);
   for (const [k, v] of [['http.receivepack', 'true'], ['core.fsync', 'committed,reference'], ['core.fsyncMethod', 'fsync'], ['receive.fsckObjects', 'true']] as const) {
     await gitOk(['config', k, v], { cwd: peerRepo });
   }
@@ -107,27 +121,28 @@ try {
     { name: 'peer', url: `${peer.url}/bench/large.git`, auth: [] as string[], roots: [peer.nginxPid, peer.fcgiwrapPid] },
   ];
   const results = new Map<string, Record<string, Measured>>();
+  let ingestMs = Number.NaN;
   for (const side of sides) {
     const row: Record<string, Measured> = {};
     row.push = await measure(side.roots, () => gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 }));
+    if (side.name === 'Grove') {
+      // The chunk store takes the blob in after the push (a worker thread); the listing answers once it has.
+      const ingestStarted = performance.now();
+      await chunkListing(grove, oid);
+      ingestMs = performance.now() - ingestStarted;
+    }
     row.clone = await measure(side.roots, () => gitOk([...side.auth, 'clone', '-q', '--bare', side.url, path.join(tmp, `${side.name}-full.git`)], { timeoutMs: 1_800_000 }));
     row.shallow = await measure(side.roots, () => gitOk([...side.auth, 'clone', '-q', '--bare', '--depth', '1', side.url, path.join(tmp, `${side.name}-shallow.git`)], { timeoutMs: 1_800_000 }));
+    // A clone counts only if it holds the file (an empty or refused clone would still exit 0 for some paths).
+    for (const kind of ['full', 'shallow']) {
+      const size = Number((await gitOk(['--git-dir', path.join(tmp, `${side.name}-${kind}.git`), 'cat-file', '-s', oid])).stdout.trim());
+      if (size !== sizeMiB * 1024 * 1024) throw new Error(`${side.name}'s ${kind} clone holds ${size} bytes of the file`);
+    }
     results.set(side.name, row);
     await rm(path.join(tmp, `${side.name}-full.git`), { recursive: true, force: true });
     await rm(path.join(tmp, `${side.name}-shallow.git`), { recursive: true, force: true });
   }
 
-  // The chunk store takes the blob in after the push (a worker thread); the listing answers once it has.
-  const ingestStarted = performance.now();
-  for (;;) {
-    const listing = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${oid}/chunks`, { headers: grove.authHeaders });
-    await listing.arrayBuffer();
-    if (listing.status === 200) break;
-    if (listing.status !== 503) throw new Error(`chunk listing answered ${listing.status}`);
-    if (performance.now() - ingestStarted > 600_000) throw new Error('the chunk store did not take the blob in within 10 minutes');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  const ingestMs = performance.now() - ingestStarted;
 
   // 1 MiB ranges at random offsets: one client, then 16 at once.
   const size = sizeMiB * 1024 * 1024;
@@ -161,13 +176,7 @@ try {
   }
   const v2 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
   for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
-  for (;;) {
-    const listing = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${v2}/chunks`, { headers: grove.authHeaders });
-    await listing.arrayBuffer();
-    if (listing.status === 200) break;
-    if (listing.status !== 503) throw new Error(`chunk listing answered ${listing.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await chunkListing(grove, v2);
   const groveGit = await diskBytes(path.join(tmp, 'grove', 'repos'));
   const groveStore = await diskBytes(path.join(tmp, 'grove', 'bigstore'));
   const peerGit = await diskBytes(peerRepo);

@@ -65,14 +65,15 @@ export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise
     const { org, repo, oid } = request.params;
     checkOid(oid);
     const target = await openForRead(ctx, request, org, repo);
+    const answer = { contentType: 'application/octet-stream', headers: { 'Cache-Control': 'private, max-age=31536000, immutable' } };
+    // A big blob the store holds for this repository needs no git at all (git confirmed it when it was linked).
+    const stored = ctx.bigstore.heldFor(target.repoId, oid);
+    if (stored !== null) return sendBlob(request, reply, stored, { open: (range) => ctx.bigstore.open(oid, range), discard: () => undefined }, answer);
     const signal = clientSignal(ctx, request, reply);
     try {
       const read = await readBlob(ctx.repos.git, target.gitDir, oid, signal);
       if (read.object === null || read.object.type !== 'blob') throw notFound(`blob ${oid} in ${org}/${repo}`);
-      return sendBlob(request, reply, read.object, preferChunkStore(ctx.bigstore, target, read.object, read), {
-        contentType: 'application/octet-stream',
-        headers: { 'Cache-Control': 'private, max-age=31536000, immutable' },
-      });
+      return sendBlob(request, reply, read.object, preferChunkStore(ctx.bigstore, target, read.object, read), answer);
     } catch (error) {
       throw busyAsUnavailable(error, reply);
     }

@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CollectReport } from './collect.ts';
 import type { IngestOutcome } from './ingest.ts';
+import { manifestSize } from './manifest.ts';
 import { BigstoreReader, type BigstoreTotals, type ChunkListing } from './reader.ts';
 import type { FromWorker, JobResult, ScanReport, ToWorker, WorkerJob } from './worker-protocol.ts';
 
@@ -93,6 +94,17 @@ export class Bigstore {
     }
     if (!this.#reader.isLinked(repoId, oid)) this.ingestInBackground(repoId, gitDir, oid);
     return true;
+  }
+
+  /**
+   * The blob, when the store holds it for this repository: a link is made only after git
+   * confirmed that the repository holds the blob, and Grove never prunes objects, so the
+   * link is as good as asking git (and costs no process). Null otherwise.
+   */
+  heldFor(repoId: string, oid: string): { oid: string; type: 'blob'; size: number } | null {
+    if (this.#closed || !this.#reader.isLinked(repoId, oid)) return null;
+    const manifest = this.#reader.manifest(oid);
+    return manifest === null ? null : { oid, type: 'blob', size: manifestSize(manifest) };
   }
 
   /** Whether the repository is known to hold big blobs (so its pushes are worth scanning). */
