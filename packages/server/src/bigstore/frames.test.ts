@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
-import { COMPRESSION_RETRY_INTERVAL, CompressionPolicy, decodeFrame, encodeFrame } from './frames.ts';
+import { COMPRESSION_RETRY_INTERVAL, CompressionPolicy, decodeFrame, encodeFrame, storedBytes, storedFrame } from './frames.ts';
 import { worthScanningForBigBlobs } from './push-scan.ts';
 
 describe('chunk frames', () => {
@@ -24,6 +24,20 @@ describe('chunk frames', () => {
     const b = randomBytes(20_000);
     const joined = Buffer.concat([encodeFrame(a, policy).bytes, encodeFrame(b, policy).bytes]);
     assert.ok(inflateRawSync(joined, { finishFlush: 2 }).equals(Buffer.concat([a, b])));
+  });
+
+  it('writes stored blocks by hand that zlib inflates to the chunk, for chunks over and under a block\'s 65,535 bytes', () => {
+    for (const size of [1, 65_535, 65_536, 131_072]) {
+      const chunk = randomBytes(size);
+      assert.ok(inflateRawSync(storedFrame(chunk), { finishFlush: 2 }).equals(chunk), `${size} bytes`);
+    }
+  });
+
+  it('reads a frame of stored blocks without zlib, and leaves a deflated one to zlib', () => {
+    const noise = randomBytes(100_000);
+    const stored = encodeFrame(noise, new CompressionPolicy()).bytes;
+    assert.ok(storedBytes(stored)?.equals(noise));
+    assert.equal(storedBytes(encodeFrame(Buffer.alloc(100_000, 'a'), new CompressionPolicy()).bytes), null);
   });
 
   it('refuses a frame that inflates to another length than the index says', async () => {

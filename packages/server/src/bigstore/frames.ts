@@ -54,12 +54,56 @@ export function encodeFrame(chunk: Uint8Array, policy: CompressionPolicy): Frame
   } else {
     policy.record(false, chunk.length, chunk.length);
   }
-  return { bytes: deflateRawSync(chunk, { level: 0, ...SYNC }), compressed: false };
+  return { bytes: storedFrame(chunk), compressed: false };
 }
 
-/** The chunk a frame holds (on the thread pool: never blocks the event loop). */
+/** The largest stored block deflate allows (LEN is 16 bits). */
+const MAX_STORED_BLOCK = 0xffff;
+
+/**
+ * A frame of stored blocks written by hand (what zlib's level 0 writes, without its
+ * copies): non-final blocks of at most 65,535 bytes, then the empty stored block that a
+ * sync flush ends with.
+ */
+export function storedFrame(chunk: Uint8Array): Buffer {
+  const blocks = Math.ceil(chunk.length / MAX_STORED_BLOCK);
+  const frame = Buffer.allocUnsafe(chunk.length + 5 * (blocks + 1));
+  let at = 0;
+  for (let from = 0; from < chunk.length; from += MAX_STORED_BLOCK) {
+    const length = Math.min(MAX_STORED_BLOCK, chunk.length - from);
+    frame[at] = 0x00;
+    frame.writeUInt16LE(length, at + 1);
+    frame.writeUInt16LE(length ^ 0xffff, at + 3);
+    frame.set(chunk.subarray(from, from + length), at + 5);
+    at += 5 + length;
+  }
+  frame[at] = 0x00;
+  frame.writeUInt32LE(0xffff0000, at + 1);
+  return frame;
+}
+
+/**
+ * The bytes of a frame made only of stored blocks (RFC 1951 §3.2.4: a 3-bit header of type
+ * 00, padding to the byte, LEN, NLEN, then LEN bytes as they are), read without zlib; null
+ * when any block is compressed. Incompressible chunks, most of a big binary blob, are such.
+ */
+export function storedBytes(frame: Uint8Array): Buffer | null {
+  const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at < view.length) {
+    if ((view[at]! & 0x06) !== 0 || at + 5 > view.length) return null; // a compressed block
+    const length = view.readUInt16LE(at + 1);
+    if ((length ^ view.readUInt16LE(at + 3)) !== 0xffff || at + 5 + length > view.length) return null;
+    if (length > 0) parts.push(view.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** The chunk a frame holds: stored blocks copied out directly, deflate on the thread pool (never on the event loop). */
 export async function decodeFrame(frame: Uint8Array, expectedLength: number): Promise<Buffer> {
-  const chunk = await inflateRawAsync(frame, SYNC);
+  const chunk = storedBytes(frame) ?? (await inflateRawAsync(frame, SYNC));
   if (chunk.length !== expectedLength) throw new Error(`a chunk frame inflated to ${chunk.length} bytes, not ${expectedLength}: the segment is damaged`);
   return chunk;
 }

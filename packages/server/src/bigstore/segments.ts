@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fsyncPath } from '../repo/fsync.ts';
 
 export const SEGMENT_TARGET_BYTES = 64 * 1024 * 1024;
+/** Appended frames are written in batches of about this much (one write instead of ~60). */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 
 export function segmentPath(dir: string, segment: number): string {
   return path.join(dir, `${String(segment).padStart(8, '0')}.seg`);
@@ -31,6 +33,10 @@ export class SegmentWriter {
   /** Segments written since the last sync, with their length now. */
   readonly #dirty = new Map<number, number>();
   #newFiles = false;
+  /** Frames appended to the current segment and not yet written, and where they start. */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #pendingAt = 0;
 
   constructor(dir: string) {
     this.#dir = dir;
@@ -67,16 +73,30 @@ export class SegmentWriter {
   async append(frame: Uint8Array): Promise<FramePlace> {
     await this.#makeRoom(frame.length);
     const place = { segment: this.#segment, offset: this.#length };
-    let written = 0;
-    while (written < frame.length) written += (await this.#handle!.write(frame, written, frame.length - written, this.#length + written)).bytesWritten;
+    if (this.#pendingBytes === 0) this.#pendingAt = this.#length;
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.length;
     this.#length += frame.length;
     this.#dirty.set(this.#segment, this.#length);
+    if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.#flush();
     return place;
+  }
+
+  /** Writes the batched frames of the current segment. */
+  async #flush(): Promise<void> {
+    if (this.#pendingBytes === 0) return;
+    const batch = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
+    const at = this.#pendingAt;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    let written = 0;
+    while (written < batch.length) written += (await this.#handle!.write(batch, written, batch.length - written, at + written)).bytesWritten;
   }
 
   /** Opens the segment being filled, or starts the next one when this frame would overfill it. */
   async #makeRoom(frameLength: number): Promise<void> {
     if (this.#segment === 0 || (this.#length > 0 && this.#length + frameLength > SEGMENT_TARGET_BYTES)) {
+      await this.#flush();
       await this.#handle?.close();
       this.#handle = null;
       this.#segment++;
@@ -90,6 +110,7 @@ export class SegmentWriter {
 
   /** fsyncs what was appended (and the directory, for new files); returns the lengths to commit. */
   async sync(): Promise<ReadonlyMap<number, number>> {
+    await this.#flush();
     const lengths = new Map(this.#dirty);
     if (lengths.size === 0) return lengths;
     for (const segment of lengths.keys()) {
@@ -111,6 +132,8 @@ export class SegmentWriter {
 
   /** Forgets appended bytes the index will not commit: the next append overwrites them. */
   async rollback(): Promise<void> {
+    this.#pending = [];
+    this.#pendingBytes = 0;
     for (const [segment] of this.#dirty) {
       const bytes = this.#committed.get(segment);
       if (bytes === undefined) {
@@ -150,6 +173,9 @@ export class SegmentWriter {
   }
 
   async close(): Promise<void> {
+    // Unsynced frames are not committed anyway; written or not, the next open cuts them off.
+    this.#pending = [];
+    this.#pendingBytes = 0;
     await this.#handle?.close();
     this.#handle = null;
   }
