@@ -18,58 +18,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ensurePeer, httpRequest, startGrove, startPeer } from './servers.ts';
-import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome, treeCpuMs } from './util.ts';
+import { chunkListing, diskBytes, measure, type Measured } from './large-common.ts';
+import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome } from './util.ts';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sizeMiB = Number(process.argv.find((a) => a.startsWith('--size='))?.slice(7) ?? 1024);
 const TOKEN = 'grove_bench_large_token_0123456789';
-
-interface Measured {
-  wallMs: number;
-  cpuMs: number;
-  peakRss: number;
-}
-
-/** Runs `work` while sampling the server tree's RSS and CPU. */
-async function measure(roots: readonly number[], work: () => Promise<unknown>): Promise<Measured> {
-  const sampler = new RssSampler(roots, 50);
-  await sampler.start();
-  const cpu0 = treeCpuMs(roots);
-  const t0 = performance.now();
-  await work();
-  const wallMs = performance.now() - t0;
-  const cpuMs = treeCpuMs(roots) - cpu0;
-  const stats = await sampler.stop();
-  return { wallMs, cpuMs, peakRss: stats.peakTree };
-}
-
-/** Bytes of the files under `dir` (what it takes on disk, near enough: no sparse files here). */
-async function diskBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name))).size;
-  }
-  return total;
-}
-
-/** Waits until the chunk store holds the blob (its listing answers 200; 503 while the ingest runs). */
-async function chunkListing(grove: { url: string; authHeaders: Record<string, string> }, oid: string): Promise<void> {
-  const started = performance.now();
-  for (;;) {
-    const listing = await fetch(`${grove.url}/api/v1/repos/bench/large/blobs/${oid}/chunks`, { headers: grove.authHeaders });
-    await listing.arrayBuffer();
-    if (listing.status === 200) return;
-    if (listing.status !== 503) throw new Error(`chunk listing answered ${listing.status}`);
-    if (performance.now() - started > 600_000) throw new Error('the chunk store did not take the blob in within 10 minutes');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'grove-bench-large-'));
 try {
