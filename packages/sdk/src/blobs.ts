@@ -51,6 +51,8 @@ export interface ReusedPiece {
 
 /** How much of `previous` is read at a time while it is chunked. */
 const LOCAL_READ_BYTES = 1024 * 1024;
+/** The most one Range request of `downloadReusing` asks for (it is buffered to check each chunk's hash). */
+const RUN_BYTES = 8 * 1024 * 1024;
 
 /** `grove.blobs`: blobs by object id — ranges, sizes, and downloads that resume. */
 export class Blobs {
@@ -84,8 +86,8 @@ export class Blobs {
   /**
    * The blob's bytes, in order, taking every chunk it shares with `previous` (an older
    * version the caller holds) from there and downloading only the rest, in one Range
-   * request per run of missing chunks. Downloaded chunks are checked against the listing's
-   * SHA-256; a mismatch throws.
+   * request per run of missing chunks (at most 8 MiB each, so memory stays bounded).
+   * Downloaded chunks are checked against the listing's SHA-256; a mismatch throws.
    */
   async *downloadReusing(org: string, repo: string, oid: string, previous: LocalBytes, options: { signal?: AbortSignal } = {}): AsyncGenerator<ReusedPiece> {
     const listing = await this.chunks(org, repo, oid);
@@ -98,8 +100,9 @@ export class Blobs {
         i++;
         continue;
       }
+      // A run of missing chunks, in one Range request of at most RUN_BYTES (memory stays bounded).
       let last = i;
-      while (last + 1 < chunks.length && !local.has(chunks[last + 1]!.hash)) last++;
+      while (last + 1 < chunks.length && !local.has(chunks[last + 1]!.hash) && chunks[last + 1]!.offset + chunks[last + 1]!.length - chunks[i]!.offset <= RUN_BYTES) last++;
       const start = chunks[i]!.offset;
       const end = chunks[last]!.offset + chunks[last]!.length - 1;
       const { bytes } = await this.read(org, repo, oid, { range: { start, end }, ...(options.signal ? { signal: options.signal } : {}) });

@@ -28,6 +28,10 @@ export interface ChangedFile {
   additions: number;
   deletions: number;
   binary: boolean;
+  /** Binary files: the size in bytes before the change (absent when the file was added). */
+  oldSize?: number;
+  /** Binary files: the size in bytes after the change (absent when the file was deleted). */
+  newSize?: number;
 }
 
 /** A commit and the files it changed against its first parent. */

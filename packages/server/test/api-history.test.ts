@@ -106,7 +106,7 @@ describe('read API: commits and blame', () => {
       { path: 'renamed-notes.txt', previousPath: 'notes.txt', status: 'renamed', additions: 0, deletions: 0, binary: false },
     ]);
     const binary = await read(grove, 'acme/hist', `commits/${shas[5]!.slice(0, 8)}`);
-    assert.deepEqual(binary.json.files, [{ path: 'bin.dat', status: 'added', additions: 0, deletions: 0, binary: true }]);
+    assert.deepEqual(binary.json.files, [{ path: 'bin.dat', status: 'added', additions: 0, deletions: 0, binary: true, newSize: 4 }]);
     const root = await grove.sdk.contents.commit('acme', 'hist', shas[0]!);
     assert.deepEqual(root.parents, []);
     assert.deepEqual(root.files, [{ path: 'poem.txt', status: 'added', additions: 2, deletions: 0, binary: false }]);

@@ -242,15 +242,15 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     await work[Symbol.asyncDispose]();
   });
 
-  it('lists a big file in a commit as binary, finds its exact rename, and does not score an edited one as a rename (that would read it whole)', async () => {
+  it('lists a big file in a commit as binary with its sizes, finds its exact rename, and does not score an edited one as a rename (that would read it whole)', async () => {
     const first = await grove.sdk.contents.commit('big', 'app', added);
-    assert.deepEqual(first.files.map((f) => [f.path, f.status, f.binary]), [['huge.txt', 'added', true]]);
+    assert.deepEqual(first.files.map((f) => [f.path, f.status, f.binary, f.oldSize, f.newSize]), [['huge.txt', 'added', true, undefined, size]]);
     const rename = await grove.sdk.contents.commit('big', 'app', renamed);
     assert.deepEqual(rename.files.map((f) => [f.previousPath, f.path, f.status]), [['huge.txt', 'moved.txt', 'renamed']]);
     const edit = await grove.sdk.contents.commit('big', 'app', edited);
-    assert.deepEqual(edit.files.map((f) => [f.path, f.status, f.binary]).sort(), [['edited.txt', 'added', true], ['moved.txt', 'deleted', true]]);
+    assert.deepEqual(edit.files.map((f) => [f.path, f.status, f.binary, f.oldSize, f.newSize]).sort(), [['edited.txt', 'added', true, undefined, size], ['moved.txt', 'deleted', true, size, undefined]]);
     const comparison = await grove.sdk.diffs.compare('big', 'app', added, edited);
-    assert.deepEqual(comparison.files.map((f) => [f.path, f.status]).sort(), [['edited.txt', 'added'], ['huge.txt', 'deleted']]);
+    assert.deepEqual(comparison.files.map((f) => [f.path, f.status, f.oldSize, f.newSize]).sort(), [['edited.txt', 'added', undefined, size], ['huge.txt', 'deleted', size, undefined]]);
   });
 
   it('serves a partial clone that leaves big files out (--filter=blob:limit=50m), then the blob a checkout asks for lazily', async () => {
@@ -365,6 +365,17 @@ describe('the chunk store behind the read API', () => {
     }
     assert.ok(Buffer.concat(parts).equals(version2));
     assert.ok(downloaded > 0 && downloaded <= 8 * 3 * 128 * 1024, `${downloaded} bytes downloaded of ${version2.length}`);
+  });
+
+  it('downloads every chunk, each checked against its hash, when the previous version shares none', async () => {
+    const unrelated = noise(1024 * 1024, 99);
+    const previous = { size: unrelated.length, read: async (offset: number, length: number) => unrelated.subarray(offset, offset + length) };
+    const parts: Buffer[] = [];
+    for await (const piece of grove.sdk.blobs.downloadReusing('store', 'models', oid1, previous)) {
+      assert.equal(piece.reused, false);
+      parts.push(Buffer.from(piece.bytes));
+    }
+    assert.ok(Buffer.concat(parts).equals(version1));
   });
 
   it('links a fork that reads its parent\'s big blob, so the blob outlives the parent in the store', async () => {

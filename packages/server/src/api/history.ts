@@ -27,6 +27,8 @@ export const fileStatSchema = {
     additions: { type: 'integer' },
     deletions: { type: 'integer' },
     binary: { type: 'boolean' },
+    oldSize: { type: 'integer', description: 'Binary files: the size in bytes before the change (absent when the file was added)' },
+    newSize: { type: 'integer', description: 'Binary files: the size in bytes after the change (absent when the file was deleted)' },
   },
 } as const;
 
@@ -119,8 +121,9 @@ export async function historyRoutes(app: FastifyInstance, ctx: AppContext): Prom
       const commit = await readCommit(ctx.repos.git, target.gitDir, read.commit, signal);
       if (commit === null) throw notFound(`commit ${sha}`);
       const changes = await commitWithChanges(ctx.repos.git, target.gitDir, commit, signal);
-      const files = changes.slice(0, MAX_COMMIT_FILES).map(({ path, previousPath, status, additions, deletions, binary }) => ({
+      const files = changes.slice(0, MAX_COMMIT_FILES).map(({ path, previousPath, status, additions, deletions, binary, oldSize, newSize }) => ({
         path, ...(previousPath !== undefined ? { previousPath } : {}), status, additions, deletions, binary,
+        ...(oldSize !== undefined ? { oldSize } : {}), ...(newSize !== undefined ? { newSize } : {}),
       }));
       return { ...commit, files, truncated: changes.length > files.length };
     } catch (error) {

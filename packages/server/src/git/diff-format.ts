@@ -19,6 +19,9 @@ export interface FileChange {
   readonly additions: number;
   readonly deletions: number;
   readonly binary: boolean;
+  /** Binary files only: the blob's size in bytes before and after (absent on the side where there is no blob). */
+  readonly oldSize?: number;
+  readonly newSize?: number;
 }
 
 export interface Hunk {

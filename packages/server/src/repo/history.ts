@@ -7,7 +7,8 @@
 import { parseRawNumstat, type FileChange } from '../git/diff-format.ts';
 import { BlameParser, COMMIT_FORMAT, parseCommitRecords, type BlameRange, type CommitInfo } from '../git/log-format.ts';
 import type { GitRunner } from './git-command.ts';
-import { collectStderr, EMPTY_TREE, records } from './read-objects.ts';
+import { batchCheck, collectStderr, EMPTY_TREE, records } from './read-objects.ts';
+import { isZeroOid } from '../git/oid.ts';
 import { renameFlag, type RenameFlag } from './rename-detection.ts';
 
 const FULL_OID = /^[0-9a-f]{40}$/;
@@ -60,7 +61,32 @@ export async function listChanges(git: GitRunner, gitDir: string, from: string |
   checkOids([from ?? EMPTY_TREE, to]);
   const renames = renameDetection ?? (await renameFlag(git, gitDir, from, to, signal));
   const out = await git.check(['diff-tree', '-r', '-z', renames, '--raw', '--numstat', from ?? EMPTY_TREE, to], { gitDir, ...(signal ? { signal } : {}) });
-  return parseRawNumstat(out);
+  return withBinarySizes(git, gitDir, parseRawNumstat(out), signal);
+}
+
+/**
+ * Binary files have no line counts, so they carry the sizes of their blobs instead (one
+ * `cat-file --batch-check` for all of them; none when nothing is binary). A gitlink has no
+ * blob here and gets no size.
+ */
+async function withBinarySizes(git: GitRunner, gitDir: string, changes: FileChange[], signal?: AbortSignal): Promise<FileChange[]> {
+  const oids = new Set<string>();
+  for (const change of changes) {
+    if (!change.binary) continue;
+    for (const oid of [change.oldSha, change.newSha]) if (!isZeroOid(oid)) oids.add(oid);
+  }
+  if (oids.size === 0) return changes;
+  const names = [...oids];
+  const sizes = new Map<string, number>();
+  (await batchCheck(git, gitDir, names, signal)).forEach((info, i) => {
+    if (info?.type === 'blob') sizes.set(names[i]!, info.size);
+  });
+  return changes.map((change) => {
+    if (!change.binary) return change;
+    const oldSize = sizes.get(change.oldSha);
+    const newSize = sizes.get(change.newSha);
+    return { ...change, ...(oldSize !== undefined ? { oldSize } : {}), ...(newSize !== undefined ? { newSize } : {}) };
+  });
 }
 
 /** A commit and the files it changed against its first parent (a root commit: against nothing). */
