@@ -5,8 +5,8 @@
  *
  * - push with the git CLI: wall time, and the server's peak RSS (its whole process tree,
  *   git children included, file-backed pages too), sampled every 50 ms;
- * - a full clone and a `--depth 1` clone: client wall time, server CPU (the tree's
- *   user + system time), server peak RSS;
+ * - a full clone, a `--depth 1` clone and 8 full clones at once: client wall time, server
+ *   CPU (the tree's user + system time), server peak RSS;
  * - Grove only (the peer has no such API): the time from the push's end until the chunk
  *   store holds the blob (ingest), then 1 MiB `Range` reads of it at random offsets
  *   through `GET /blobs/{oid}`, 1 client and 16 concurrent clients, p50/p99;
@@ -30,6 +30,7 @@ import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome } from './
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sizeMiB = Number(process.argv.find((a) => a.startsWith('--size='))?.slice(7) ?? 1024);
 const TOKEN = 'grove_bench_large_token_0123456789';
+const CONCURRENT_CLONES = 8;
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'grove-bench-large-'));
 try {
@@ -98,9 +99,17 @@ try {
       const size = Number((await gitOk(['--git-dir', path.join(tmp, `${side.name}-${kind}.git`), 'cat-file', '-s', oid])).stdout.trim());
       if (size !== sizeMiB * 1024 * 1024) throw new Error(`${side.name}'s ${kind} clone holds ${size} bytes of the file`);
     }
-    results.set(side.name, row);
     await rm(path.join(tmp, `${side.name}-full.git`), { recursive: true, force: true });
     await rm(path.join(tmp, `${side.name}-shallow.git`), { recursive: true, force: true });
+    // Eight full clones at once (the wall time is the last one's).
+    const dirs = Array.from({ length: CONCURRENT_CLONES }, (_, i) => path.join(tmp, `${side.name}-concurrent-${i}.git`));
+    row.concurrent = await measure(side.roots, () => Promise.all(dirs.map((dir) => gitOk([...side.auth, 'clone', '-q', '--bare', side.url, dir], { timeoutMs: 1_800_000 }))));
+    for (const dir of dirs) {
+      const size = Number((await gitOk(['--git-dir', dir, 'cat-file', '-s', oid])).stdout.trim());
+      if (size !== sizeMiB * 1024 * 1024) throw new Error(`${side.name}'s concurrent clone holds ${size} bytes of the file`);
+      await rm(dir, { recursive: true, force: true });
+    }
+    results.set(side.name, row);
   }
 
 
@@ -152,6 +161,7 @@ try {
   console.log(line('push (git CLI)', 'push'));
   console.log(line('full clone (bare)', 'clone'));
   console.log(line('clone --depth 1 (bare)', 'shallow'));
+  console.log(line(`${CONCURRENT_CLONES} full clones at once`, 'concurrent'));
   const f1 = (v: number) => v.toFixed(1);
   console.log(`\nChunk store ingest of the blob, from the push's end: ${ms(ingestMs)} (${(size / 1024 / 1024 / (ingestMs / 1000)).toFixed(0)} MiB/s)`);
   console.log(`1 MiB Range reads at random offsets (Grove, from the chunk store): 1 client, 200 reads: p50 ${f1(percentile(latencies, 50))} ms, p99 ${f1(percentile(latencies, 99))} ms; 16 clients, 400 reads: p50 ${f1(percentile(concurrent, 50))} ms, p99 ${f1(percentile(concurrent, 99))} ms; Grove's own processes ${fmtBytes(rangeRss.baselineServer)} PSS before the 16 clients, ${fmtBytes(rangeRss.peakServer)} at their peak`);
