@@ -355,6 +355,15 @@ describe('the chunk store behind the read API', () => {
     assertCatalogueError(await rawGet(grove, '/api/v1/repos/store/models/blobs/HEAD/chunks'), 400, 'invalid_request');
   });
 
+  it('does not serve a big blob the store holds to another repository that does not hold it, by id, range or chunk listing', async () => {
+    await grove.createRepo('store', 'stranger');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/store/stranger/blobs/${oid1}`), 404, 'not_found');
+    assertCatalogueError(await rawGet(grove, `/api/v1/repos/store/stranger/blobs/${oid1}/chunks`), 404, 'not_found');
+    const range = await read(grove, 'store/stranger', `blobs/${oid1}`, { headers: { range: 'bytes=0-99' } });
+    assert.equal(range.status, 404);
+    assert.equal(grove.server.bigstore.has(oid1), true, 'the store does hold it');
+  });
+
   it('downloads a new version with grove.blobs.downloadReusing, fetching only the chunks the old version lacks', async () => {
     const previous = { size: version1.length, read: async (offset: number, length: number) => version1.subarray(offset, offset + length) };
     const parts: Buffer[] = [];
