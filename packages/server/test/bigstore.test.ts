@@ -79,6 +79,14 @@ describe('the chunk store of big blobs', () => {
     assert.deepEqual(await store.ingest('repo-b', gitDir, oid1), { kind: 'linked' });
   });
 
+  it('does not link a blob it holds to a repository whose git does not hold it', async () => {
+    const empty = path.join(work.path, 'empty.git');
+    await gitOk(['init', '-q', '--bare', empty]);
+    assert.equal((await store.ingest('repo-c', empty, oid1)).kind, 'skipped');
+    assert.equal(store.heldFor('repo-c', oid1), null);
+    assert.notEqual(store.heldFor('repo-b', oid1), null);
+  });
+
   it('lists a blob as chunks that cover it exactly, each named by the SHA-256 of its bytes', () => {
     const listing = store.chunkListing(oid2)!;
     assert.equal(listing.size, size);

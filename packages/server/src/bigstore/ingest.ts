@@ -36,15 +36,17 @@ export interface IngestDeps {
 
 export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: string; readonly gitDir: string; readonly oid: string }): Promise<IngestOutcome> {
   const { index, segments } = deps;
-  if (index.hasBlob(job.oid)) {
-    index.link(job.repoId, job.oid);
-    return { kind: 'linked' };
-  }
+  if (!/^[0-9a-f]{40}$/.test(job.oid)) return { kind: 'skipped', reason: 'not a full object id' };
+  // The repository must hold the blob before it is linked to it, even when the store has the bytes (the tenant rule).
   const header = await deps.git.run(['cat-file', '--batch-check'], { gitDir: job.gitDir, input: `${job.oid}\n` });
   const match = /^[0-9a-f]{40} (\w+) (\d+)$/.exec(header.stdout.toString().trim());
   if (match === null || match[1] !== 'blob') return { kind: 'skipped', reason: `${job.oid} is not a blob of this repository` };
   const size = Number(match[2]);
   if (!isBigBlob(size)) return { kind: 'skipped', reason: `${job.oid} is not big (${size} bytes)` };
+  if (index.hasBlob(job.oid)) {
+    index.link(job.repoId, job.oid);
+    return { kind: 'linked' };
+  }
 
   const sha1 = createHash('sha1').update(`blob ${size}\0`);
   const chunker = new Chunker();

@@ -65,7 +65,7 @@ export class SegmentWriter {
     this.#length = this.#committed.get(this.#segment) ?? 0;
   }
 
-  /** The segment being filled (never compacted). */
+  /** The segment being filled (compacted only once nothing in it is live). */
   get current(): number {
     return this.#segment;
   }
