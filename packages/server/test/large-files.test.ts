@@ -81,7 +81,8 @@ describe('blobs by object id', () => {
     assert.equal(middle.headers.get('content-range'), `bytes 1048576-2097151/${data.length}`);
     assert.ok(middle.body.equals(data.subarray(1048576, 2097152)));
     const last = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { range: 'bytes=-5' } });
-    assert.ok(last.body.equals(data.subarray(data.length - 5)));
+    // Once seen failing in a CI pass and never reproduced (400 tries): say what came back if it does again.
+    assert.ok(last.body.equals(data.subarray(data.length - 5)), `HTTP ${last.status}, ${last.body.length} bytes, content-range ${last.headers.get('content-range')}: ${last.text.slice(0, 300)}`);
     const tail = await read(grove, 'blobs/app', `blobs/${dataOid}`, { headers: { range: `bytes=${data.length - 100}-` } });
     assert.equal(tail.status, 206);
     assert.ok(tail.body.equals(data.subarray(data.length - 100)));

@@ -126,6 +126,10 @@ export class WebhookWorker {
   }
 
   async #deliver(delivery: WebhookDeliveriesTable): Promise<void> {
+    // The pass read its list before an earlier attempt of this lane finished: that attempt may
+    // have delivered (or rescheduled) this very row since. Now that the lane is ours, look again.
+    const current = await this.#db.selectFrom('webhook_deliveries').select(['status', 'attempts']).where('id', '=', delivery.id).executeTakeFirst();
+    if (current === undefined || current.status !== 'pending' || current.attempts !== delivery.attempts) return;
     const hook = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', delivery.webhook_id).executeTakeFirst();
     const row = await this.#db.selectFrom('events').selectAll().where('commit_seq', '=', delivery.event_seq).executeTakeFirst();
     if (!hook || !row) {
