@@ -6,14 +6,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { GitRunner } from '../repo/git-command.ts';
 import { BIG_BLOB_BYTES } from '../repo/big-blob.ts';
 import { BigstoreIndex } from './bigstore-index.ts';
 import { collect } from './collect.ts';
 import { ingestBlob, type IngestOutcome } from './ingest.ts';
 import { SegmentWriter } from './segments.ts';
-import type { FromWorker, JobResult, ToWorker, WorkerJob, WorkerSetup } from './worker-protocol.ts';
+import { READY_MARKER, type FromWorker, type JobResult, type ToWorker, type WorkerJob, type WorkerSetup } from './worker-protocol.ts';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
@@ -42,7 +42,11 @@ port.on('message', (message: ToWorker) => {
   );
 });
 
-void opened.then(() => send({ ready: true }));
+// Readers open the index only once this marker exists: before it, the file may lack its schema.
+void opened.then(() => {
+  writeFileSync(path.join(setup.dir, READY_MARKER), '');
+  send({ ready: true });
+});
 
 function send(message: FromWorker): void {
   port.postMessage(message);

@@ -5,6 +5,8 @@
  */
 import { Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { READY_MARKER } from './worker-protocol.ts';
 import { BigstoreIndex } from './bigstore-index.ts';
 import { decodeFrame } from './frames.ts';
 import { chunkStart, chunksForRange, decodeManifest, manifestSize, type Manifest } from './manifest.ts';
@@ -41,7 +43,8 @@ export class BigstoreReader {
 
   /** Null until the store has been written once. */
   #openIndex(): BigstoreIndex | null {
-    if (this.#index === null && existsSync(this.#indexFile)) this.#index = BigstoreIndex.openReader(this.#indexFile);
+    // Not before the writer has created the schema (its marker): a half-made file has no tables.
+    if (this.#index === null && existsSync(path.join(path.dirname(this.#indexFile), READY_MARKER))) this.#index = BigstoreIndex.openReader(this.#indexFile);
     return this.#index;
   }
 

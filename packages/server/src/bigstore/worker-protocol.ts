@@ -2,6 +2,9 @@
 import type { CollectReport } from './collect.ts';
 import type { IngestOutcome } from './ingest.ts';
 
+/** A file the worker writes beside bigstore.db once its schema exists (readers wait for it). */
+export const READY_MARKER = 'ready';
+
 export interface WorkerSetup {
   /** The store's directory: bigstore.db and segments/. */
   readonly dir: string;
