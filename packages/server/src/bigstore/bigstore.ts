@@ -231,8 +231,13 @@ export class Bigstore {
   }
 
   /** Waits for every job asked for so far (tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.#waiting.size > 0) await Promise.allSettled([...this.#ingesting.values(), new Promise((r) => setTimeout(r, 20))]);
+  async idle(timeoutMs = 5 * 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#waiting.size > 0) {
+      // A job that never answers is a bug to report, not a wait without end.
+      if (Date.now() > deadline) throw new Error(`the chunk store still has ${this.#waiting.size} job(s) unanswered after ${timeoutMs} ms`);
+      await Promise.allSettled([...this.#ingesting.values(), new Promise((r) => setTimeout(r, 20))]);
+    }
   }
 
   async close(): Promise<void> {
