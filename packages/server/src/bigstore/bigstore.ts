@@ -26,6 +26,8 @@ const RESTART_DELAY_MS = 30_000;
 /** How long a blob whose ingest failed is not tried again by reads. */
 const RETRY_FAILED_BLOB_MS = 10 * 60_000;
 
+/** The longest a job may take (a 4 GiB ingest takes about 40 s here) before the worker is stopped. */
+const JOB_TIMEOUT_MS = 15 * 60_000;
 /** How long close() lets the job in hand finish before the worker is stopped. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -188,9 +190,21 @@ export class Bigstore {
     const worker = this.#start();
     const id = this.#nextId++;
     return new Promise<JobResult>((resolve, reject) => {
+      // A job that never answers stops the worker (its jobs fail; the next write starts another).
+      const stuck = setTimeout(() => {
+        if (!this.#waiting.has(id)) return;
+        this.#logger.warn({ job: job.kind }, `a chunk store job did not answer within ${JOB_TIMEOUT_MS} ms: stopping the worker`);
+        this.#failedAt = Date.now();
+        void worker.terminate();
+      }, JOB_TIMEOUT_MS);
+      stuck.unref();
       this.#waiting.set(id, {
-        resolve,
+        resolve: (result) => {
+          clearTimeout(stuck);
+          resolve(result);
+        },
         reject: (error) => {
+          clearTimeout(stuck);
           if (job.kind === 'ingest' || job.kind === 'scan') this.stats.ingestFailures++;
           reject(error);
         },
