@@ -1,7 +1,9 @@
 /** What the large-file benchmarks (large.ts, thin-delta.ts) share. */
-import { readdir, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { httpRequest, type GroveServer } from './servers.ts';
 import { RssSampler, treeCpuMs } from './util.ts';
 
 export interface Measured {
@@ -45,3 +47,23 @@ export async function chunkListing(grove: { url: string; authHeaders: Readonly<R
   }
 }
 
+
+/** Creates org `bench` and its repository `large` (on main) through the API. */
+export async function createBenchRepo(grove: GroveServer): Promise<void> {
+  const headers = { ...grove.authHeaders, 'Content-Type': 'application/json' };
+  for (const [where, body] of [['orgs', { name: 'bench' }], ['orgs/bench/repos', { name: 'large', defaultBranch: 'main' }]] as const) {
+    const answer = await httpRequest(undefined, `${grove.url}/api/v1/${where}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    if (answer.status !== 201) throw new Error(`POST ${where}: HTTP ${answer.status} ${answer.body}`);
+  }
+}
+
+/** A new version of `file` (`size` bytes): 1% of it rewritten with random bytes, in 16 regions spread evenly. */
+export async function rewriteOnePercent(file: string, size: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    const region = Math.floor(size / 100 / 16);
+    for (let i = 0; i < 16; i++) await handle.write(randomBytes(region), 0, region, Math.floor(((i + 0.5) * size) / 16));
+  } finally {
+    await handle.close();
+  }
+}

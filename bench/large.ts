@@ -18,13 +18,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ensurePeer, httpRequest, startGrove, startPeer } from './servers.ts';
-import { chunkListing, diskBytes, measure, type Measured } from './large-common.ts';
+import { ensurePeer, startGrove, startPeer } from './servers.ts';
+import { chunkListing, createBenchRepo, diskBytes, measure, rewriteOnePercent, type Measured } from './large-common.ts';
 import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome } from './util.ts';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -60,11 +60,7 @@ try {
   const oid = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
 
   const grove = await startGrove(PROJECT_ROOT, path.join(tmp, 'grove'), TOKEN, { env: { GROVE_MAX_PACK_BYTES: String(8 * 1024 ** 3) } });
-  const headers = { ...grove.authHeaders, 'Content-Type': 'application/json' };
-  for (const [where, body] of [['orgs', { name: 'bench' }], ['orgs/bench/repos', { name: 'large', defaultBranch: 'main' }]] as const) {
-    const answer = await httpRequest(undefined, `${grove.url}/api/v1/${where}`, { method: 'POST', headers, body: JSON.stringify(body) });
-    if (answer.status !== 201) throw new Error(`POST ${where}: HTTP ${answer.status} ${answer.body}`);
-  }
+  await createBenchRepo(grove);
   const groveAuth = ['-c', `http.extraHeader=Authorization: Bearer ${TOKEN}`];
 
   const availability = await ensurePeer();
@@ -136,13 +132,8 @@ try {
   const rangeRss = await sampler.stop();
 
   // Version 2: 1% of the file rewritten in 16 regions, pushed to both sides.
-  {
-    const handle = await open(file, 'r+');
-    const region = Math.floor(size / 100 / 16);
-    for (let i = 0; i < 16; i++) await handle.write(randomBytes(region), 0, region, Math.floor(((i + 0.5) * size) / 16));
-    await handle.close();
-    await gitOk([...client, 'commit', '-q', '-am', 'weights v2'], { cwd: work, timeoutMs: 1_200_000 });
-  }
+  await rewriteOnePercent(file, size);
+  await gitOk([...client, 'commit', '-q', '-am', 'weights v2'], { cwd: work, timeoutMs: 1_200_000 });
   const v2 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
   for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
   await chunkListing(grove, v2);

@@ -12,13 +12,13 @@
  * Run on a quiet machine, never beside the test suite. Prints the figures; writes nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { chunkListing, measure } from './large-common.ts';
-import { ensurePeer, httpRequest, startGrove, startPeer } from './servers.ts';
+import { chunkListing, createBenchRepo, measure, rewriteOnePercent } from './large-common.ts';
+import { ensurePeer, startGrove, startPeer } from './servers.ts';
 import { cleanup, fmtBytes, gitOk, RssSampler, setGitHome } from './util.ts';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,11 +40,7 @@ try {
   await gitOk([...client, 'commit', '-q', '-m', 'v1'], { cwd: work });
 
   const grove = await startGrove(PROJECT_ROOT, path.join(tmp, 'grove'), TOKEN);
-  const headers = { ...grove.authHeaders, 'Content-Type': 'application/json' };
-  for (const [where, body] of [['orgs', { name: 'bench' }], ['orgs/bench/repos', { name: 'large', defaultBranch: 'main' }]] as const) {
-    const answer = await httpRequest(undefined, `${grove.url}/api/v1/${where}`, { method: 'POST', headers, body: JSON.stringify(body) });
-    if (answer.status !== 201) throw new Error(`POST ${where}: HTTP ${answer.status} ${answer.body}`);
-  }
+  await createBenchRepo(grove);
   const availability = await ensurePeer();
   if (!availability.ok) throw new Error(`the reference peer is unavailable: ${availability.message}`);
   const peer = await startPeer(path.join(tmp, 'peer'), path.join(tmp, 'peer', 'root'), availability.httpBackend, 16);
@@ -59,10 +55,7 @@ try {
   const v1 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
   await chunkListing(grove, v1);
 
-  const handle = await open(file, 'r+');
-  const region = Math.floor(size / 100 / 16);
-  for (let i = 0; i < 16; i++) await handle.write(randomBytes(region), 0, region, Math.floor(((i + 0.5) * size) / 16));
-  await handle.close();
+  await rewriteOnePercent(file, size);
   await gitOk([...client, 'commit', '-q', '-am', 'v2'], { cwd: work, timeoutMs: 1_200_000 });
   const v2 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
 

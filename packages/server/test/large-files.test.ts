@@ -48,9 +48,7 @@ describe('blobs by object id', () => {
     work = await tempDir();
     await initWorkRepo(work.path);
     await commitFile(work.path, 'README.md', 'hello\n', 'readme');
-    await writeFile(path.join(work.path, 'data.bin'), data);
-    await gitOk(['add', 'data.bin'], { cwd: work.path });
-    await gitOk(['commit', '-q', '-m', 'data'], { cwd: work.path });
+    await commitFile(work.path, 'data.bin', data, 'data');
     dataOid = await revParse(work.path, 'HEAD:data.bin');
     readmeOid = await revParse(work.path, 'HEAD:README.md');
     treeOid = await revParse(work.path, 'HEAD^{tree}');
@@ -214,9 +212,7 @@ describe('big blobs (50 MiB or more) in the read API', () => {
     work = await tempDir();
     await initWorkRepo(work.path);
     const lines = Buffer.alloc(size, 'x\n');
-    await writeFile(path.join(work.path, 'huge.txt'), lines);
-    await gitOk(['add', 'huge.txt'], { cwd: work.path });
-    await gitOk(['commit', '-q', '-m', 'huge'], { cwd: work.path });
+    await commitFile(work.path, 'huge.txt', lines, 'huge');
     oid = await revParse(work.path, 'HEAD:huge.txt');
     added = await revParse(work.path, 'HEAD');
     await gitOk(['mv', 'huge.txt', 'moved.txt'], { cwd: work.path });
@@ -307,11 +303,8 @@ describe('the chunk store behind the read API', () => {
     await initWorkRepo(work.path);
     await commitFile(work.path, 'README.md', 'weights\n', 'readme');
     smallOid = await revParse(work.path, 'HEAD:README.md');
-    await writeFile(path.join(work.path, 'model.bin'), version1);
-    await gitOk(['add', 'model.bin'], { cwd: work.path });
-    await gitOk(['commit', '-q', '-m', 'model v1'], { cwd: work.path });
+    commit1 = await commitFile(work.path, 'model.bin', version1, 'model v1');
     oid1 = await revParse(work.path, 'HEAD:model.bin');
-    commit1 = await revParse(work.path, 'HEAD');
     await pushAll(grove, await grove.createRepo('store', 'models'), work.path);
     // Version 1 in the store first: the second push is a small delta, scanned because the repository is known to hold big blobs.
     await grove.server.bigstore.idle();
@@ -428,9 +421,7 @@ describe('the chunk store from the command line', () => {
     grove = await startTestServer();
     work = await tempDir();
     await initWorkRepo(work.path);
-    await writeFile(path.join(work.path, 'data.bin'), version1);
-    await gitOk(['add', 'data.bin'], { cwd: work.path });
-    await gitOk(['commit', '-q', '-m', 'v1'], { cwd: work.path });
+    await commitFile(work.path, 'data.bin', version1, 'v1');
     await writeFile(path.join(work.path, 'data.bin'), version2);
     await gitOk(['commit', '-q', '-am', 'v2'], { cwd: work.path });
     oid2 = await revParse(work.path, 'HEAD:data.bin');
@@ -481,9 +472,7 @@ describe('the chunk store in a grove serve process', () => {
       await sdk.repos.create('served', { name: 'data' });
       const repo = path.join(work.path, 'repo');
       await initWorkRepo(repo);
-      await writeFile(path.join(repo, 'big.bin'), noise(BIG_BLOB_BYTES, 41));
-      await gitOk(['add', 'big.bin'], { cwd: repo });
-      await gitOk(['commit', '-q', '-m', 'big'], { cwd: repo });
+      await commitFile(repo, 'big.bin', noise(BIG_BLOB_BYTES, 41), 'big');
       const oid = await revParse(repo, 'HEAD:big.bin');
       await gitOk([...auth(token), 'push', '-q', `${daemon.url}/served/data.git`, 'main'], { cwd: repo });
       let listing: Awaited<ReturnType<typeof sdk.blobs.chunks>> | null = null;

@@ -44,6 +44,7 @@ function checkOid(oid: string): void {
   if (!OID.test(oid)) throw new GroveError('invalid_request', `${JSON.stringify(oid.slice(0, 100))} is not a full object id (40 lowercase hex digits)`);
 }
 const binary = { schema: { type: 'string', format: 'binary' } } as const;
+const blobParams = { type: 'object', required: ['org', 'repo', 'oid'], properties: { ...repoParams, oid: { type: 'string', description: 'The blob\'s full object id (40 hex digits)' } } } as const;
 
 export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   app.get<{ Params: { org: string; repo: string; oid: string } }>('/repos/:org/:repo/blobs/:oid', {
@@ -51,7 +52,7 @@ export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise
       tags: ['contents'],
       summary: 'Read a blob by its object id (raw bytes; ETag, If-None-Match, Range; HEAD for the size)',
       description: 'Answers the bytes as application/octet-stream with ETag "<oid>", Cache-Control immutable and Accept-Ranges; If-None-Match answers 304, a single bytes Range 206 (416 when unsatisfiable). HEAD answers the same headers (Content-Length is the size) without the bytes. 404 for an id that is not a blob of this repository.',
-      params: { type: 'object', required: ['org', 'repo', 'oid'], properties: { ...repoParams, oid: { type: 'string', description: 'The blob\'s full object id (40 hex digits)' } } },
+      params: blobParams,
       response: {
         200: { description: 'The blob', content: { 'application/octet-stream': binary } },
         206: { description: 'The requested byte range of the blob', content: { 'application/octet-stream': binary } },
@@ -84,7 +85,7 @@ export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise
       tags: ['contents'],
       summary: 'List a big blob\'s content-defined chunks (for downloads that skip the chunks a client already has)',
       description: `The chunks of a blob of at least ${BIG_BLOB_BYTES / 1024 / 1024} MiB as the chunk store cut them (Gear CDC, 8/64/128 KiB; the same chunking the SDK exports). A client that holds an older version chunks it the same way, keeps the chunks whose SHA-256 match, and fetches the rest with Range requests of the blob. 422 for a smaller blob; 503 with Retry-After while a big blob's first ingest is still running.`,
-      params: { type: 'object', required: ['org', 'repo', 'oid'], properties: { ...repoParams, oid: { type: 'string', description: 'The blob\'s full object id (40 hex digits)' } } },
+      params: blobParams,
       response: { 200: chunkListingSchema, ...errorResponses, 422: { $ref: 'Error#' }, 503: { $ref: 'Error#' } },
     },
   }, async (request, reply) => {

@@ -218,7 +218,8 @@ export class Bigstore {
   /** The worker starts with the first write: a server with no big blob never runs one. */
   #start(): Worker {
     if (this.#worker !== null) return this.#worker;
-    const worker = new Worker(WORKER_MAIN, { workerData: { dir: this.dir, gitHomeDir: this.#gitHomeDir }, execArgv: resolutionFlags(process.execArgv) });
+    // No flags of this process: its entry adds the module resolution it needs, and a worker refuses some flags (--input-type).
+    const worker = new Worker(WORKER_MAIN, { workerData: { dir: this.dir, gitHomeDir: this.#gitHomeDir }, execArgv: [] });
     worker.on('message', (message: FromWorker) => {
       if ('ready' in message) return;
       const waiting = this.#waiting.get(message.id);
@@ -268,16 +269,3 @@ export class Bigstore {
   }
 }
 
-/**
- * The flags a worker needs from its process: how modules resolve (--conditions). Not the
- * rest: a worker refuses some (--input-type, per-process V8 and TLS flags).
- */
-export function resolutionFlags(execArgv: readonly string[]): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i < execArgv.length; i++) {
-    const flag = execArgv[i]!;
-    if (flag.startsWith('--conditions=') || flag.startsWith('-C=')) kept.push(flag);
-    else if ((flag === '--conditions' || flag === '-C') && i + 1 < execArgv.length) kept.push(flag, execArgv[++i]!);
-  }
-  return kept;
-}

@@ -63,8 +63,8 @@ describe('chunk frames', () => {
 
 describe('which pushes are scanned for big blobs', () => {
   it('scans a push of a mebibyte or more, and any push to a repository known to hold big blobs', () => {
-    assert.equal(worthScanningForBigBlobs(1024 * 1024, false), true);
-    assert.equal(worthScanningForBigBlobs(1024 * 1024 - 1, false), false);
-    assert.equal(worthScanningForBigBlobs(200, true), true);
+    assert.equal(worthScanningForBigBlobs(1024 * 1024, () => false), true);
+    assert.equal(worthScanningForBigBlobs(1024 * 1024 - 1, () => false), false);
+    assert.equal(worthScanningForBigBlobs(200, () => true), true);
   });
 });

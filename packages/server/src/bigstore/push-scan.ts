@@ -6,6 +6,7 @@
  */
 export const SCAN_PACK_BYTES = 1024 * 1024;
 
-export function worthScanningForBigBlobs(packBytes: number, repositoryHasBigBlobs: boolean): boolean {
-  return repositoryHasBigBlobs || packBytes >= SCAN_PACK_BYTES;
+export function worthScanningForBigBlobs(packBytes: number, repositoryHasBigBlobs: () => boolean): boolean {
+  // The size first: the store is asked (a query) only for small pushes.
+  return packBytes >= SCAN_PACK_BYTES || repositoryHasBigBlobs();
 }

@@ -132,7 +132,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       );
       if (outcome.applied.length > 0) {
         ctx.repos.maintenance.notePush(resolved.gitDir);
-        if (worthScanningForBigBlobs(outcome.packBytes, ctx.bigstore.repositoryHasBigBlobs(resolved.repoId))) {
+        if (worthScanningForBigBlobs(outcome.packBytes, () => ctx.bigstore.repositoryHasBigBlobs(resolved.repoId))) {
           const tips = outcome.applied.filter((c) => c.kind !== 'delete').map((c) => c.newOid);
           ctx.bigstore.scanInBackground(resolved.repoId, resolved.gitDir, tips, snapshot.refs.map((r) => r.oid));
         }
