@@ -3,7 +3,8 @@
  * rebuilt from git if lost, and it must not share a write lock with the request path).
  *
  *   segment(id, bytes, live_bytes)          segment files and their committed length
- *   chunk(id, hash, segment, offset, zlen, ulen)   each distinct chunk once (SHA-256)
+ *   chunk(id, hash, segment, offset, zlen, ulen, adler32)   each distinct chunk once (SHA-256);
+ *                                           Adler-32 of its bytes, for spliced pack entries
  *   bigblob(oid, size, stored_bytes, manifest)     a big blob: its chunks in order
  *   repo_bigblob(repo_id, oid)               which repositories hold which big blobs
  *
@@ -20,6 +21,8 @@ export interface ChunkLocation {
   readonly offset: number;
   readonly zlen: number;
   readonly ulen: number;
+  /** Null for chunks stored before checksums were kept (computed from the bytes then). */
+  readonly adler32: number | null;
 }
 
 export interface NewChunk {
@@ -28,6 +31,7 @@ export interface NewChunk {
   readonly offset: number;
   readonly zlen: number;
   readonly ulen: number;
+  readonly adler32: number;
 }
 
 export interface StoredBlob {
@@ -39,7 +43,7 @@ export interface StoredBlob {
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS segment (id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL, live_bytes INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS chunk (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, segment INTEGER NOT NULL, offset INTEGER NOT NULL, zlen INTEGER NOT NULL, ulen INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunk (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, segment INTEGER NOT NULL, offset INTEGER NOT NULL, zlen INTEGER NOT NULL, ulen INTEGER NOT NULL, adler32 INTEGER);
 CREATE INDEX IF NOT EXISTS chunk_segment ON chunk (segment);
 CREATE TABLE IF NOT EXISTS bigblob (oid TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, manifest BLOB NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS repo_bigblob (repo_id TEXT NOT NULL, oid TEXT NOT NULL, PRIMARY KEY (repo_id, oid)) WITHOUT ROWID;
@@ -61,6 +65,9 @@ export class BigstoreIndex {
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
+    // Stores made before chunks kept their Adler-32 gain the column (old rows stay null).
+    const columns = db.pragma('table_info(chunk)') as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'adler32')) db.exec('ALTER TABLE chunk ADD COLUMN adler32 INTEGER');
     return new BigstoreIndex(db);
   }
 
@@ -94,7 +101,7 @@ export class BigstoreIndex {
   }
 
   chunk(id: number): ChunkLocation | null {
-    const row = this.#statement('SELECT id, segment, offset, zlen, ulen FROM chunk WHERE id = ?').get(id) as ChunkLocation | undefined;
+    const row = this.#statement('SELECT id, segment, offset, zlen, ulen, adler32 FROM chunk WHERE id = ?').get(id) as ChunkLocation | undefined;
     return row ?? null;
   }
 
@@ -136,6 +143,16 @@ export class BigstoreIndex {
     this.#statement('INSERT OR IGNORE INTO repo_bigblob (repo_id, oid) VALUES (?, ?)').run(repoId, oid);
   }
 
+  /** Gives `toRepoId` every link `fromRepoId` has (a fork borrows its source's objects, evicted ones too). */
+  copyLinks(fromRepoId: string, toRepoId: string): number {
+    return this.#statement('INSERT OR IGNORE INTO repo_bigblob (repo_id, oid) SELECT ?, oid FROM repo_bigblob WHERE repo_id = ?').run(toRepoId, fromRepoId).changes;
+  }
+
+  /** The big blobs linked to a repository. */
+  linkedBlobs(repoId: string): string[] {
+    return (this.#statement('SELECT oid FROM repo_bigblob WHERE repo_id = ?').all(repoId) as Array<{ oid: string }>).map((row) => row.oid);
+  }
+
   /**
    * Records a verified blob in one transaction: its new chunks (ids assigned here), its
    * manifest, the repository's link and the segments' new committed lengths. The segment
@@ -150,14 +167,14 @@ export class BigstoreIndex {
     readonly entries: ReadonlyArray<{ readonly ref: number; readonly length: number }>;
     readonly segmentLengths: ReadonlyMap<number, number>;
   }, encode: (entries: ReadonlyArray<{ id: number; length: number }>) => Buffer): void {
-    const insertChunk = this.#statement('INSERT INTO chunk (hash, segment, offset, zlen, ulen) VALUES (?, ?, ?, ?, ?)');
+    const insertChunk = this.#statement('INSERT INTO chunk (hash, segment, offset, zlen, ulen, adler32) VALUES (?, ?, ?, ?, ?, ?)');
     const upsertSegment = this.#statement('INSERT INTO segment (id, bytes, live_bytes) VALUES (?, ?, 0) ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes');
     const addLive = this.#statement('UPDATE segment SET live_bytes = live_bytes + ? WHERE id = ?');
     this.#db.transaction(() => {
       for (const [segment, bytes] of input.segmentLengths) upsertSegment.run(segment, bytes);
       const ids = input.newChunks.map((chunk) => {
         addLive.run(chunk.zlen, chunk.segment);
-        return Number(insertChunk.run(chunk.hash, chunk.segment, chunk.offset, chunk.zlen, chunk.ulen).lastInsertRowid);
+        return Number(insertChunk.run(chunk.hash, chunk.segment, chunk.offset, chunk.zlen, chunk.ulen, chunk.adler32).lastInsertRowid);
       });
       const entries = input.entries.map((entry) => ({ id: entry.ref < 0 ? ids[-entry.ref - 1]! : entry.ref, length: entry.length }));
       const storedBytes = input.newChunks.reduce((sum, chunk) => sum + chunk.zlen, 0);
@@ -185,7 +202,7 @@ export class BigstoreIndex {
   }
 
   chunksOfSegment(segment: number): ChunkLocation[] {
-    return this.#statement('SELECT id, segment, offset, zlen, ulen FROM chunk WHERE segment = ? ORDER BY offset').all(segment) as ChunkLocation[];
+    return this.#statement('SELECT id, segment, offset, zlen, ulen, adler32 FROM chunk WHERE segment = ? ORDER BY offset').all(segment) as ChunkLocation[];
   }
 
   /** Deletes chunks and sets each segment's live bytes, in one transaction. */

@@ -12,6 +12,7 @@ import type { GitRunner } from '../repo/git-command.ts';
 import { exitCode } from '../repo/git-command.ts';
 import { isBigBlob } from '../repo/big-blob.ts';
 import type { BigstoreIndex, NewChunk } from './bigstore-index.ts';
+import { adler32 } from './adler32.ts';
 import { CompressionPolicy, encodeFrame } from './frames.ts';
 import { encodeManifest } from './manifest.ts';
 import type { SegmentWriter } from './segments.ts';
@@ -65,7 +66,7 @@ export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: strin
     if (ref === null) {
       const frame = encodeFrame(chunk, policy);
       const place = await segments.append(frame.bytes);
-      newChunks.push({ hash, segment: place.segment, offset: place.offset, zlen: frame.bytes.length, ulen: chunk.length });
+      newChunks.push({ hash, segment: place.segment, offset: place.offset, zlen: frame.bytes.length, ulen: chunk.length, adler32: adler32(chunk) });
       ref = -newChunks.length;
       pending.set(key, ref);
     }

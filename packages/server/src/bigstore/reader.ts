@@ -22,6 +22,15 @@ export interface ChunkListing {
   readonly chunks: ReadonlyArray<{ readonly hash: string; readonly offset: number; readonly length: number }>;
 }
 
+export interface RawFrame {
+  /** One chunk's frame: a raw-deflate stream ended by a sync flush. */
+  readonly bytes: Buffer;
+  /** The chunk's length once inflated. */
+  readonly length: number;
+  /** Its Adler-32; null for chunks stored before checksums were kept. */
+  readonly adler32: number | null;
+}
+
 export interface BigstoreTotals {
   readonly blobs: number;
   readonly chunks: number;
@@ -116,6 +125,41 @@ export class BigstoreReader {
       if (location === null) throw new Error(`chunk ${id} is not in the store`);
       try {
         return await decodeFrame(await this.#segments.read(location, location.zlen), length);
+      } catch (error) {
+        if (attempt > 0 || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        this.#segments.forget(location.segment);
+      }
+    }
+  }
+
+  /**
+   * The blob's frames as stored (deflate, not inflated), in order, a few read ahead: what a
+   * pack entry of the blob is made of. The store must hold the blob.
+   */
+  async *rawFrames(oid: string): AsyncGenerator<RawFrame> {
+    const manifest = this.manifest(oid);
+    if (manifest === null) throw new Error(`the chunk store does not hold ${oid}`);
+    const inFlight: Array<Promise<RawFrame>> = [];
+    let next = 0;
+    const count = manifest.ids.length;
+    for (let i = 0; i < count; i++) {
+      while (next < count && inFlight.length < READ_AHEAD) {
+        const promise = this.#rawFrame(manifest.ids[next]!, manifest.ends[next]! - chunkStart(manifest, next));
+        promise.catch(() => undefined); // awaited in order below
+        inFlight.push(promise);
+        next++;
+      }
+      yield await inFlight.shift()!;
+    }
+  }
+
+  async #rawFrame(id: number, length: number): Promise<RawFrame> {
+    for (let attempt = 0; ; attempt++) {
+      const location = this.#openIndex()?.chunk(id) ?? null;
+      if (location === null) throw new Error(`chunk ${id} is not in the store`);
+      if (location.ulen !== length) throw new Error(`chunk ${id} holds ${location.ulen} bytes, the manifest says ${length}: the store is damaged`);
+      try {
+        return { bytes: await this.#segments.read(location, location.zlen), length, adler32: location.adler32 };
       } catch (error) {
         if (attempt > 0 || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         this.#segments.forget(location.segment);
