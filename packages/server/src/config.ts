@@ -65,6 +65,11 @@ export interface GroveConfig {
   readonly diskReserveBytes: number;
   /** Pushes to a repository after which background maintenance repacks it; 0 turns it off. */
   readonly maintenancePushes: number;
+  /**
+   * Whether big blobs leave git once the chunk store holds them (stored once; docs/large-files.md).
+   * Off in cluster mode whatever it says: each node's chunk store is its own there.
+   */
+  readonly evictBigBlobs: boolean;
   /** Audit entries older than this are deleted. */
   readonly auditRetentionDays: number;
   /** How often expired repositories and branches are looked for. */
@@ -236,6 +241,7 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     },
     diskReserveBytes: nonNegativeInteger('GROVE_DISK_RESERVE_BYTES', env.GROVE_DISK_RESERVE_BYTES, 256 * 1024 ** 2),
     maintenancePushes: nonNegativeInteger('GROVE_MAINTENANCE_PUSHES', env.GROVE_MAINTENANCE_PUSHES, 20),
+    evictBigBlobs: onOff('GROVE_EVICT_BIG_BLOBS', env.GROVE_EVICT_BIG_BLOBS, true),
     auditRetentionDays: positiveInteger('GROVE_AUDIT_RETENTION_DAYS', env.GROVE_AUDIT_RETENTION_DAYS, 90),
     sweepIntervalMs: positiveInteger('GROVE_SWEEP_INTERVAL_MS', env.GROVE_SWEEP_INTERVAL_MS, 15_000),
     fairShare: {

@@ -12,6 +12,7 @@ import type { GroveConfig } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { RepositoryStoreLock } from './db/repository-store-lock.ts';
 import { disableRepoLookupCache } from './db/repos.ts';
+import { EvictionScheduler } from './bigstore/eviction-scheduler.ts';
 import { disableOrgLookupCache } from './db/orgs.ts';
 import { DatabaseLeases, SoleNodeLeases, type Leases } from './cluster/leases.ts';
 import { PostgresRefStore } from './cluster/postgres-ref-store.ts';
@@ -53,6 +54,8 @@ export interface RunningServer {
   readonly repos: RepoStore;
   /** This node's chunk store of big blobs (tests wait for its ingests). */
   readonly bigstore: Bigstore;
+  /** Eviction of big blobs from git once the store holds them; null when off (GROVE_EVICT_BIG_BLOBS, cluster mode). */
+  readonly evictions: EvictionScheduler | null;
   /** Cluster mode's compactor (tests wait for it); null on one node. */
   readonly compactor: Compactor | null;
   /** Cluster mode's sweep of the object store (tests run it with a later clock); null on one node. */
@@ -155,6 +158,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const fairShare = new FairShare({ ...config.fairShare, queueTimeoutMs: config.limits.queueTimeoutMs }, (key, org) => metrics.fairShareRefused.inc({ key, org }));
   metrics.watchFairShare(fairShare);
   metrics.watchBigstore(bigstore.stats, () => bigstore.totals());
+  // Stored once: a big blob the store holds leaves git (embedded mode; a cluster node's store is its own).
+  const evictions = config.evictBigBlobs && objectStore === null ? new EvictionScheduler(db, bigstore, repos.maintenance, logger) : null;
   const ctx: AppContext = {
     events,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
@@ -191,6 +196,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     db,
     repos,
     bigstore,
+    evictions,
     compactor,
     storeSweep,
     cacheBudget,

@@ -383,17 +383,6 @@ describe('the chunk store behind the read API', () => {
     assert.ok(Buffer.concat(parts).equals(version1));
   });
 
-  it('links a fork that reads its parent\'s big blob, so the blob outlives the parent in the store', async () => {
-    await grove.sdk.repos.fork('store', 'fork', 'store/models');
-    const range = await grove.sdk.blobs.read('store', 'fork', oid1, { range: { start: 10, end: 19 } });
-    assert.ok(Buffer.from(range.bytes).equals(version1.subarray(10, 20)));
-    await grove.server.bigstore.idle();
-    await grove.sdk.repos.delete('store', 'models');
-    await grove.server.sweep();
-    assert.equal(grove.server.bigstore.has(oid1), true, 'the fork keeps version 1');
-    assert.equal(grove.server.bigstore.has(oid2), false, 'nothing keeps version 2, which the fork never read');
-  });
-
   it('reports what the store holds and did on /metrics', async () => {
     const text = await (await fetch(`${grove.url}/metrics`)).text();
     const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
@@ -407,6 +396,22 @@ describe('the chunk store behind the read API', () => {
     const listing = document.paths['/api/v1/repos/{org}/{repo}/blobs/{oid}/chunks'];
     assert.ok(listing?.get, 'the chunk listing is documented');
     assert.deepEqual(['200', '400', '404', '422', '503'].filter((status) => listing.get!.responses[status] === undefined), []);
+  });
+
+  it('links a fork to its source\'s big blobs, so they outlive the source in the store, and collects them with the last repository', async () => {
+    await grove.sdk.repos.fork('store', 'fork', 'store/models');
+    const range = await grove.sdk.blobs.read('store', 'fork', oid1, { range: { start: 10, end: 19 } });
+    assert.ok(Buffer.from(range.bytes).equals(version1.subarray(10, 20)));
+    await grove.sdk.repos.delete('store', 'models');
+    await grove.server.sweep();
+    assert.equal(grove.server.bigstore.has(oid1), true, 'the fork keeps version 1');
+    assert.equal(grove.server.bigstore.has(oid2), true, 'and version 2');
+    const whole = await read(grove, 'store/fork', `blobs/${oid2}`);
+    assert.ok(whole.body.equals(version2), 'the fork reads it after its source is gone');
+    await grove.sdk.repos.delete('store', 'fork');
+    await grove.server.sweep();
+    assert.equal(grove.server.bigstore.has(oid1), false, 'nothing keeps version 1 now');
+    assert.equal(grove.server.bigstore.has(oid2), false);
   });
 });
 

@@ -16,7 +16,7 @@ import { readBlob } from '../repo/path-reader.ts';
 import { BIG_BLOB_BYTES, isBigBlob } from '../repo/big-blob.ts';
 import { busyAsUnavailable, clientSignal, openForRead, repoParams } from './read-common.ts';
 import { errorResponses } from './schemas.ts';
-import { preferChunkStore, sendBlob } from './send-blob.ts';
+import { fromChunkStore, preferChunkStore, sendBlob } from './send-blob.ts';
 
 const OID = /^[0-9a-f]{40}$/;
 /** How long a chunk listing waits for a big blob's first ingest before answering 503. */
@@ -69,7 +69,7 @@ export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise
     const answer = { contentType: 'application/octet-stream', headers: { 'Cache-Control': 'private, max-age=31536000, immutable' } };
     // A big blob the store holds for this repository needs no git at all (git confirmed it when it was linked).
     const stored = ctx.bigstore.heldFor(target.repoId, oid);
-    if (stored !== null) return sendBlob(request, reply, stored, { open: (range) => ctx.bigstore.open(oid, range), discard: () => undefined }, answer);
+    if (stored !== null) return sendBlob(request, reply, stored, fromChunkStore(ctx.bigstore, oid), answer);
     const signal = clientSignal(ctx, request, reply);
     try {
       const read = await readBlob(ctx.repos.git, target.gitDir, oid, signal);
@@ -92,6 +92,9 @@ export async function blobRoutes(app: FastifyInstance, ctx: AppContext): Promise
     const { org, repo, oid } = request.params;
     checkOid(oid);
     const target = await openForRead(ctx, request, org, repo);
+    // Held for this repository: listed from the store (git may no longer have it: evicted).
+    const held = ctx.bigstore.heldFor(target.repoId, oid) !== null ? ctx.bigstore.chunkListing(oid) : null;
+    if (held !== null) return held;
     const signal = clientSignal(ctx, request, reply);
     try {
       const read = await readBlob(ctx.repos.git, target.gitDir, oid, signal);

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { GroveError } from '../errors.ts';
 import type { AppContext } from '../http/context.ts';
 import { compareCommits, streamUnifiedDiff } from '../repo/diff.ts';
-import { busyAsUnavailable, clientSignal, commitSchema, openForRead, repoParams, resolveRead } from './read-common.ts';
+import { busyAsUnavailable, clientSignal, commitSchema, openForRead, repoParams, resolveRead, storedSize } from './read-common.ts';
 import { fileStatSchema } from './history.ts';
 import { errorResponses } from './schemas.ts';
 
@@ -94,7 +94,7 @@ export async function compareRoutes(app: FastifyInstance, ctx: AppContext): Prom
         return reply.code(200).headers({ 'Content-Type': 'text/x-diff; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).send(stream);
       }
       const { maxFiles, maxLines } = request.query;
-      return await compareCommits(ctx.repos.git, target.gitDir, base.commit, head.commit, { maxFiles, maxLines, maxBytes: COMPARE_LIMITS.maxBytes, maxCommits: COMPARE_LIMITS.maxCommits }, signal);
+      return await compareCommits(ctx.repos.git, target.gitDir, base.commit, head.commit, { maxFiles, maxLines, maxBytes: COMPARE_LIMITS.maxBytes, maxCommits: COMPARE_LIMITS.maxCommits }, signal, storedSize(ctx, target));
     } catch (error) {
       throw busyAsUnavailable(error, reply);
     }

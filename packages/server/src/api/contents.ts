@@ -5,14 +5,16 @@
  * Read scope; refs and paths are validated in read-common.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { notFound } from '../errors.ts';
+import { GroveError, notFound } from '../errors.ts';
+import { mayLackBlobs } from '../repo/evict-blobs.ts';
+import { lackingFiles, streamSplicedTarGz } from '../repo/spliced-archive.ts';
 import type { AppContext } from '../http/context.ts';
 import { readPath } from '../repo/path-reader.ts';
 import { listTree, streamArchive, type ArchiveFormat } from '../repo/read-objects.ts';
-import { busyAsUnavailable, clientSignal, entrySchema, normalizePath, openForRead, refNotFound, repoParams, resolveRead, revisionFor } from './read-common.ts';
+import { busyAsUnavailable, clientSignal, entrySchema, normalizePath, openForRead, refNotFound, repoParams, resolveRead, revisionFor, storedSize } from './read-common.ts';
 import { contentTypeFor } from './content-type.ts';
 import { errorResponses } from './schemas.ts';
-import { preferChunkStore, sendBlob } from './send-blob.ts';
+import { fromChunkStore, preferChunkStore, sendBlob } from './send-blob.ts';
 
 /** Most entries one listing returns; `truncated` says when there were more. */
 export const MAX_TREE_ENTRIES = 10_000;
@@ -74,6 +76,9 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
       const { ref, revision } = await revisionFor(ctx, target, request.query.ref);
       const read = await readPath(ctx.repos.git, target.gitDir, revision, path, signal);
       if (read.commit === null) throw refNotFound(request.query.ref, ref);
+      // Evicted from git: the chunk store holds it for this repository.
+      const held = read.lacking === undefined ? null : ctx.bigstore.heldFor(target.repoId, read.lacking);
+      if (held !== null) return sendBlob(request, reply, held, fromChunkStore(ctx.bigstore, held.oid), { contentType: contentTypeFor(path), headers: { 'X-Grove-Commit': read.commit } });
       const object = read.object;
       if (object === null || (object.type !== 'blob' && object.type !== 'tree')) throw notFound(`path ${JSON.stringify(path)} at ${ref}`);
       if (object.type === 'tree') {
@@ -130,6 +135,7 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
       response: {
         200: { description: 'The archive; every path is under {repo}-{ref}/', content: { 'application/gzip': binary, 'application/zip': binary } },
         ...readErrors,
+        422: { $ref: 'Error#' },
       },
     },
   }, async (request, reply) => {
@@ -143,7 +149,12 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
     try {
       const read = await resolveRead(ctx, target, ref, [], signal);
       const prefix = `${target.repoName}-${ref.replace(/[^A-Za-z0-9._-]+/g, '-')}`.slice(0, 200);
-      const stream = await streamArchive(ctx.repos.git, target.gitDir, read.commit, format, prefix, signal);
+      // Big files evicted from git are added from the chunk store (tar.gz only).
+      const lacking = (await mayLackBlobs(target.gitDir)) ? await lackingFiles(ctx.repos.git, target.gitDir, read.commit, storedSize(ctx, target), signal) : [];
+      if (lacking.length > 0 && format === 'zip') throw new GroveError('unprocessable', `${lacking.length} big file(s) of ${ref} are kept in the chunk store, which zip archives cannot hold yet: ask for ${ref}.tar.gz`);
+      const stream = lacking.length > 0
+        ? await streamSplicedTarGz(ctx.repos.git, target.gitDir, read.commit, prefix, lacking, (oid) => ctx.bigstore.open(oid, null), signal)
+        : await streamArchive(ctx.repos.git, target.gitDir, read.commit, format, prefix, signal);
       return reply
         .code(200)
         .headers({

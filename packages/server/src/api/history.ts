@@ -9,7 +9,7 @@ import type { AppContext } from '../http/context.ts';
 import { BIG_BLOB_BYTES, isBigBlob } from '../repo/big-blob.ts';
 import { blame, commitWithChanges, listCommits, readCommit } from '../repo/history.ts';
 import { resolveRevision } from '../repo/read-objects.ts';
-import { busyAsUnavailable, clientSignal, commitSchema, normalizePath, openForRead, repoParams, resolveRead } from './read-common.ts';
+import { busyAsUnavailable, clientSignal, commitSchema, normalizePath, openForRead, repoParams, resolveRead, storedSize } from './read-common.ts';
 import { errorResponses } from './schemas.ts';
 
 /** Files listed for one commit; `truncated` says when there were more. */
@@ -120,7 +120,7 @@ export async function historyRoutes(app: FastifyInstance, ctx: AppContext): Prom
       const read = await resolveRead(ctx, target, sha, [], signal);
       const commit = await readCommit(ctx.repos.git, target.gitDir, read.commit, signal);
       if (commit === null) throw notFound(`commit ${sha}`);
-      const changes = await commitWithChanges(ctx.repos.git, target.gitDir, commit, signal);
+      const changes = await commitWithChanges(ctx.repos.git, target.gitDir, commit, signal, storedSize(ctx, target));
       const files = changes.slice(0, MAX_COMMIT_FILES).map(({ path, previousPath, status, additions, deletions, binary, oldSize, newSize }) => ({
         path, ...(previousPath !== undefined ? { previousPath } : {}), status, additions, deletions, binary,
         ...(oldSize !== undefined ? { oldSize } : {}), ...(newSize !== undefined ? { newSize } : {}),

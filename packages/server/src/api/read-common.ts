@@ -95,6 +95,11 @@ export async function resolveRead(ctx: AppContext, target: ReadTarget, ref: stri
  * client that stops reading for the idle timeout is cut off (it would hold a git
  * process slot).
  */
+/** The size of a big blob the chunk store holds for the repository (git may lack it: evicted). */
+export function storedSize(ctx: AppContext, target: ReadTarget): (oid: string) => number | undefined {
+  return (oid) => ctx.bigstore.heldFor(target.repoId, oid)?.size;
+}
+
 export function clientSignal(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   request.raw.setTimeout(ctx.config.idleTimeoutMs, () => {

@@ -29,6 +29,11 @@ export function preferChunkStore(store: Bigstore, target: { readonly repoId: str
   };
 }
 
+/** A blob the chunk store holds, read from it alone (git may lack it: evicted). */
+export function fromChunkStore(store: Bigstore, oid: string): BlobRead {
+  return { open: (range) => store.open(oid, range), discard: () => undefined };
+}
+
 export interface BlobAnswer {
   readonly contentType: string;
   /** Extra headers of every answer (X-Grove-Commit, Cache-Control). */

@@ -139,8 +139,9 @@ export class BigstoreIndex {
     return { blobs: blobs.n, chunks: chunks.n, logicalBytes: blobs.bytes, storedBytes: chunks.bytes, segmentBytes: segments.bytes };
   }
 
-  link(repoId: string, oid: string): void {
-    this.#statement('INSERT OR IGNORE INTO repo_bigblob (repo_id, oid) VALUES (?, ?)').run(repoId, oid);
+  /** Links the blob to the repository; 1 if it was not linked before. */
+  link(repoId: string, oid: string): number {
+    return this.#statement('INSERT OR IGNORE INTO repo_bigblob (repo_id, oid) VALUES (?, ?)').run(repoId, oid).changes;
   }
 
   /** Gives `toRepoId` every link `fromRepoId` has (a fork borrows its source's objects, evicted ones too). */

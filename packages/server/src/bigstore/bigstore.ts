@@ -16,11 +16,17 @@ import type { Logger } from 'pino';
 import type { CollectReport } from './collect.ts';
 import type { IngestOutcome } from './ingest.ts';
 import { manifestSize } from './manifest.ts';
-import { BigstoreReader, type BigstoreTotals, type ChunkListing } from './reader.ts';
+import { BigstoreReader, type BigstoreTotals, type ChunkListing, type RawFrame } from './reader.ts';
 import type { FromWorker, JobResult, ScanReport, ToWorker, WorkerJob } from './worker-protocol.ts';
+import type { PackObjectsHook } from '../repo/upload-pack.ts';
+import type { GitRunner } from '../repo/git-command.ts';
+import { writeBlobPack } from './blob-pack.ts';
+import { mkdir } from 'node:fs/promises';
 
 /** The worker's entry, beside this file: ingest-worker-main.ts in a clone, .js once built. */
 const WORKER_MAIN = fileURLToPath(new URL(`./ingest-worker-main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** The pack-objects hook's entry (splice.ts), beside this file too. */
+const HOOK_MAIN = fileURLToPath(new URL(`./pack-objects-hook-main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 /** After the worker failed, how long before another is started (jobs fail at once meanwhile). */
 const RESTART_DELAY_MS = 30_000;
 /** How long a blob whose ingest failed is not tried again by reads. */
@@ -56,6 +62,7 @@ export class Bigstore {
   /** A repository was forgotten since the last collection: there may be garbage. */
   #dirty = false;
   readonly stats: BigstoreStats = { ingested: 0, ingestFailures: 0, storedBytes: 0, rangeReads: 0 };
+  readonly #heldListeners: Array<(repoId: string, gitDir: string, oids: readonly string[]) => void> = [];
 
   constructor(dir: string, gitHomeDir: string, logger: Pick<Logger, 'warn' | 'info' | 'debug'>) {
     this.dir = dir;
@@ -73,6 +80,22 @@ export class Bigstore {
   open(oid: string, range: { readonly start: number; readonly end: number } | null): Readable {
     this.stats.rangeReads++;
     return this.#reader.open(oid, range);
+  }
+
+  /**
+   * Writes a one-object pack of a big blob the store holds for the repository into `packDir`
+   * (a quarantine's, under `env`): the base of a thin push against an evicted blob.
+   */
+  async writeBlobPack(git: GitRunner, repoId: string, gitDir: string, env: Readonly<Record<string, string>>, oid: string, packDir: string): Promise<void> {
+    const held = this.heldFor(repoId, oid);
+    if (held === null) throw new Error(`the chunk store holds no blob ${oid} for this repository`);
+    await mkdir(packDir, { recursive: true });
+    await writeBlobPack(git, gitDir, env, held.size, this.#reader.rawFrames(oid), packDir);
+  }
+
+  /** The blob's frames as stored, for a pack entry (pack-entry.ts); has(oid) must be true. */
+  rawFrames(oid: string): AsyncIterable<RawFrame> {
+    return this.#reader.rawFrames(oid);
   }
 
   totals(): BigstoreTotals | null {
@@ -109,6 +132,19 @@ export class Bigstore {
     return manifest === null ? null : { oid, type: 'blob', size: manifestSize(manifest) };
   }
 
+  /**
+   * The pack-objects hook for fetches from a repository with big blobs in the store: it adds
+   * those git lacks (evicted, or asked for by id in `extraBlobs`) to the pack. Null for a
+   * repository without any, whose fetches need no hook.
+   */
+  packObjectsHook(repoId: string, extraBlobs: readonly string[] = []): PackObjectsHook | null {
+    if (this.#closed || (extraBlobs.length === 0 && !this.repositoryHasBigBlobs(repoId))) return null;
+    return {
+      command: `${shellQuote(process.execPath)} ${shellQuote(HOOK_MAIN)}`,
+      env: { GROVE_BIGSTORE_DIR: this.dir, GROVE_REPO_ID: repoId, ...(extraBlobs.length > 0 ? { GROVE_EXTRA_BLOBS: extraBlobs.join(' ') } : {}) },
+    };
+  }
+
   /** Whether the repository is known to hold big blobs (so its pushes are worth scanning). */
   repositoryHasBigBlobs(repoId: string): boolean {
     return this.#reader.repositoryHasBigBlobs(repoId);
@@ -119,7 +155,7 @@ export class Bigstore {
     const key = `${repoId}:${oid}`;
     let pending = this.#ingesting.get(key);
     if (pending === undefined) {
-      pending = this.#run({ kind: 'ingest', repoId, gitDir, oid }).then((result) => this.#counted(result as IngestOutcome));
+      pending = this.#run({ kind: 'ingest', repoId, gitDir, oid }).then((result) => this.#held(repoId, gitDir, [this.#counted(result as IngestOutcome)])[0]!);
       pending.catch(() => undefined).finally(() => this.#ingesting.delete(key));
       this.#ingesting.set(key, pending);
     }
@@ -130,7 +166,7 @@ export class Bigstore {
   scan(repoId: string, gitDir: string, tips: readonly string[], exclude: readonly string[]): Promise<ScanReport> {
     return this.#run({ kind: 'scan', repoId, gitDir, tips, exclude }).then((result) => {
       const report = result as ScanReport;
-      for (const outcome of report.outcomes) this.#counted(outcome);
+      this.#held(repoId, gitDir, report.outcomes.map((outcome) => this.#counted(outcome)));
       return report;
     });
   }
@@ -162,6 +198,22 @@ export class Bigstore {
     this.#dirty = true;
   }
 
+  /**
+   * Links blobs the store holds to repositories that reach them through another's objects
+   * (the forks of the repository they were pushed to): before the blobs leave that
+   * repository's git, the forks must be able to serve them from the store.
+   */
+  async linkTo(repoIds: readonly string[], oids: readonly string[]): Promise<void> {
+    if (repoIds.length === 0 || oids.length === 0) return;
+    await this.#run({ kind: 'link', repoIds, oids });
+  }
+
+  /** A new fork or snapshot borrows its source's objects: it gets the source's links too. */
+  async copyLinks(fromRepoId: string, toRepoId: string): Promise<void> {
+    if (this.#closed || !this.#reader.repositoryHasBigBlobs(fromRepoId)) return;
+    await this.#run({ kind: 'copy-links', fromRepoId, toRepoId });
+  }
+
   /** Collects when a repository was forgotten since the last collection (the sweeper calls it every pass). */
   async collectIfNeeded(): Promise<CollectReport | null> {
     if (!this.#dirty || this.#closed) return null;
@@ -173,6 +225,25 @@ export class Bigstore {
     const report = (await this.#run({ kind: 'collect' })) as CollectReport;
     this.#reader.invalidate();
     return report;
+  }
+
+  /**
+   * Calls `listener` whenever the store has durably taken big blobs of a repository (stored
+   * or linked, verified and fsynced): git may then let them go (eviction).
+   */
+  onHeld(listener: (repoId: string, gitDir: string, oids: readonly string[]) => void): void {
+    this.#heldListeners.push(listener);
+  }
+
+  /** Blobs the store held all along went back into git (a thin push's bases): they may leave it again. */
+  heldAgain(repoId: string, gitDir: string, oids: readonly string[]): void {
+    this.#held(repoId, gitDir, oids.map((oid) => ({ kind: 'linked', oid })));
+  }
+
+  #held(repoId: string, gitDir: string, outcomes: readonly IngestOutcome[]): readonly IngestOutcome[] {
+    const oids = outcomes.flatMap((o) => (o.kind === 'stored' || o.kind === 'linked' ? [o.oid] : []));
+    if (oids.length > 0) for (const listener of this.#heldListeners) listener(repoId, gitDir, oids);
+    return outcomes;
   }
 
   #counted(outcome: IngestOutcome): IngestOutcome {
@@ -269,3 +340,7 @@ export class Bigstore {
   }
 }
 
+/** A word for /bin/sh, whatever it holds. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}

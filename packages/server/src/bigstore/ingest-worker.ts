@@ -64,6 +64,13 @@ async function run(job: WorkerJob): Promise<JobResult> {
     }
     case 'forget':
       return { forgotten: index.forgetRepository(job.repoId) };
+    case 'link': {
+      let linked = 0;
+      for (const repoId of job.repoIds) for (const oid of job.oids) if (index.hasBlob(oid)) linked += index.link(repoId, oid);
+      return { linked };
+    }
+    case 'copy-links':
+      return { linked: index.copyLinks(job.fromRepoId, job.toRepoId) };
     case 'collect':
       return collect(index, segments, segmentDir);
   }
@@ -72,11 +79,11 @@ async function run(job: WorkerJob): Promise<JobResult> {
 /**
  * The big blobs reachable from `tips` but not from `exclude`: rev-list's filter omits
  * blobs of at least the limit and prints them as `~<oid>` (git 2.39's --stdin mode wants
- * `^oid`, not --not).
+ * `^oid`, not --not). Blobs already evicted to the store are skipped, not an error.
  */
 async function bigBlobsBrought(gitDir: string, tips: readonly string[], exclude: readonly string[]): Promise<string[]> {
   const input = [...tips, ...exclude.map((oid) => `^${oid}`)].join('\n') + '\n';
-  const result = await git.check(['rev-list', '--objects', '--no-object-names', `--filter=blob:limit=${BIG_BLOB_BYTES}`, '--filter-print-omitted', '--stdin'], { gitDir, input });
+  const result = await git.check(['rev-list', '--objects', '--no-object-names', `--filter=blob:limit=${BIG_BLOB_BYTES}`, '--filter-print-omitted', '--missing=allow-any', '--stdin'], { gitDir, input });
   const oids = new Set<string>();
   for (const line of result.toString().split('\n')) if (line.startsWith('~')) oids.add(line.slice(1));
   return [...oids];

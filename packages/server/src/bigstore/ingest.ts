@@ -19,9 +19,9 @@ import type { SegmentWriter } from './segments.ts';
 
 export type IngestOutcome =
   /** Stored now: `storedBytes` is what it added to the segments (0 when every chunk was already there). */
-  | { readonly kind: 'stored'; readonly size: number; readonly chunks: number; readonly newChunks: number; readonly storedBytes: number }
+  | { readonly kind: 'stored'; readonly oid: string; readonly size: number; readonly chunks: number; readonly newChunks: number; readonly storedBytes: number }
   /** The store already had the blob; the repository is now linked to it. */
-  | { readonly kind: 'linked' }
+  | { readonly kind: 'linked'; readonly oid: string }
   /** Not a blob of this repository, or not big: nothing to store. */
   | { readonly kind: 'skipped'; readonly reason: string };
 
@@ -46,7 +46,7 @@ export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: strin
   if (!isBigBlob(size)) return { kind: 'skipped', reason: `${job.oid} is not big (${size} bytes)` };
   if (index.hasBlob(job.oid)) {
     index.link(job.repoId, job.oid);
-    return { kind: 'linked' };
+    return { kind: 'linked', oid: job.oid };
   }
 
   const sha1 = createHash('sha1').update(`blob ${size}\0`);
@@ -107,5 +107,5 @@ export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: strin
     await segments.rollback();
     throw error;
   }
-  return { kind: 'stored', size, chunks: entries.length, newChunks: newChunks.length, storedBytes: newChunks.reduce((sum, c) => sum + c.zlen, 0) };
+  return { kind: 'stored', oid: job.oid, size, chunks: entries.length, newChunks: newChunks.length, storedBytes: newChunks.reduce((sum, c) => sum + c.zlen, 0) };
 }

@@ -185,7 +185,7 @@ async function spliceInto(git: string, args: readonly string[], input: Buffer, b
     await write(env.stdout, bytes);
   };
   let header: Buffer | null = null;
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     if (header === null) {

@@ -17,6 +17,10 @@ export type WorkerJob =
   /** Finds the big blobs that `tips` bring and `exclude` (the refs before a push) do not have, and ingests them. */
   | { readonly kind: 'scan'; readonly repoId: string; readonly gitDir: string; readonly tips: readonly string[]; readonly exclude: readonly string[] }
   | { readonly kind: 'forget'; readonly repoId: string }
+  /** Links blobs the store holds to repositories that reach them through another's objects (forks). */
+  | { readonly kind: 'link'; readonly repoIds: readonly string[]; readonly oids: readonly string[] }
+  /** Gives a new fork every link of its source. */
+  | { readonly kind: 'copy-links'; readonly fromRepoId: string; readonly toRepoId: string }
   | { readonly kind: 'collect' };
 
 export interface ScanReport {
@@ -24,7 +28,7 @@ export interface ScanReport {
   readonly outcomes: readonly IngestOutcome[];
 }
 
-export type JobResult = IngestOutcome | ScanReport | CollectReport | { readonly forgotten: number };
+export type JobResult = IngestOutcome | ScanReport | CollectReport | { readonly forgotten: number } | { readonly linked: number };
 
 export type ToWorker = { readonly id: number; readonly job: WorkerJob } | { readonly id: 0; readonly stop: true };
 

@@ -11,7 +11,7 @@
  * capability it did not advertise, so this parser does the same before anything is
  * forwarded to a git child.
  */
-import { PktLineError, packetText, parsePackets } from './pkt-line.ts';
+import { DELIM_PKT, FLUSH_PKT, PktLineError, packetText, parsePackets, pktLine } from './pkt-line.ts';
 
 export const V2_COMMANDS = ['ls-refs', 'fetch', 'object-info'] as const;
 export type V2Command = (typeof V2_COMMANDS)[number];
@@ -75,4 +75,10 @@ export function parseV2Request(body: Buffer): V2Request | null {
   if (end?.kind !== 'flush') throw new V2RequestError('protocol error: expected flush at the end of the request');
   if (index !== packets.length - 1) throw new V2RequestError('protocol error: data after the end of the request');
   return { command, agent, serverOptions, args };
+}
+
+/** The request as bytes again (after Grove changed its arguments): what upload-pack is given. */
+export function encodeV2Request(request: V2Request): Buffer {
+  const capabilities = [`command=${request.command}`, ...(request.agent !== null ? [`agent=${request.agent}`] : []), 'object-format=sha1', ...request.serverOptions.map((o) => `server-option=${o}`)];
+  return Buffer.concat([...capabilities.map((line) => pktLine(`${line}\n`)), ...(request.args.length > 0 ? [DELIM_PKT, ...request.args.map((arg) => pktLine(`${arg}\n`))] : []), FLUSH_PKT]);
 }

@@ -6,7 +6,9 @@
 import type { NewEvent } from '../events/types.ts';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
-import type { PushPhase } from '../repo/push.ts';
+import path from 'node:path';
+import type { EvictedBlobs, PushPhase } from '../repo/push.ts';
+import { mayLackBlobs } from '../repo/evict-blobs.ts';
 import { PktLineError, PktLineReader, pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
 import { readReceivePackRequest, ReceivePackRequestError, type RefCommand } from '../git/receive-pack-request.ts';
 import { isZeroOid } from '../git/oid.ts';
@@ -100,6 +102,13 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
     };
     try {
       const snapshot = await ctx.repos.refs.read(resolved.gitDir);
+      // Big blobs evicted to the chunk store: git lacks them, the store answers for them.
+      const evicted: EvictedBlobs | null = (await mayLackBlobs(resolved.gitDir))
+        ? {
+            holds: (oid) => ctx.bigstore.heldFor(resolved.repoId, oid) !== null,
+            writePack: (oid, packDir) => ctx.bigstore.writeBlobPack(ctx.repos.git, resolved.repoId, resolved.gitDir, { GIT_OBJECT_DIRECTORY: path.dirname(packDir), GIT_ALTERNATE_OBJECT_DIRECTORIES: path.join(resolved.gitDir, 'objects') }, oid, packDir),
+          }
+        : null;
       const outcome = await ctx.repos.push.run({
         gitDir: resolved.gitDir,
         request: pushRequest,
@@ -119,6 +128,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
         signal,
         limits: { maxPackBytes: ctx.config.limits.maxPackBytes },
         onPhase: observePhase,
+        evicted,
       });
       const reportStarted = performance.now();
       ctx.metrics.pushBytes.inc(outcome.packBytes);
@@ -132,6 +142,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       );
       if (outcome.applied.length > 0) {
         ctx.repos.maintenance.notePush(resolved.gitDir);
+        if (outcome.materialized !== undefined && outcome.materialized.length > 0) ctx.bigstore.heldAgain(resolved.repoId, resolved.gitDir, outcome.materialized);
         if (worthScanningForBigBlobs(outcome.packBytes, () => ctx.bigstore.repositoryHasBigBlobs(resolved.repoId))) {
           const tips = outcome.applied.filter((c) => c.kind !== 'delete').map((c) => c.newOid);
           ctx.bigstore.scanInBackground(resolved.repoId, resolved.gitDir, tips, snapshot.refs.map((r) => r.oid));

@@ -3,11 +3,13 @@
  * `object-info` and every v0/v1 request streamed through `git upload-pack
  * --stateless-rpc`, clone-shaped ones through the pack cache.
  */
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, RouteShorthandOptions } from 'fastify';
 import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
 import { pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
-import { parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
+import { encodeV2Request, parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
+import { blobOnlyFetchResponse, evictedAmong, wantedOids, wantsAnything, withoutWants } from '../bigstore/lazy-fetch.ts';
 import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { packedBytes } from '../repo/packed-bytes.ts';
 import { GroveError } from '../errors.ts';
@@ -61,6 +63,15 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
       if (body.equals(FLUSH_PKT)) return sendGit(reply, contentType, Buffer.alloc(0));
       ctx.metrics.fetches.inc({ protocol: `v${version}`, command: 'upload-pack' });
     }
+    // A partial clone's lazy fetch of evicted big blobs: those wants are served from the chunk store.
+    let evictedWants: string[] = [];
+    if (v2Command?.command === 'fetch' && ctx.bigstore.repositoryHasBigBlobs(resolved.repoId)) {
+      evictedWants = await evictedAmong(ctx.repos.git, resolved.gitDir, wantedOids(v2Command), (oid) => ctx.bigstore.heldFor(resolved.repoId, oid) !== null);
+      if (evictedWants.length > 0) {
+        v2Command = withoutWants(v2Command, new Set(evictedWants));
+        body = encodeV2Request(v2Command);
+      }
+    }
     // This credential's turn (fair share) for the work that runs git.
     let leave: () => void;
     try {
@@ -70,10 +81,16 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
       return sendGit(reply.header('Retry-After', String(error.retryAfterSeconds)), contentType, pktLine(`ERR grove: ${error.message}\n`));
     }
     try {
+      if (evictedWants.length > 0 && !wantsAnything(v2Command!)) {
+        await sendBlobOnlyPack(ctx, reply, resolved.repoId, v2Command!, evictedWants, responding, signal);
+        return reply;
+      }
+      // Big blobs in the chunk store: upload-pack's pack-objects hook adds those git lacks.
+      const hook = ctx.bigstore.packObjectsHook(resolved.repoId, evictedWants);
       // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
       // Low on disk: no new cache entry (the reserve is for pushes); the cache has been shrunk.
-      // Big repositories (large files): no entry the cache could not keep.
-      const cache = ctx.repos.packCache !== null && !(await ctx.repos.disk?.low()) && ctx.repos.packCache.admits(await packedBytes(resolved.gitDir)) ? ctx.repos.packCache : null;
+      // Big repositories (large files, spliced or not): no entry the cache could not keep.
+      const cache = ctx.repos.packCache !== null && hook === null && !(await ctx.repos.disk?.low()) && ctx.repos.packCache.admits(await packedBytes(resolved.gitDir)) ? ctx.repos.packCache : null;
       let cacheKey: string | null = null;
       if (cache !== null) {
         const snapshot = await snapshotOrBusy(ctx, resolved.gitDir, reply, contentType);
@@ -102,7 +119,7 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
         );
       const served = cacheKey !== null && cache !== null
         ? cache.serve(cacheKey, (sink, producerSignal) => produceInto(sink, producerSignal), output, signal)
-        : ctx.repos.uploadPack.serve(gitDir, version, body, output, signal);
+        : ctx.repos.uploadPack.serve(gitDir, version, body, output, signal, hook);
       const sent = await served.then((r) => r.bytes, (error: unknown) => {
         if (error instanceof LimiterTimeoutError && !raw.headersSent) {
           output.start().write(pktLine(`ERR ${BUSY_MESSAGE}\n`));
@@ -119,4 +136,26 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     }
   });
 
+}
+
+/** Answers a fetch of evicted big blobs alone from the chunk store (no git process). */
+async function sendBlobOnlyPack(ctx: AppContext, reply: FastifyReply, repoId: string, request: V2Request, oids: readonly string[], responding: () => void, signal: AbortSignal): Promise<void> {
+  const blobs = oids.flatMap((oid) => {
+    const held = ctx.bigstore.heldFor(repoId, oid);
+    return held === null ? [] : [{ oid, size: held.size, frames: () => ctx.bigstore.rawFrames(oid) }];
+  });
+  reply.hijack();
+  const raw = reply.raw;
+  responding();
+  raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': 'application/x-git-upload-pack-result' });
+  try {
+    for await (const piece of blobOnlyFetchResponse(request, blobs)) {
+      if (!raw.write(piece)) await once(raw, 'drain', { signal });
+      ctx.metrics.fetchBytes.inc(piece.length);
+    }
+    raw.end();
+  } catch (error) {
+    if (!signal.aborted) reply.log.error({ err: error }, 'serving evicted blobs failed');
+    raw.destroy();
+  }
 }

@@ -6,7 +6,8 @@
  */
 import { parseRawNumstat, type FileChange } from '../git/diff-format.ts';
 import { BlameParser, COMMIT_FORMAT, parseCommitRecords, type BlameRange, type CommitInfo } from '../git/log-format.ts';
-import type { GitRunner } from './git-command.ts';
+import { GitCommandError, type GitRunner } from './git-command.ts';
+import { asBinary, excludingLacking, lackingBlobs, touchesLacking } from './lacking-blobs.ts';
 import { batchCheck, collectStderr, EMPTY_TREE, records } from './read-objects.ts';
 import { isZeroOid } from '../git/oid.ts';
 import { renameFlag, type RenameFlag } from './rename-detection.ts';
@@ -57,11 +58,24 @@ export async function readCommit(git: GitRunner, gitDir: string, oid: string, si
  * What changed between two trees or commits (`from` null: the empty tree), with
  * renames found (exact ones only when a big blob is a candidate: rename-detection.ts), as git lists them: status, paths, modes, ids and line counts.
  */
-export async function listChanges(git: GitRunner, gitDir: string, from: string | null, to: string, signal?: AbortSignal, renameDetection?: RenameFlag): Promise<FileChange[]> {
+/** Sizes of blobs git lacks (big blobs in the chunk store), for binary changes. */
+export type StoredSize = (oid: string) => number | undefined;
+
+export async function listChanges(git: GitRunner, gitDir: string, from: string | null, to: string, signal?: AbortSignal, renameDetection?: RenameFlag, storedSize?: StoredSize): Promise<FileChange[]> {
   checkOids([from ?? EMPTY_TREE, to]);
   const renames = renameDetection ?? (await renameFlag(git, gitDir, from, to, signal));
-  const out = await git.check(['diff-tree', '-r', '-z', renames, '--raw', '--numstat', from ?? EMPTY_TREE, to], { gitDir, ...(signal ? { signal } : {}) });
-  return withBinarySizes(git, gitDir, parseRawNumstat(out), signal);
+  const opts = { gitDir, ...(signal ? { signal } : {}) };
+  const args = ['diff-tree', '-r', '-z', renames, '--raw', '--numstat', from ?? EMPTY_TREE, to];
+  const result = await git.run(args, opts);
+  if (result.code === 0) return withBinarySizes(git, gitDir, parseRawNumstat(result.stdout), signal, storedSize);
+  // numstat reads every changed blob: where git lacks some (evicted), they are listed from --raw.
+  const raw = parseRawNumstat(await git.check(['diff-tree', '-r', '-z', renames, '--raw', from ?? EMPTY_TREE, to], opts));
+  const lacking = await lackingBlobs(git, gitDir, raw, signal);
+  if (lacking.size === 0) throw new GitCommandError(args, result);
+  const counted = parseRawNumstat(await git.check([...args, ...excludingLacking(raw, lacking)], opts));
+  const byPath = new Map(counted.map((change) => [change.path, change]));
+  const merged = raw.map((change) => (touchesLacking(change, lacking) ? asBinary(change) : (byPath.get(change.path) ?? change)));
+  return withBinarySizes(git, gitDir, merged, signal, storedSize);
 }
 
 /**
@@ -69,7 +83,7 @@ export async function listChanges(git: GitRunner, gitDir: string, from: string |
  * `cat-file --batch-check` for all of them; none when nothing is binary). A gitlink has no
  * blob here and gets no size.
  */
-async function withBinarySizes(git: GitRunner, gitDir: string, changes: FileChange[], signal?: AbortSignal): Promise<FileChange[]> {
+async function withBinarySizes(git: GitRunner, gitDir: string, changes: FileChange[], signal?: AbortSignal, storedSize?: StoredSize): Promise<FileChange[]> {
   const oids = new Set<string>();
   for (const change of changes) {
     if (!change.binary) continue;
@@ -79,7 +93,8 @@ async function withBinarySizes(git: GitRunner, gitDir: string, changes: FileChan
   const names = [...oids];
   const sizes = new Map<string, number>();
   (await batchCheck(git, gitDir, names, signal)).forEach((info, i) => {
-    if (info?.type === 'blob') sizes.set(names[i]!, info.size);
+    const size = info?.type === 'blob' ? info.size : storedSize?.(names[i]!);
+    if (size !== undefined) sizes.set(names[i]!, size);
   });
   return changes.map((change) => {
     if (!change.binary) return change;
@@ -90,8 +105,8 @@ async function withBinarySizes(git: GitRunner, gitDir: string, changes: FileChan
 }
 
 /** A commit and the files it changed against its first parent (a root commit: against nothing). */
-export async function commitWithChanges(git: GitRunner, gitDir: string, commit: CommitInfo, signal?: AbortSignal): Promise<FileChange[]> {
-  return listChanges(git, gitDir, commit.parents[0] ?? null, commit.sha, signal);
+export async function commitWithChanges(git: GitRunner, gitDir: string, commit: CommitInfo, signal?: AbortSignal, storedSize?: StoredSize): Promise<FileChange[]> {
+  return listChanges(git, gitDir, commit.parents[0] ?? null, commit.sha, signal, undefined, storedSize);
 }
 
 /** `git blame --porcelain <commit> -- <path>`, streamed through the parser; ranges cover every line. */

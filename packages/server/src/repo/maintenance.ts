@@ -6,7 +6,10 @@
  *   git commit-graph write --reachable --split
  *   git pack-refs --all            (inside the repository's ref transaction queue)
  *
- * (forks, which borrow objects, get a multi-pack index without a bitmap).
+ * (forks, which borrow objects, and repositories whose big blobs were evicted to the chunk
+ * store get a multi-pack index without a bitmap: git cannot write one for packs lacking
+ * objects their refs reach). Evictions asked for (evictBlobs) run first, in the same queue,
+ * so they never race a repack of the same repository.
  * Geometric repacking rolls many small push packs into few without rewriting big
  * ones; it keeps every object (it does not prune), leaves `.keep` packs of pushes in
  * flight alone, and never touches quarantines, so neither an in-flight fetch nor an
@@ -19,6 +22,7 @@ import type { Logger } from 'pino';
 import type { GitRunner } from './git-command.ts';
 import type { RefTransaction } from './ref-transaction.ts';
 import type { DiskSpace } from '../storage/disk-space.ts';
+import { evictBlobs, hasEvictedBlobs } from './evict-blobs.ts';
 
 export interface MaintenanceOptions {
   /** Pushes to a repository after which it is maintained; 0 turns maintenance off. */
@@ -31,6 +35,9 @@ export interface MaintenanceStats {
   /** Runs skipped because the disk was low (a repack needs room for a second copy of the packs). */
   skippedLowDisk: number;
   lastDurationMs: number;
+  /** Big blobs removed from repositories (held in the chunk store), and the bytes that freed. */
+  evictedBlobs: number;
+  evictedBytes: number;
 }
 
 export class Maintenance {
@@ -42,7 +49,9 @@ export class Maintenance {
   readonly #queue = new Set<string>();
   #running: Promise<void> | null = null;
   #stopped = false;
-  readonly stats: MaintenanceStats = { runs: 0, failures: 0, skippedLowDisk: 0, lastDurationMs: 0 };
+  readonly stats: MaintenanceStats = { runs: 0, failures: 0, skippedLowDisk: 0, lastDurationMs: 0, evictedBlobs: 0, evictedBytes: 0 };
+  /** Blobs to evict per repository, each with the check that the chunk store still holds it. */
+  readonly #evictions = new Map<string, { oids: Set<string>; stillHeld: (oid: string) => boolean }>();
   readonly #disk: DiskSpace | null;
 
   constructor(git: GitRunner, transaction: RefTransaction, options: MaintenanceOptions, logger: Pick<Logger, 'warn' | 'debug'>, disk: DiskSpace | null = null) {
@@ -62,6 +71,18 @@ export class Maintenance {
       return;
     }
     this.#pushes.delete(gitDir);
+    this.schedule(gitDir);
+  }
+
+  /**
+   * Evicts big blobs the chunk store holds from the repository at its next run (now):
+   * `stillHeld` is asked again just before, for each.
+   */
+  scheduleEviction(gitDir: string, oids: readonly string[], stillHeld: (oid: string) => boolean): void {
+    if (this.#stopped || oids.length === 0) return;
+    const pending = this.#evictions.get(gitDir);
+    if (pending === undefined) this.#evictions.set(gitDir, { oids: new Set(oids), stillHeld });
+    else for (const oid of oids) pending.oids.add(oid);
     this.schedule(gitDir);
   }
 
@@ -103,12 +124,22 @@ export class Maintenance {
         this.#logger.warn({ gitDir, reserveBytes: this.#disk.reserveBytes }, 'maintenance paused: the disk is low; it runs again after the next pushes');
         return false;
       }
-      // A fork's own packs do not hold everything it reaches (the rest is in its source), so a
-      // multi-pack index and bitmap cannot be written for it (git 2.39 fails or crashes trying).
+      const eviction = this.#evictions.get(gitDir);
+      this.#evictions.delete(gitDir);
+      if (eviction !== undefined) {
+        const report = await evictBlobs(this.#git, gitDir, new Set([...eviction.oids].filter(eviction.stillHeld)));
+        this.stats.evictedBlobs += report.blobsRemoved;
+        this.stats.evictedBytes += report.bytesFreed;
+        this.#logger.debug({ gitDir, ...report }, 'big blobs evicted');
+      }
+      // A fork's own packs do not hold everything it reaches (the rest is in its source), nor do
+      // those of a repository whose big blobs were evicted, so a multi-pack index with a bitmap
+      // cannot be written for them (git 2.39 fails or crashes trying).
       const borrows = await access(path.join(gitDir, 'objects', 'info', 'alternates')).then(() => true, () => false);
-      const args = ['repack', '-d', '-l', '--geometric=2', '-q', ...(borrows ? [] : ['--write-midx', '--write-bitmap-index'])];
+      const incomplete = borrows || (await hasEvictedBlobs(gitDir));
+      const args = ['repack', '-d', '-l', '--geometric=2', '-q', ...(incomplete ? [] : ['--write-midx', '--write-bitmap-index'])];
       await this.#git.check(args, { gitDir });
-      if (borrows && (await readdir(path.join(gitDir, 'objects', 'pack'))).some((f) => f.endsWith('.pack'))) {
+      if (incomplete && (await readdir(path.join(gitDir, 'objects', 'pack'))).some((f) => f.endsWith('.pack'))) {
         await this.#git.check(['multi-pack-index', 'write'], { gitDir }); // without a bitmap (git 2.39 crashes on a pack-less one)
       }
       await this.#git.check(['commit-graph', 'write', '--reachable', '--split', '--no-progress'], { gitDir });

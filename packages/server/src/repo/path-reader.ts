@@ -22,6 +22,12 @@ export interface PathRead {
    */
   readonly open: (range: ByteRange | null) => Readable;
   readonly discard: () => void;
+  /**
+   * The blob at the path when git lacks it (a big blob evicted to the chunk store, read from
+   * there): `object` is then null. cat-file names no oid for a missing `<rev>:<path>`, so
+   * ls-tree is asked, on this path only.
+   */
+  readonly lacking?: string;
 }
 
 /** Reads `<revision>^{commit}` and `<revision>^{commit}:<path>` ('' is the root tree) with one `cat-file --batch`. */
@@ -41,7 +47,13 @@ export async function readPath(git: GitRunner, gitDir: string, revision: string,
       return { commit: null, object: null, ...none };
     }
     await reader.skip(commit.size + 1);
-    const object = parseHeader(await reader.line());
+    const line = await reader.line();
+    const object = parseHeader(line);
+    if (object === null && line !== null && line.endsWith(' missing') && path !== '') {
+      discard();
+      const lacking = await blobAtPath(git, gitDir, commit.oid, path, signal);
+      return { commit: commit.oid, object: null, ...none, ...(lacking !== null ? { lacking } : {}) };
+    }
     if (object === null || object.type !== 'blob') {
       discard();
       return { commit: commit.oid, object, ...none };
@@ -51,6 +63,13 @@ export async function readPath(git: GitRunner, gitDir: string, revision: string,
     discard();
     throw error;
   }
+}
+
+/** The oid of the blob at `path` in the commit's tree, from the trees alone (null when there is none). */
+async function blobAtPath(git: GitRunner, gitDir: string, commit: string, path: string, signal: AbortSignal | undefined): Promise<string | null> {
+  const out = (await git.check(['ls-tree', '-z', '--full-tree', commit, '--', path], { gitDir, ...(signal ? { signal } : {}) })).toString('utf8');
+  const match = /^\d+ blob ([0-9a-f]{40})\t(.*)$/s.exec(out.split('\0')[0] ?? '');
+  return match !== null && match[2] === path ? match[1]! : null;
 }
 
 /** A blob by its object id, from the repository's objects (its network: alternates included). */

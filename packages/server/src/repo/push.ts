@@ -3,24 +3,24 @@
  * this runs
  *
  *   1. per-ref checks that need no objects (name, authorization, current branch);
- *   2. the pack into a quarantine (`git index-pack --stdin --fix-thin --strict`);
+ *   2. the pack into a quarantine (`git index-pack --stdin --fix-thin --strict`; pack-intake.ts);
  *   3. connectivity and object types of the new tips, inside the quarantine;
  *   4. migration of the quarantine into the repository (fsync);
  *   5. one compare-and-swap ref transaction (all-or-nothing when `atomic`);
  *
  * and returns the report. A failed step leaves the repository as it was.
  */
-import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { isZeroOid } from '../git/oid.ts';
 import { checkWritableRefName } from '../git/ref-name.ts';
 import type { RefCommand, ReceivePackRequest } from '../git/receive-pack-request.ts';
 import type { RefResult } from '../git/report-status.ts';
-import { exitCode, type GitRunner } from './git-command.ts';
+import type { GitRunner } from './git-command.ts';
 import { Quarantine, removeKeepFiles } from './quarantine.ts';
+import { receivePack, UnpackError, type EvictedBlobs } from './pack-intake.ts';
+
+export type { EvictedBlobs } from './pack-intake.ts';
 import type { RefSnapshot } from './ref-snapshot.ts';
 import type { NewEvent } from '../events/types.ts';
 import type { RefStore } from './ref-store.ts';
@@ -71,6 +71,8 @@ export interface PushInput {
   readonly limits: PushLimits;
   /** Told how long each phase took (see PUSH_PHASES). */
   readonly onPhase?: (phase: PushPhase, ms: number) => void;
+  /** Set when big blobs of the repository were evicted to the chunk store: git lacks them. */
+  readonly evicted?: EvictedBlobs | null;
 }
 
 export interface PushOutcome {
@@ -79,14 +81,10 @@ export interface PushOutcome {
   readonly packBytes: number;
   /** The updates that were applied. */
   readonly applied: readonly RefCommand[];
+  /** Evicted big blobs written back into git to resolve a thin pack (to be evicted again). */
+  readonly materialized?: readonly string[];
 }
 
-const PACK_HEADER_BYTES = 12;
-
-/** The pack could not be read; every non-delete command fails with "unpacker error". */
-class UnpackError extends Error {
-  override name = 'UnpackError';
-}
 
 export class PushPipeline {
   readonly #git: GitRunner;
@@ -114,11 +112,14 @@ export class PushPipeline {
     const wantsObjects = request.commands.some((c) => c.kind !== 'delete');
     const quarantine = wantsObjects ? await Quarantine.create(gitDir) : null;
     let packBytes = 0;
+    let materialized: readonly string[] = [];
     try {
       let unpackError: string | null = null;
       if (wantsObjects) {
         try {
-          packBytes = await this.#receivePack(input, quarantine!);
+          const intake = await receivePack(this.#git, input, quarantine!);
+          packBytes = intake.bytes;
+          materialized = intake.materialized;
         } catch (error) {
           if (!(error instanceof UnpackError)) throw error;
           unpackError = error.message;
@@ -166,83 +167,13 @@ export class PushPipeline {
           else rejected.set(command, outcome.reason);
         });
         if (applied.length > 0) input.progress(`grove: updated ${applied.length} ref${applied.length === 1 ? '' : 's'}\n`);
-        return finish(request.commands, rejected, null, packBytes, applied);
+        return { ...finish(request.commands, rejected, null, packBytes, applied), materialized };
       } finally {
         await removeKeepFiles(keeps);
       }
     } finally {
       await quarantine?.remove();
     }
-  }
-
-  /** Streams the pack into the quarantine; returns its size in bytes. */
-  async #receivePack(input: PushInput, quarantine: Quarantine): Promise<number> {
-    const iterator = input.pack[Symbol.asyncIterator]();
-    let head = Buffer.alloc(0);
-    while (head.length < PACK_HEADER_BYTES) {
-      const next = await iterator.next();
-      if (next.done) throw new UnpackError(head.length === 0 ? 'eof before pack header was fully read' : 'truncated pack header');
-      head = Buffer.concat([head, next.value]);
-    }
-    if (head.toString('latin1', 0, 4) !== 'PACK') throw new UnpackError('protocol error (pack signature mismatch detected)');
-    const version = head.readUInt32BE(4);
-    if (version !== 2 && version !== 3) throw new UnpackError(`protocol error (pack version ${version} unsupported)`);
-    const objectCount = head.readUInt32BE(8);
-    let total = head.length;
-    const maxBytes = input.limits.maxPackBytes;
-    const received = () => input.onReceived?.();
-    const counted = async function* (): AsyncGenerator<Buffer> {
-      yield head;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) {
-          received(); // the whole body is in: the client now waits for Grove
-          return;
-        }
-        total += next.value.length;
-        if (total > maxBytes) throw new UnpackError(`pack exceeds the maximum size of ${maxBytes} bytes`);
-        yield next.value;
-      }
-    };
-    if (objectCount === 0) {
-      // The empty pack git sends when every new tip already exists: nothing to index.
-      for await (const _ of counted()) void _;
-      if (total !== PACK_HEADER_BYTES + 20) throw new UnpackError('malformed empty pack');
-      return total;
-    }
-    input.progress(`grove: receiving ${objectCount} object${objectCount === 1 ? '' : 's'}\n`);
-    // A shallow client's pack stops at its shallow commits: tell index-pack (as receive-pack does),
-    // and let the connectivity check decide whether the push would add shallow roots.
-    const shallowArgs: string[] = [];
-    if (input.request.shallow.length > 0) {
-      const shallowFile = path.join(quarantine.dir, 'shallow');
-      await writeFile(shallowFile, `${input.request.shallow.join('\n')}\n`);
-      shallowArgs.push('--shallow-file', shallowFile);
-    }
-    const child = await this.#git.spawn(
-      [...shallowArgs, 'index-pack', '--stdin', '--fix-thin', '--strict', `--keep=grove push ${process.pid}`, `--max-input-size=${maxBytes}`],
-      { gitDir: input.gitDir, env: quarantine.env, signal: input.signal },
-    );
-    const stderr: Buffer[] = [];
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.stdout.resume();
-    const exited = exitCode(child);
-    try {
-      await pipeline(Readable.from(counted()), child.stdin);
-    } catch (error) {
-      child.kill('SIGKILL');
-      await exited;
-      if (error instanceof UnpackError) throw error;
-      if (input.signal.aborted) throw error;
-      // index-pack closed its stdin early: it found the pack bad; its stderr says why.
-    }
-    const code = await exited;
-    if (code !== 0) {
-      const message = Buffer.concat(stderr).toString('utf8').trim().split('\n').filter(Boolean);
-      const reason = message.find((line) => line.startsWith('fatal:') || line.startsWith('error:')) ?? message.pop() ?? 'index-pack failed';
-      throw new UnpackError(reason.replace(/^(fatal|error):\s*/, ''));
-    }
-    return total;
   }
 
   /**
@@ -264,14 +195,14 @@ export class PushPipeline {
     const updates = candidates.filter((c) => c.kind === 'update');
     // Independent questions, asked at once: their git processes run side by side.
     const [allGood, ancestries] = await Promise.all([
-      this.#connected(input.gitDir, revisions, env),
+      this.#connected(input.gitDir, revisions, env, input.evicted ?? null),
       Promise.all(updates.map((c) => this.#isAncestor(input.gitDir, c.oldOid, c.newOid, env))),
     ]);
     const types = allGood ? null : await this.#objectTypes(input.gitDir, tips, env);
     const connected = new Set<string>(allGood ? tips : []);
     // The rare path: which tips are there and connected (as themselves: `^{commit}` may be what failed).
     if (types !== null) {
-      for (const oid of tips) if (types.has(oid) && (await this.#connected(input.gitDir, [oid], env))) connected.add(oid);
+      for (const oid of tips) if (types.has(oid) && (await this.#connected(input.gitDir, [oid], env, input.evicted ?? null))) connected.add(oid);
     }
     const shallowClient = input.request.shallow.length > 0;
     for (const command of types === null ? [] : candidates) {
@@ -313,13 +244,19 @@ export class PushPipeline {
     return types;
   }
 
-  async #connected(gitDir: string, oids: readonly string[], env: Record<string, string> | undefined): Promise<boolean> {
-    const result = await this.#git.run(['rev-list', '--objects', '--stdin', '--not', '--all', '--quiet'], {
-      gitDir,
-      ...(env ? { env } : {}),
-      input: `${oids.join('\n')}\n`,
-    });
-    return result.code === 0;
+  /**
+   * Whether every object the tips reach is in the repository or the quarantine. Where big
+   * blobs were evicted, an object git lacks is acceptable only as a big blob the chunk store
+   * holds for this repository (`--missing=print` lists them), never another tenant's.
+   */
+  async #connected(gitDir: string, oids: readonly string[], env: Record<string, string> | undefined, evicted: EvictedBlobs | null): Promise<boolean> {
+    const options = { gitDir, ...(env ? { env } : {}), input: `${oids.join('\n')}\n` };
+    const result = await this.#git.run(['rev-list', '--objects', '--stdin', '--not', '--all', '--quiet'], options);
+    if (result.code === 0 || evicted === null) return result.code === 0;
+    const listed = await this.#git.run(['rev-list', '--objects', '--no-object-names', '--missing=print', '--stdin', '--not', '--all'], options);
+    if (listed.code !== 0) return false;
+    const missing = listed.stdout.toString('latin1').split('\n').filter((line) => line.startsWith('?')).map((line) => line.slice(1));
+    return missing.every((oid) => evicted.holds(oid));
   }
 }
 

@@ -7,7 +7,7 @@
  * byte: 5 MB of RSS); otherwise the usual `-M`.
  */
 import type { GitRunner } from './git-command.ts';
-import { isBigBlob } from './big-blob.ts';
+import { BIG_BLOB_BYTES, isBigBlob } from './big-blob.ts';
 import { batchCheck, EMPTY_TREE } from './read-objects.ts';
 
 /** Pure: the `-M` flag for the sizes of the blobs that could pair up as renames. */
@@ -22,7 +22,8 @@ export async function renameFlag(git: GitRunner, gitDir: string, from: string | 
   const candidates = addedOrDeletedBlobs(raw.toString('utf8'));
   if (candidates.length === 0) return '-M';
   const infos = await batchCheck(git, gitDir, candidates, signal);
-  return renameFlagFor(infos.map((info) => info?.size ?? 0));
+  // A blob git lacks is a big one evicted to the chunk store.
+  return renameFlagFor(infos.map((info) => info?.size ?? BIG_BLOB_BYTES));
 }
 
 /** The ids of blobs added or deleted in `diff-tree -z --raw` output (rename candidates). */

@@ -11,6 +11,14 @@ import { exitCode, type GitRunner } from './git-command.ts';
 
 export type ProtocolVersion = 0 | 1 | 2;
 
+/** How upload-pack is told to run a pack-objects hook (big blobs spliced from the chunk store). */
+export interface PackObjectsHook {
+  /** The shell command git runs in place of `git pack-objects` (its arguments appended). */
+  readonly command: string;
+  /** What the hook needs to know, through the environment. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
 export interface UploadPackOutput {
   /** Called once, before the first byte (so the caller can send headers late). */
   readonly start: (contentLength?: number) => Writable;
@@ -32,8 +40,10 @@ export class UploadPack {
   }
 
   /** Runs one stateless request; returns the bytes written and git's exit code. */
-  async serve(gitDir: string, version: ProtocolVersion, body: Buffer, output: UploadPackOutput, signal: AbortSignal): Promise<{ bytes: number; code: number }> {
-    const child = await this.#git.spawn(['upload-pack', '--stateless-rpc', gitDir], { env: protocolEnv(version), signal });
+  async serve(gitDir: string, version: ProtocolVersion, body: Buffer, output: UploadPackOutput, signal: AbortSignal, hook: PackObjectsHook | null = null): Promise<{ bytes: number; code: number }> {
+    // Given with -c, the hook is protected config (git ignores it in a repository's own config).
+    const hookArgs = hook === null ? [] : ['-c', `uploadpack.packObjectsHook=${hook.command}`];
+    const child = await this.#git.spawn([...hookArgs, 'upload-pack', '--stateless-rpc', gitDir], { env: { ...protocolEnv(version), ...hook?.env }, signal });
     const stderr: Buffer[] = [];
     child.stderr.on('data', (chunk: Buffer) => {
       if (stderr.length < 64) stderr.push(chunk);

@@ -1,0 +1,49 @@
+/**
+ * Stored once (docs/large-files.md): when the chunk store has durably taken big blobs of a
+ * repository, they are linked to every repository that borrows its objects (forks, forks of
+ * forks: they read the blobs through its object directory today, from the store once the
+ * blobs are gone), then evicted from its git by the maintenance queue. Embedded mode only:
+ * a cluster node's chunk store is its own, so there git stays complete.
+ */
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import { findBorrowers } from '../db/repos.ts';
+import type { Maintenance } from '../repo/maintenance.ts';
+import type { Bigstore } from './bigstore.ts';
+
+export class EvictionScheduler {
+  readonly #db: Db;
+  readonly #bigstore: Bigstore;
+  readonly #maintenance: Maintenance;
+  readonly #pending = new Set<Promise<void>>();
+
+  constructor(db: Db, bigstore: Bigstore, maintenance: Maintenance, logger: Pick<Logger, 'warn'>) {
+    this.#db = db;
+    this.#bigstore = bigstore;
+    this.#maintenance = maintenance;
+    bigstore.onHeld((repoId, gitDir, oids) => {
+      const scheduled = this.#schedule(repoId, gitDir, oids).catch((error: unknown) => logger.warn({ err: error, repoId }, 'big blobs could not be scheduled for eviction'));
+      this.#pending.add(scheduled);
+      void scheduled.finally(() => this.#pending.delete(scheduled));
+    });
+  }
+
+  async #schedule(repoId: string, gitDir: string, oids: readonly string[]): Promise<void> {
+    const borrowers: string[] = [];
+    for (let level = [repoId]; level.length > 0; ) {
+      level = (await Promise.all(level.map((id) => findBorrowers(this.#db, id)))).flat().map((row) => row.id);
+      borrowers.push(...level);
+    }
+    await this.#bigstore.linkTo(borrowers, oids);
+    this.#maintenance.scheduleEviction(gitDir, oids, (oid) => this.#bigstore.heldFor(repoId, oid) !== null);
+  }
+
+  /** Resolves once every ingest asked for so far has been stored and evicted (tests). */
+  async idle(): Promise<void> {
+    do {
+      await this.#bigstore.idle();
+      await Promise.all(this.#pending);
+      await this.#maintenance.idle();
+    } while (this.#pending.size > 0);
+  }
+}

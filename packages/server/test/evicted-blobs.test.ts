@@ -1,0 +1,209 @@
+/**
+ * Stored once (docs/large-files.md): a big blob leaves git once the chunk store holds it,
+ * and every git client and API read still gets it — spliced into packs, fetched lazily by
+ * partial clones, the base of a thin push — while no other repository can name it into its own.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import isogit from 'isomorphic-git';
+import isohttp from 'isomorphic-git/http/node';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { auth, commitFile, git, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
+import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
+import { noise, withEdits } from './helpers/big-files.ts';
+import { BIG_BLOB_BYTES } from '../src/repo/big-blob.ts';
+import { findRepo } from '../src/db/repos.ts';
+import { pktLine, FLUSH_PKT, DELIM_PKT } from '../src/git/pkt-line.ts';
+import { EVICTED_MARKER } from '../src/repo/evict-blobs.ts';
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+describe('big blobs evicted from git and served from the chunk store', () => {
+  let grove: TestServer;
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  let url: string;
+  let gitDir: string;
+  const version1 = noise(BIG_BLOB_BYTES + 1024 * 1024 + 7, 51);
+  let oid1: string;
+  let bigCommit: string;
+  let beforeBig: string;
+
+  /** Whether the repository's git can read the object (its own objects or what it borrows). */
+  const gitHas = async (dir: string, oid: string) => (await git(['cat-file', '-e', oid], { cwd: dir })).code === 0;
+  const settle = () => grove.server.evictions!.idle();
+
+  before(async () => {
+    grove = await startTestServer();
+    work = await tempDir();
+    await initWorkRepo(work.path);
+    beforeBig = await commitFile(work.path, 'README.md', 'models\n', 'readme');
+    bigCommit = await commitFile(work.path, 'weights/model.bin', version1, 'model v1');
+    await commitFile(work.path, 'README.md', 'models, version 1\n', 'readme again');
+    oid1 = await revParse(work.path, 'HEAD:weights/model.bin');
+    url = await grove.createRepo('ml', 'models');
+    await pushAll(grove, url, work.path);
+    await settle();
+    gitDir = grove.server.repos.gitDir((await findRepo(grove.server.db, 'ml', 'models'))!.id);
+  });
+
+  after(async () => {
+    await grove.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  it('removes a pushed big blob from the repository once the store holds it, and marks the repository', async () => {
+    assert.equal(grove.server.bigstore.has(oid1), true);
+    assert.equal(await gitHas(gitDir, oid1), false, 'git no longer has the blob');
+    await access(path.join(gitDir, EVICTED_MARKER));
+    const packs = (await readdir(path.join(gitDir, 'objects', 'pack'))).filter((n) => n.endsWith('.pack'));
+    let packBytes = 0;
+    for (const pack of packs) packBytes += fs.statSync(path.join(gitDir, 'objects', 'pack', pack)).size;
+    assert.ok(packBytes < 1024 * 1024, `${packBytes} bytes of packs are left`);
+    assert.ok(grove.server.repos.maintenance.stats.evictedBlobs >= 1);
+  });
+
+  it('clones it fully and with --depth 1: the big file arrives byte for byte and fsck --strict is clean', async () => {
+    for (const depth of [[], ['--depth', '1']]) {
+      const clone = path.join(work.path, `clone${depth.length}`);
+      await gitOk([...auth(grove.token), 'clone', '-q', ...depth, url, clone]);
+      assert.equal(sha256(await readFile(path.join(clone, 'weights/model.bin'))), sha256(version1));
+      await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+    }
+  });
+
+  it('accepts a push that changes only a small file, and an incremental fetch brings it', async () => {
+    const clone = path.join(work.path, 'clone0');
+    await commitFile(clone, 'README.md', 'models, still version 1\n', 'readme once more');
+    await gitOk([...auth(grove.token), 'push', '-q', 'origin', 'main'], { cwd: clone });
+    await gitOk([...auth(grove.token), 'fetch', '-q', 'origin'], { cwd: path.join(work.path, 'clone2') });
+    assert.equal(await revParse(path.join(work.path, 'clone2'), 'origin/main'), await revParse(clone, 'HEAD'));
+  });
+
+  it('gives isomorphic-git a pack it indexes and checks out', async () => {
+    const dir = path.join(work.path, 'iso');
+    await isogit.clone({ fs, http: isohttp, dir, url, singleBranch: true, onAuth: () => ({ username: 'x', password: grove.token }) });
+    assert.equal(sha256(await readFile(path.join(dir, 'weights/model.bin'))), sha256(version1));
+  });
+
+  it('lets a partial clone (--filter=blob:limit=1m) fetch the big file lazily when it checks it out', async () => {
+    const clone = path.join(work.path, 'partial');
+    await gitOk([...auth(grove.token), 'clone', '-q', '--no-checkout', '--filter=blob:limit=1m', url, clone]);
+    assert.equal(await gitHas(clone, oid1), false, 'the clone skipped the big blob');
+    await gitOk([...auth(grove.token), 'checkout', '-q', 'main'], { cwd: clone });
+    assert.equal(sha256(await readFile(path.join(clone, 'weights/model.bin'))), sha256(version1));
+  });
+
+  it('accepts a stock client\'s thin delta against the evicted version, and evicts both versions again', async () => {
+    const clone = path.join(work.path, 'clone0');
+    const version2 = withEdits(version1, 8);
+    await writeFile(path.join(clone, 'weights/model.bin'), version2);
+    await gitOk(['commit', '-q', '-am', 'model v2'], { cwd: clone });
+    const pushed = await git([...auth(grove.token), 'push', '--progress', 'origin', 'main'], { cwd: clone });
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stderr, /resolving deltas against 1 big file/, 'the client sent a delta against the evicted blob');
+    await settle();
+    const oid2 = await revParse(clone, 'HEAD:weights/model.bin');
+    assert.equal(await gitHas(gitDir, oid1), false);
+    assert.equal(await gitHas(gitDir, oid2), false);
+    const fresh = path.join(work.path, 'fresh');
+    await gitOk([...auth(grove.token), 'clone', '-q', url, fresh]);
+    assert.equal(sha256(await readFile(path.join(fresh, 'weights/model.bin'))), sha256(version2));
+    await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: fresh });
+  });
+
+  it('serves the evicted blob through the API: by path with a range, by id, and in commit and compare listings as binary with sizes', async () => {
+    const range = await read(grove, 'ml/models', `contents/weights/model.bin?ref=${bigCommit}`, { headers: { range: 'bytes=1000-1099' } });
+    assert.equal(range.status, 206);
+    assert.ok(range.body.equals(version1.subarray(1000, 1100)));
+    const whole = await read(grove, 'ml/models', `blobs/${oid1}`);
+    assert.equal(sha256(whole.body), sha256(version1));
+    const commit = await grove.sdk.contents.commit('ml', 'models', bigCommit);
+    const file = commit.files.find((f) => f.path === 'weights/model.bin');
+    assert.ok(file, JSON.stringify(commit));
+    assert.equal(file.binary, true);
+    assert.equal(file.newSize, version1.length);
+    const comparison = await grove.sdk.diffs.compare('ml', 'models', beforeBig, 'main');
+    const changed = comparison.files.find((f) => f.path === 'weights/model.bin');
+    assert.ok(changed, JSON.stringify(comparison));
+    assert.equal(changed.binary, true);
+    const patch = await grove.sdk.diffs.patch('ml', 'models', beforeBig, 'main');
+    assert.match(patch, /Binary files \/dev\/null and b\/weights\/model.bin differ|GIT binary patch/);
+  });
+
+  it('streams a tar.gz archive holding the evicted file, and refuses a zip with a clear error', async () => {
+    const zip = await rawGet(grove, `/api/v1/repos/ml/models/archive/${bigCommit}.zip`);
+    assertCatalogueError(zip, 422, 'unprocessable');
+    assert.match(zip.json.error.message, /ask for .*\.tar\.gz/);
+    const response = await read(grove, 'ml/models', `archive/${bigCommit}.tar.gz`);
+    assert.equal(response.status, 200);
+    const dir = path.join(work.path, 'archive');
+    fs.mkdirSync(dir);
+    await writeFile(path.join(dir, 'a.tar.gz'), response.body);
+    execFileSync('tar', ['-xzf', 'a.tar.gz'], { cwd: dir });
+    const root = (await readdir(dir)).find((n) => n !== 'a.tar.gz')!;
+    assert.equal(sha256(await readFile(path.join(dir, root, 'weights/model.bin'))), sha256(version1));
+    assert.equal(await readFile(path.join(dir, root, 'README.md'), 'utf8'), 'models\n');
+  });
+
+  it('maintains the repository without a bitmap (git refuses one for packs lacking objects)', async () => {
+    assert.equal(await grove.server.repos.maintenance.run(gitDir), true);
+    const names = await readdir(path.join(gitDir, 'objects', 'pack'));
+    assert.deepEqual(names.filter((n) => n.endsWith('.bitmap')), []);
+  });
+
+  describe('another repository that names the blob', () => {
+    let otherUrl: string;
+
+    before(async () => {
+      // A repository with big blobs of its own, evicted too: git there lacks objects legitimately.
+      otherUrl = await grove.createRepo('ml', 'other');
+      const own = path.join(work.path, 'own');
+      await initWorkRepo(own);
+      await commitFile(own, 'own.bin', noise(BIG_BLOB_BYTES, 52), 'its own big file');
+      await pushAll(grove, otherUrl, own);
+      await settle();
+      await access(path.join(grove.server.repos.gitDir((await findRepo(grove.server.db, 'ml', 'other'))!.id), EVICTED_MARKER));
+    });
+
+    it('cannot push a tree that names it without sending it', async () => {
+      const forged = path.join(work.path, 'forged');
+      await initWorkRepo(forged);
+      const tree = (await gitOk(['mktree', '--missing'], { cwd: forged, input: `100644 blob ${oid1}\tstolen.bin\n` })).trim();
+      const commit = (await gitOk(['commit-tree', tree, '-m', 'steal'], { cwd: forged })).trim();
+      // A pack of the commit and tree alone (a client cannot pack a blob it lacks).
+      const pack = await new Promise<Buffer>((resolve, reject) => {
+        const child = spawn('git', ['pack-objects', '--stdout', '-q'], { cwd: forged });
+        const parts: Buffer[] = [];
+        child.stdout.on('data', (c: Buffer) => parts.push(c));
+        child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(parts)) : reject(new Error(`pack-objects ${code}`))));
+        child.stdin.end(`${commit}\n${tree}\n`);
+      });
+      const body = Buffer.concat([pktLine(`${'0'.repeat(40)} ${commit} refs/heads/stolen\0report-status\n`), FLUSH_PKT, pack]);
+      const response = await fetch(`${otherUrl.replace(/\.git$/, '')}.git/git-receive-pack`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${grove.token}`, 'content-type': 'application/x-git-receive-pack-request' },
+        body,
+      });
+      const text = Buffer.from(await response.arrayBuffer()).toString('latin1');
+      assert.match(text, /ng refs\/heads\/stolen missing necessary objects/);
+      assert.equal(await gitHas(path.join(grove.server.repos.gitDir((await findRepo(grove.server.db, 'ml', 'other'))!.id)), oid1), false);
+    });
+
+    it('cannot fetch it by id', async () => {
+      const body = Buffer.concat([pktLine('command=fetch\n'), pktLine('object-format=sha1\n'), DELIM_PKT, pktLine(`want ${oid1}\n`), pktLine('done\n'), FLUSH_PKT]);
+      const response = await fetch(`${otherUrl.replace(/\.git$/, '')}.git/git-upload-pack`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${grove.token}`, 'content-type': 'application/x-git-upload-pack-request', 'git-protocol': 'version=2' },
+        body,
+      });
+      const text = Buffer.from(await response.arrayBuffer()).toString('latin1');
+      assert.match(text, /ERR .*not our ref/);
+      assert.doesNotMatch(text, /PACK/);
+    });
+  });
+});
