@@ -131,6 +131,8 @@ describe('big blobs evicted from git and served from the chunk store', () => {
     const changed = comparison.files.find((f) => f.path === 'weights/model.bin');
     assert.ok(changed, JSON.stringify(comparison));
     assert.equal(changed.binary, true);
+    const blame = await rawGet(grove, '/api/v1/repos/ml/models/blame/weights/model.bin');
+    assertCatalogueError(blame, 422, 'unprocessable');
     const patch = await grove.sdk.diffs.patch('ml', 'models', beforeBig, 'main');
     assert.match(patch, /Binary files \/dev\/null and b\/weights\/model.bin differ|GIT binary patch/);
   });
@@ -148,6 +150,18 @@ describe('big blobs evicted from git and served from the chunk store', () => {
     const root = (await readdir(dir)).find((n) => n !== 'a.tar.gz')!;
     assert.equal(sha256(await readFile(path.join(dir, root, 'weights/model.bin'))), sha256(version1));
     assert.equal(await readFile(path.join(dir, root, 'README.md'), 'utf8'), 'models\n');
+  });
+
+  it('commits through the API and merges (merge, squash, rebase) beside the evicted file', async () => {
+    for (const [branch, strategy] of [['notes-merge', 'merge'], ['notes-squash', 'squash'], ['notes-rebase', 'rebase']] as const) {
+      await grove.sdk.commits.create('ml', 'models', { branch, startFrom: 'main', message: `notes for ${strategy}`, files: [{ path: `${branch}.md`, content: 'notes\n' }] });
+      await grove.sdk.commits.create('ml', 'models', { branch: 'main', message: `main moves before ${strategy}`, files: [{ path: 'CHANGES.md', content: `${strategy}\n` }] });
+      const merged = await grove.sdk.merges.merge('ml', 'models', { base: 'main', head: branch, strategy });
+      assert.equal(merged.fastForward, false);
+    }
+    const model = await read(grove, 'ml/models', 'contents/weights/model.bin?ref=main', { headers: { range: 'bytes=0-9' } });
+    assert.equal(model.status, 206);
+    assert.equal(await gitHas(gitDir, oid1), false, 'nothing brought the blob back');
   });
 
   it('maintains the repository without a bitmap (git refuses one for packs lacking objects)', async () => {

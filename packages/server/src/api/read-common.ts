@@ -11,6 +11,8 @@ import { checkRefFormat } from '../git/ref-name.ts';
 import type { AppContext } from '../http/context.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import { resolveRevision, revisionOf, type ObjectInfo } from '../repo/read-objects.ts';
+import { mayLackBlobs } from '../repo/evict-blobs.ts';
+import { blobAtPath } from '../repo/path-reader.ts';
 import { requireAccess } from './principal.ts';
 
 export interface ReadTarget {
@@ -87,7 +89,18 @@ export async function resolveRead(ctx: AppContext, target: ReadTarget, ref: stri
   const { ref: name, revision } = await revisionFor(ctx, target, ref);
   const resolved = await resolveRevision(ctx.repos.git, target.gitDir, revision, paths, signal);
   if (resolved === null) throw refNotFound(ref, name);
-  return { ref: name, commit: resolved.commit, objects: resolved.objects };
+  // A path git names no object for may hold a big blob evicted to the chunk store.
+  const objects = await Promise.all(resolved.objects.map(async (object, i) => {
+    if (object !== null || paths[i] === '' || !(await mayLackBlobs(target.gitDir))) return object;
+    const oid = await blobAtPath(ctx.repos.git, target.gitDir, resolved.commit, paths[i]!, signal);
+    return oid === null ? null : ctx.bigstore.heldFor(target.repoId, oid);
+  }));
+  return { ref: name, commit: resolved.commit, objects };
+}
+
+/** The size of a big blob the chunk store holds for the repository (git may lack it: evicted). */
+export function storedSize(ctx: AppContext, target: ReadTarget): (oid: string) => number | undefined {
+  return (oid) => ctx.bigstore.heldFor(target.repoId, oid)?.size;
 }
 
 /**
@@ -95,11 +108,6 @@ export async function resolveRead(ctx: AppContext, target: ReadTarget, ref: stri
  * client that stops reading for the idle timeout is cut off (it would hold a git
  * process slot).
  */
-/** The size of a big blob the chunk store holds for the repository (git may lack it: evicted). */
-export function storedSize(ctx: AppContext, target: ReadTarget): (oid: string) => number | undefined {
-  return (oid) => ctx.bigstore.heldFor(target.repoId, oid)?.size;
-}
-
 export function clientSignal(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   request.raw.setTimeout(ctx.config.idleTimeoutMs, () => {

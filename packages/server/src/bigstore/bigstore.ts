@@ -133,9 +133,9 @@ export class Bigstore {
   }
 
   /**
-   * The pack-objects hook for fetches from a repository with big blobs in the store: it adds
-   * those git lacks (evicted, or asked for by id in `extraBlobs`) to the pack. Null for a
-   * repository without any, whose fetches need no hook.
+   * The pack-objects hook for fetches from a repository whose git lacks big blobs the store
+   * holds for it (evicted, or asked for by id in `extraBlobs`): it adds them to the pack.
+   * Null for a repository the store holds nothing for.
    */
   packObjectsHook(repoId: string, extraBlobs: readonly string[] = []): PackObjectsHook | null {
     if (this.#closed || (extraBlobs.length === 0 && !this.repositoryHasBigBlobs(repoId))) return null;

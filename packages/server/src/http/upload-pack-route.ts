@@ -12,6 +12,7 @@ import { encodeV2Request, parseV2Request, V2RequestError, type V2Request } from 
 import { blobOnlyFetchResponse, evictedAmong, wantedOids, wantsAnything, withoutWants } from '../bigstore/lazy-fetch.ts';
 import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { packedBytes } from '../repo/packed-bytes.ts';
+import { mayLackBlobs } from '../repo/evict-blobs.ts';
 import { GroveError } from '../errors.ts';
 import { LimiterTimeoutError } from '../repo/limiter.ts';
 import type { AppContext } from './context.ts';
@@ -65,7 +66,7 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     }
     // A partial clone's lazy fetch of evicted big blobs: those wants are served from the chunk store.
     let evictedWants: string[] = [];
-    if (v2Command?.command === 'fetch' && ctx.bigstore.repositoryHasBigBlobs(resolved.repoId)) {
+    if (v2Command?.command === 'fetch' && ctx.bigstore.repositoryHasBigBlobs(resolved.repoId) && (await mayLackBlobs(resolved.gitDir))) {
       evictedWants = await evictedAmong(ctx.repos.git, resolved.gitDir, wantedOids(v2Command), (oid) => ctx.bigstore.heldFor(resolved.repoId, oid) !== null);
       if (evictedWants.length > 0) {
         v2Command = withoutWants(v2Command, new Set(evictedWants));
@@ -85,8 +86,8 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
         await sendBlobOnlyPack(ctx, reply, resolved.repoId, v2Command!, evictedWants, responding, signal);
         return reply;
       }
-      // Big blobs in the chunk store: upload-pack's pack-objects hook adds those git lacks.
-      const hook = ctx.bigstore.packObjectsHook(resolved.repoId, evictedWants);
+      // Big blobs evicted to the chunk store: upload-pack's pack-objects hook adds those git lacks.
+      const hook = evictedWants.length > 0 || (await mayLackBlobs(resolved.gitDir)) ? ctx.bigstore.packObjectsHook(resolved.repoId, evictedWants) : null;
       // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
       // Low on disk: no new cache entry (the reserve is for pushes); the cache has been shrunk.
       // Big repositories (large files, spliced or not): no entry the cache could not keep.

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ZERO_OID } from '../git/oid.ts';
 import type { GitRunner } from './git-command.ts';
 import type { Quarantine } from './quarantine.ts';
+import { mayLackBlobs } from './evict-blobs.ts';
 
 export type FileMode = '100644' | '100755' | '120000';
 
@@ -142,7 +143,9 @@ export class CommitBuilder {
         if (unnamed.length > 0) return { ok: false, reason: `the changes conflict with existing paths (a file and a directory at once): ${unnamed.slice(0, 5).join(', ')}` };
       }
     }
-    const written = await this.#git.run(['write-tree'], { gitDir, env });
+    // Big blobs evicted to the chunk store are absent from git: write-tree must not insist on
+    // them. Every id in the index came from the start tree or hash-object, none from the request.
+    const written = await this.#git.run((await mayLackBlobs(gitDir)) ? ['write-tree', '--missing-ok'] : ['write-tree'], { gitDir, env });
     if (written.code !== 0) return { ok: false, reason: `cannot write the tree: ${lastLine(written.stderr)}` };
     const tree = written.stdout.toString().trim();
     if (!spec.allowEmpty && tree === baseTree && spec.parents.length <= 1) {

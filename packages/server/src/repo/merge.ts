@@ -6,7 +6,7 @@
  *   -z output: <tree> NUL ( <mode> SP <oid> SP <stage> TAB <path> NUL )*
  *   exit 0 = clean, 1 = conflicts, anything else = error
  */
-import { isBigBlob } from './big-blob.ts';
+import { BIG_BLOB_BYTES, isBigBlob } from './big-blob.ts';
 import type { GitRunner } from './git-command.ts';
 import { batchCheck } from './read-objects.ts';
 
@@ -104,7 +104,8 @@ async function bigFilesChangedOnBothSides(git: GitRunner, gitDir: string, env: R
   }
   if (both.length === 0) return [];
   const oids = [...new Set(both.flatMap((c) => [c.ours.oldOid, c.ours.newOid, c.theirs.newOid]).filter((oid) => oid !== ZERO_OID))];
-  const sizes = new Map((await batchCheck(git, gitDir, oids)).map((info, i) => [oids[i]!, info?.size ?? 0]));
+  // A blob git lacks is a big one evicted to the chunk store.
+  const sizes = new Map((await batchCheck(git, gitDir, oids)).map((info, i) => [oids[i]!, info?.size ?? BIG_BLOB_BYTES]));
   const isBig = (oid: string) => oid !== ZERO_OID && isBigBlob(sizes.get(oid) ?? 0);
   return both
     .filter((c) => isBig(c.ours.oldOid) || isBig(c.ours.newOid) || isBig(c.theirs.newOid))

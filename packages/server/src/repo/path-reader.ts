@@ -66,7 +66,7 @@ export async function readPath(git: GitRunner, gitDir: string, revision: string,
 }
 
 /** The oid of the blob at `path` in the commit's tree, from the trees alone (null when there is none). */
-async function blobAtPath(git: GitRunner, gitDir: string, commit: string, path: string, signal: AbortSignal | undefined): Promise<string | null> {
+export async function blobAtPath(git: GitRunner, gitDir: string, commit: string, path: string, signal: AbortSignal | undefined): Promise<string | null> {
   const out = (await git.check(['ls-tree', '-z', '--full-tree', commit, '--', path], { gitDir, ...(signal ? { signal } : {}) })).toString('utf8');
   const match = /^\d+ blob ([0-9a-f]{40})\t(.*)$/s.exec(out.split('\0')[0] ?? '');
   return match !== null && match[2] === path ? match[1]! : null;
