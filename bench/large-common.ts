@@ -47,6 +47,17 @@ export async function chunkListing(grove: { url: string; authHeaders: Readonly<R
   }
 }
 
+/** Waits until the server has evicted `count` big blobs from git since it started (its /metrics). */
+export async function evicted(grove: { url: string }, count: number): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    const text = await (await fetch(`${grove.url}/metrics`)).text();
+    const done = Number(/^grove_bigstore_evicted\{unit="blobs"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    if (done >= count) return;
+    if (performance.now() - started > 600_000) throw new Error(`${done} of ${count} big blobs evicted after 10 minutes`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 /** Creates org `bench` and its repository `large` (on main) through the API. */
 export async function createBenchRepo(grove: GroveServer): Promise<void> {

@@ -4,10 +4,12 @@
  * Grove and to the reference peer; then 1% of it is rewritten in 16 regions and pushed
  * again. A stock git client sends that second version as a delta against the first (its
  * own core.bigFileThreshold is 512 MiB), so the server has to rebuild the whole blob from
- * a small pack. Measured on each side: the second push's wall time and the server tree's
- * peak RSS (git children included); on Grove also the chunk store's ingest of the new
- * version (it reads the rebuilt blob once through `git cat-file`) and the peak RSS of a
- * 1 MiB Range read of it afterwards (from the chunk store, not git).
+ * a small pack. On Grove the first version has been evicted from git by then: the push
+ * writes it back into the quarantine from the chunk store and indexes the pack again.
+ * Measured on each side: the second push's wall time and the server tree's peak RSS (git
+ * children included); on Grove also the chunk store's ingest of the new version (it reads
+ * the rebuilt blob once through `git cat-file`) and the peak RSS of a 1 MiB Range read of
+ * it afterwards (from the chunk store, not git).
  *
  * Run on a quiet machine, never beside the test suite. Prints the figures; writes nothing.
  */
@@ -17,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { chunkListing, createBenchRepo, measure, rewriteOnePercent } from './large-common.ts';
+import { chunkListing, createBenchRepo, evicted, measure, rewriteOnePercent } from './large-common.ts';
 import { ensurePeer, startGrove, startPeer } from './servers.ts';
 import { cleanup, fmtBytes, gitOk, RssSampler, setGitHome } from './util.ts';
 
@@ -54,6 +56,7 @@ try {
   for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
   const v1 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
   await chunkListing(grove, v1);
+  await evicted(grove, 1);
 
   await rewriteOnePercent(file, size);
   await gitOk([...client, 'commit', '-q', '-am', 'v2'], { cwd: work, timeoutMs: 1_200_000 });

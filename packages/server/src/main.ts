@@ -159,7 +159,9 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   metrics.watchFairShare(fairShare);
   metrics.watchBigstore(bigstore.stats, () => bigstore.totals());
   // Stored once: a big blob the store holds leaves git (embedded mode; a cluster node's store is its own).
-  const evictions = config.evictBigBlobs && objectStore === null ? new EvictionScheduler(db, bigstore, repos.maintenance, logger) : null;
+  const evictions = config.evictBigBlobs && objectStore === null ? new EvictionScheduler(db, bigstore, repos.maintenance, repos.git, (id) => repos.gitDir(id), logger) : null;
+  // Blobs stored before a stop but not yet evicted leave git now.
+  void evictions?.resume().catch((error: unknown) => logger.warn({ err: error }, 'resuming big blob eviction failed'));
   const ctx: AppContext = {
     events,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),

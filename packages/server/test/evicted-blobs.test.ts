@@ -8,11 +8,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import isogit from 'isomorphic-git';
 import isohttp from 'isomorphic-git/http/node';
+import { Grove } from '@grove/sdk';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { daemonEnv, startDaemon, stopDaemon } from './helpers/daemon.ts';
 import { auth, commitFile, git, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
 import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers/read-api.ts';
 import { noise, withEdits } from './helpers/big-files.ts';
@@ -221,3 +223,66 @@ describe('big blobs evicted from git and served from the chunk store', () => {
     });
   });
 });
+
+describe('eviction in a grove serve process', () => {
+  const token = 'grove_test_admin_token_for_eviction_012';
+
+  it('leaves every big blob readable when killed with SIGKILL during ingest or eviction, and evicts it after the restart', async () => {
+    await using work = await tempDir();
+    const dataDir = path.join(work.path, 'data');
+    const env = daemonEnv({ GROVE_ADMIN_TOKEN: token });
+    let daemon = await startDaemon({ dataDir, env, waitFor: 'grove is listening' });
+    try {
+      const sdk = () => new Grove({ baseUrl: daemon.url, token }); // a restart listens on a new port
+      await sdk().orgs.create({ name: 'served' });
+      const files = [noise(BIG_BLOB_BYTES, 71), noise(BIG_BLOB_BYTES + 1, 72), noise(BIG_BLOB_BYTES + 2, 73)];
+      // Killed at three moments after the push is acknowledged: ingest running, storing, evicting.
+      for (const [i, delayMs] of [0, 250, 600].entries()) {
+        await sdk().repos.create('served', { name: `data${i}` });
+        const repo = path.join(work.path, `repo${i}`);
+        await initWorkRepo(repo);
+        await commitFile(repo, 'big.bin', files[i]!, 'big');
+        await gitOk([...auth(token), 'push', '-q', `${daemon.url}/served/data${i}.git`, 'main'], { cwd: repo });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        daemon.child.kill('SIGKILL');
+        await daemon.exited;
+        daemon = await startDaemon({ dataDir, env, waitFor: 'grove is listening' });
+        for (let j = 0; j <= i; j++) {
+          const clone = path.join(work.path, `clone${i}-${j}`);
+          await gitOk([...auth(token), 'clone', '-q', `${daemon.url}/served/data${j}.git`, clone]);
+          assert.equal(sha256(await readFile(path.join(clone, 'big.bin'))), sha256(files[j]!), `repository ${j} after kill ${i}`);
+        }
+      }
+      // Whatever each kill interrupted, the restarted server finishes: no big blob is left in git.
+      const after = sdk();
+      for (let i = 0; i < files.length; i++) {
+        const oid = createHash('sha1').update(`blob ${files[i]!.length}\0`).update(files[i]!).digest('hex');
+        for (let attempt = 0; ; attempt++) {
+          const held = await after.blobs.chunks('served', `data${i}`, oid).then(() => true, () => false);
+          if (held) break;
+          if (attempt > 100) throw new Error(`blob of data${i} never stored:\n${daemon.output()}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      for (let attempt = 0; ; attempt++) {
+        const left = await bigBlobsInGit(path.join(dataDir, 'repos'));
+        if (left === 0) break;
+        if (attempt > 300) throw new Error(`${left} big blob file(s) still in git:\n${daemon.output()}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await stopDaemon(daemon);
+    }
+  });
+});
+
+/** Files of 50 MiB or more under the repositories' object directories (packs or loose objects holding a big blob). */
+async function bigBlobsInGit(reposDir: string): Promise<number> {
+  let count = 0;
+  for (const name of await readdir(reposDir, { recursive: true })) {
+    if (!name.includes(`${path.sep}objects${path.sep}`)) continue;
+    const size = await stat(path.join(reposDir, name)).then((s) => (s.isFile() ? s.size : 0), () => 0);
+    if (size >= BIG_BLOB_BYTES) count++;
+  }
+  return count;
+}

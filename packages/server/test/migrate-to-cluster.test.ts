@@ -15,6 +15,8 @@ import { TestCluster } from './helpers/cluster.ts';
 import { grove } from './helpers/cli.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from './helpers/server.ts';
 import { auth, commitFile, gitOk, initWorkRepo, tempDir } from './helpers/git.ts';
+import { noise } from './helpers/big-files.ts';
+import { BIG_BLOB_BYTES } from '../src/repo/big-blob.ts';
 
 const skip = onPostgres
   ? 'runs once, in the SQLite pass: it migrates an embedded (SQLite) installation'
@@ -25,6 +27,7 @@ describe('grove admin migrate-to-cluster', { skip }, () => {
   let cluster: TestCluster;
   let work: Awaited<ReturnType<typeof tempDir>>;
   let readKey: string;
+  const bigFile = noise(BIG_BLOB_BYTES + 4096, 61);
   const refsOf = async (url: string, token: string) => (await gitOk([...auth(token), 'ls-remote', url])).trim().split('\n').sort();
 
   before(async () => {
@@ -41,6 +44,14 @@ describe('grove admin migrate-to-cluster', { skip }, () => {
     await gitOk(['tag', '-a', 'v1', '-m', 'release one'], { cwd: repo });
     await gitOk([...auth(TEST_ADMIN_TOKEN), 'push', '-q', `${embedded.url}/acme/app.git`, 'HEAD:main', 'HEAD~2:refs/heads/topic', 'v1'], { cwd: repo });
     await sdk.repos.fork('acme', 'app-fork', 'acme/app');
+    // A big file evicted from git to the chunk store: the cluster (git complete) must get it back.
+    await sdk.repos.create('acme', { name: 'models' });
+    const models = path.join(work.path, 'models');
+    await initWorkRepo(models);
+    await commitFile(models, 'model.bin', bigFile, 'model');
+    await gitOk([...auth(TEST_ADMIN_TOKEN), 'push', '-q', `${embedded.url}/acme/models.git`, 'HEAD:main'], { cwd: models });
+    await embedded.server.evictions!.idle();
+    assert.equal(embedded.server.repos.maintenance.stats.evictedBlobs, 1);
     readKey = (await sdk.apiKeys.create({ scope: 'read', resources: [{ org: 'acme', repo: 'app' }], name: 'reader' })).token;
     await sdk.webhooks.create('acme', { url: 'https://hooks.example.com/grove', events: ['push'], secret: 'webhook-secret-value' });
   });
@@ -72,8 +83,8 @@ describe('grove admin migrate-to-cluster', { skip }, () => {
     const run = await migrate();
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout) as { repositories: number; refs: number; packs: number; rows: Record<string, number> };
-    assert.equal(report.repositories, 3);
-    assert.equal(report.packs, 2); // the empty repository has none
+    assert.equal(report.repositories, 4);
+    assert.equal(report.packs, 3); // the empty repository has none
     assert.equal(report.rows.events, embeddedEvents);
     assert.match(run.stderr, /GROVE_SECRET_KEY/);
 
@@ -87,6 +98,9 @@ describe('grove admin migrate-to-cluster', { skip }, () => {
       await gitOk([...auth(TEST_ADMIN_TOKEN), 'clone', '-q', '--mirror', url(repo), clone]);
       await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
     }
+    const modelsClone = path.join(work.path, 'models-migrated');
+    await gitOk([...auth(TEST_ADMIN_TOKEN), 'clone', '-q', url('models'), modelsClone]);
+    assert.ok((await readFile(path.join(modelsClone, 'model.bin'))).equals(bigFile), 'the evicted big file came back from the chunk store');
     // The read key minted on the embedded server reads through the cluster node, and may not push.
     assert.deepEqual(await refsOf(url('app'), readKey), before.app);
     const reader = new Grove({ baseUrl: node.server.url, token: readKey });

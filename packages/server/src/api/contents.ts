@@ -131,6 +131,7 @@ export async function contentRoutes(app: FastifyInstance, ctx: AppContext): Prom
     schema: {
       tags: ['contents'],
       summary: 'Download the files of a ref as an archive: archive/{ref}.tar.gz or archive/{ref}.zip (streamed)',
+      description: 'Big files evicted from git to the chunk store are appended to a .tar.gz from the store; a .zip of a tree holding such files answers 422 (ask for .tar.gz).',
       params: { type: 'object', required: ['org', 'repo', '*'], properties: { ...repoParams, '*': { type: 'string', description: '{ref}.tar.gz or {ref}.zip' } } },
       response: {
         200: { description: 'The archive; every path is under {repo}-{ref}/', content: { 'application/gzip': binary, 'application/zip': binary } },

@@ -149,6 +149,11 @@ export class BigstoreIndex {
     return this.#statement('INSERT OR IGNORE INTO repo_bigblob (repo_id, oid) SELECT ?, oid FROM repo_bigblob WHERE repo_id = ?').run(toRepoId, fromRepoId).changes;
   }
 
+  /** The repositories linked to any big blob. */
+  linkedRepositories(): string[] {
+    return (this.#statement('SELECT DISTINCT repo_id FROM repo_bigblob').all() as Array<{ repo_id: string }>).map((row) => row.repo_id);
+  }
+
   /** The big blobs linked to a repository. */
   linkedBlobs(repoId: string): string[] {
     return (this.#statement('SELECT oid FROM repo_bigblob WHERE repo_id = ?').all(repoId) as Array<{ oid: string }>).map((row) => row.oid);

@@ -145,6 +145,15 @@ export class Bigstore {
     };
   }
 
+  /** The repositories the store holds big blobs for, and which. */
+  linkedRepositories(): string[] {
+    return this.#closed ? [] : this.#reader.linkedRepositories();
+  }
+
+  linkedBlobs(repoId: string): string[] {
+    return this.#closed ? [] : this.#reader.linkedBlobs(repoId);
+  }
+
   /** Whether the repository is known to hold big blobs (so its pushes are worth scanning). */
   repositoryHasBigBlobs(repoId: string): boolean {
     return this.#reader.repositoryHasBigBlobs(repoId);

@@ -5,11 +5,14 @@
  * blobs are gone), then evicted from its git by the maintenance queue. Embedded mode only:
  * a cluster node's chunk store is its own, so there git stays complete.
  */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import { findBorrowers } from '../db/repos.ts';
 import type { Maintenance } from '../repo/maintenance.ts';
 import type { Bigstore } from './bigstore.ts';
+import type { GitRunner } from '../repo/git-command.ts';
 
 export class EvictionScheduler {
   readonly #db: Db;
@@ -17,10 +20,15 @@ export class EvictionScheduler {
   readonly #maintenance: Maintenance;
   readonly #pending = new Set<Promise<void>>();
 
-  constructor(db: Db, bigstore: Bigstore, maintenance: Maintenance, logger: Pick<Logger, 'warn'>) {
+  readonly #git: GitRunner;
+  readonly #gitDirOf: (repoId: string) => string;
+
+  constructor(db: Db, bigstore: Bigstore, maintenance: Maintenance, git: GitRunner, gitDirOf: (repoId: string) => string, logger: Pick<Logger, 'warn'>) {
     this.#db = db;
     this.#bigstore = bigstore;
     this.#maintenance = maintenance;
+    this.#git = git;
+    this.#gitDirOf = gitDirOf;
     bigstore.onHeld((repoId, gitDir, oids) => {
       const scheduled = this.#schedule(repoId, gitDir, oids).catch((error: unknown) => logger.warn({ err: error, repoId }, 'big blobs could not be scheduled for eviction'));
       this.#pending.add(scheduled);
@@ -36,6 +44,27 @@ export class EvictionScheduler {
     }
     await this.#bigstore.linkTo(borrowers, oids);
     this.#maintenance.scheduleEviction(gitDir, oids, (oid) => this.#bigstore.heldFor(repoId, oid) !== null);
+  }
+
+  /**
+   * After a restart: blobs the store holds that git still has (the server stopped between an
+   * ingest and its eviction) are evicted now, one repository at a time, in the background.
+   */
+  async resume(): Promise<number> {
+    let scheduled = 0;
+    for (const repoId of this.#bigstore.linkedRepositories()) {
+      const gitDir = this.#gitDirOf(repoId);
+      // A fork reaches its source's blobs through alternates: asking git would name those too.
+      if (await access(path.join(gitDir, 'objects', 'info', 'alternates')).then(() => true, () => false)) continue;
+      const oids = this.#bigstore.linkedBlobs(repoId);
+      const result = await this.#git.run(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { gitDir, input: `${oids.join('\n')}\n` });
+      if (result.code !== 0) continue; // a repository deleted meanwhile
+      const present = result.stdout.toString('utf8').split('\n').filter((line) => line.endsWith(' blob')).map((line) => line.split(' ')[0]!);
+      if (present.length === 0) continue;
+      this.#bigstore.heldAgain(repoId, gitDir, present);
+      scheduled += present.length;
+    }
+    return scheduled;
   }
 
   /** Resolves once every ingest asked for so far has been stored and evicted (tests). */

@@ -82,6 +82,14 @@ export class BigstoreReader {
     return this.#openIndex()?.isLinked(repoId, oid) ?? false;
   }
 
+  linkedRepositories(): string[] {
+    return this.#openIndex()?.linkedRepositories() ?? [];
+  }
+
+  linkedBlobs(repoId: string): string[] {
+    return this.#openIndex()?.linkedBlobs(repoId) ?? [];
+  }
+
   repositoryHasBigBlobs(repoId: string): boolean {
     return this.#openIndex()?.repositoryHasBigBlobs(repoId) ?? false;
   }

@@ -8,7 +8,9 @@
  *   2. Refuse unless the PostgreSQL database holds no orgs, repositories or events.
  *   3. For every repository with refs: one pack of everything its refs reach (a fork's
  *      borrowed objects included, as a cluster fork publishes them), uploaded `.pack` then
- *      `.idx` under its checksum — the same layout the ref path publishes.
+ *      `.idx` under its checksum — the same layout the ref path publishes. Big blobs evicted
+ *      to the chunk store (a cluster keeps git complete) are written back from it first, as
+ *      one-object packs in a temporary alternate; a blob neither has refuses the migration.
  *   4. One PostgreSQL transaction: every metadata row, the refs, the packs, each repository's
  *      ref version; the id sequences moved past the copied rows. Nothing is visible to a
  *      cluster node before it commits, and a failed run can simply be run again (the uploads
@@ -27,6 +29,10 @@ import { gitHomeDir, repoDir } from '../repo/layout.ts';
 import { ForkingSpawner } from '../repo/spawner.ts';
 import { openObjectStore, type ObjectStoreConfig } from '../storage/open-object-store.ts';
 import { packKey } from './pack-keys.ts';
+import { mayLackBlobs } from '../repo/evict-blobs.ts';
+import { BigstoreReader } from '../bigstore/reader.ts';
+import { writeBlobPack } from '../bigstore/blob-pack.ts';
+import { manifestSize } from '../bigstore/manifest.ts';
 
 /** The metadata tables in foreign-key order; the cluster's own tables (refs, packs, leases) are written from the repositories. */
 const TABLES = [
@@ -134,7 +140,8 @@ async function publishRepository(git: GitRunner, store: Awaited<ReturnType<typeo
   if (refs.length === 0) return { id: repoId, refs, pack: null };
   const dir = await mkdtemp(path.join(gitDir, 'objects', 'tmp_grove_migrate-'));
   try {
-    const name = (await git.check(['pack-objects', '--all', '--revs', '--delta-base-offset', '-q', path.join(dir, 'pack')], { gitDir, input: '' })).toString('utf8').trim();
+    const env = (await mayLackBlobs(gitDir)) ? await materializeEvicted(git, gitDir, path.join(dataDir, 'bigstore'), path.join(dir, 'evicted')) : {};
+    const name = (await git.check(['pack-objects', '--all', '--revs', '--delta-base-offset', '-q', path.join(dir, 'pack')], { gitDir, env, input: '' })).toString('utf8').trim();
     const bytes = (await stat(path.join(dir, `pack-${name}.pack`))).size;
     await store.put(packKey(repoId, name, 'pack'), path.join(dir, `pack-${name}.pack`));
     await store.put(packKey(repoId, name, 'idx'), path.join(dir, `pack-${name}.idx`));
@@ -142,6 +149,29 @@ async function publishRepository(git: GitRunner, store: Awaited<ReturnType<typeo
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Writes the big blobs the repository's refs reach and git lacks (evicted) from the chunk
+ * store into `objectsDir` (one-object packs); returns the environment that lets git read them.
+ */
+async function materializeEvicted(git: GitRunner, gitDir: string, bigstoreDir: string, objectsDir: string): Promise<Record<string, string>> {
+  const listed = (await git.check(['rev-list', '--objects', '--no-object-names', '--missing=print', '--all'], { gitDir })).toString('latin1');
+  const missing = listed.split('\n').filter((line) => line.startsWith('?')).map((line) => line.slice(1));
+  if (missing.length === 0) return {};
+  const reader = new BigstoreReader(path.join(bigstoreDir, 'bigstore.db'), path.join(bigstoreDir, 'segments'));
+  try {
+    const packDir = path.join(objectsDir, 'pack');
+    await mkdir(packDir, { recursive: true });
+    for (const oid of missing) {
+      const manifest = reader.manifest(oid);
+      if (manifest === null) throw new MigrationRefusedError(`${gitDir} lacks object ${oid} and the chunk store does not hold it`);
+      await writeBlobPack(git, gitDir, {}, manifestSize(manifest), reader.rawFrames(oid), packDir);
+    }
+  } finally {
+    await reader.close();
+  }
+  return { GIT_ALTERNATE_OBJECT_DIRECTORIES: objectsDir };
 }
 
 async function copyTable(source: Db, trx: Transaction<Database>, table: (typeof TABLES)[number]): Promise<number> {

@@ -153,6 +153,16 @@ export class Metrics {
         this.set({ result: 'skipped_low_disk' }, maintenance.skippedLowDisk);
       },
     });
+    new Gauge({
+      name: 'grove_bigstore_evicted',
+      help: 'Big blobs evicted from git since start (the chunk store holds them), and the bytes that freed',
+      labelNames: ['unit'],
+      registers,
+      collect() {
+        this.set({ unit: 'blobs' }, maintenance.evictedBlobs);
+        this.set({ unit: 'bytes' }, maintenance.evictedBytes);
+      },
+    });
     if (packCache !== null) {
       const stats = packCache.stats;
       new Gauge({
