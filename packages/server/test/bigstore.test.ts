@@ -76,7 +76,7 @@ describe('the chunk store of big blobs', () => {
   });
 
   it('links a blob it already holds to another repository without storing it again', async () => {
-    assert.deepEqual(await store.ingest('repo-b', gitDir, oid1), { kind: 'linked' });
+    assert.deepEqual(await store.ingest('repo-b', gitDir, oid1), { kind: 'linked', oid: oid1 });
   });
 
   it('does not link a blob it holds to a repository whose git does not hold it', async () => {
