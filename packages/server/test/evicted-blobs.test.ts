@@ -166,6 +166,15 @@ describe('big blobs evicted from git and served from the chunk store', () => {
     assert.equal(await gitHas(gitDir, oid1), false, 'nothing brought the blob back');
   });
 
+  it('lets a fork, which borrows the objects, clone the big file and read it through the API', async () => {
+    await grove.sdk.repos.fork('ml', 'models-fork', 'ml/models');
+    const clone = path.join(work.path, 'fork-clone');
+    await gitOk([...auth(grove.token), 'clone', '-q', url.replace(/models\.git$/, 'models-fork.git'), clone]);
+    await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+    const byPath = await read(grove, 'ml/models-fork', `contents/weights/model.bin?ref=${bigCommit}`, { headers: { range: 'bytes=0-99' } });
+    assert.ok(byPath.body.equals(version1.subarray(0, 100)));
+  });
+
   it('maintains the repository without a bitmap (git refuses one for packs lacking objects)', async () => {
     assert.equal(await grove.server.repos.maintenance.run(gitDir), true);
     const names = await readdir(path.join(gitDir, 'objects', 'pack'));
