@@ -1,12 +1,13 @@
 /**
  * The chunk store for big blobs (docs/large-files.md): what the server sees of it. Writes
- * (ingest, forgetting a deleted repository, collection) go to the ingest worker, one at a
- * time, off the event loop; reads (manifests, byte ranges, chunk listings) are served here.
+ * (ingest, links, forgetting a deleted repository, collection) go to the ingest worker, one
+ * at a time, off the event loop; reads (manifests, byte ranges, chunk listings, raw frames
+ * for spliced packs) are served here.
  *
- * Git stays complete (phase 1 of the design): the store is an index of bytes git also
- * holds, built after a push or on the first read of a big blob, so Range reads cost
- * O(chunk) instead of a scan from byte 0. Losing it loses nothing; it is rebuilt on demand.
- * Each node of a cluster keeps its own.
+ * A blob is taken in after a push, an upload or its first read; once it is held (onHeld),
+ * git may let it go (eviction-scheduler.ts), and from then on the store holds its only copy:
+ * fetches get it spliced into their packs (splice.ts), reads and thin pushes from here. Each
+ * node of a cluster keeps its own store, and a cluster evicts nothing.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -11,7 +11,6 @@
  * and returns the report. A failed step leaves the repository as it was.
  */
 import { performance } from 'node:perf_hooks';
-import path from 'node:path';
 import { isZeroOid } from '../git/oid.ts';
 import { checkWritableRefName } from '../git/ref-name.ts';
 import type { RefCommand, ReceivePackRequest } from '../git/receive-pack-request.ts';
@@ -19,12 +18,12 @@ import type { RefResult } from '../git/report-status.ts';
 import type { GitRunner } from './git-command.ts';
 import { Quarantine, removeKeepFiles } from './quarantine.ts';
 import { receivePack, UnpackError, type EvictedBlobs } from './pack-intake.ts';
-
-export type { EvictedBlobs } from './pack-intake.ts';
 import type { RefSnapshot } from './ref-snapshot.ts';
 import type { NewEvent } from '../events/types.ts';
 import type { RefStore } from './ref-store.ts';
 import type { RefUpdate, TransactionResult } from './ref-transaction.ts';
+
+export type { EvictedBlobs } from './pack-intake.ts';
 
 /**
  * Where a push's time goes, in order: reading the command list (the route), the pack into

@@ -5,7 +5,6 @@
  * then gzip. zip is not offered for such trees: its central directory at the end would have to
  * be rewritten as well.
  */
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { GitRunner } from './git-command.ts';
@@ -58,6 +57,5 @@ export async function streamSplicedTarGz(git: GitRunner, gitDir: string, commit:
   tar.on('error', (error) => gzip.destroy(error));
   gzip.on('close', () => tar.destroy());
   tar.pipe(gzip);
-  void once(gzip, 'close').catch(() => undefined);
   return gzip;
 }
