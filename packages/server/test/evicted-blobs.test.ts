@@ -166,6 +166,20 @@ describe('big blobs evicted from git and served from the chunk store', () => {
     assert.equal(await gitHas(gitDir, oid1), false, 'nothing brought the blob back');
   });
 
+  it('stores a big file uploaded through the API straight in the chunk store: git never holds it, clones get it', async () => {
+    const upload = noise(BIG_BLOB_BYTES + 99, 53);
+    const oid = createHash('sha1').update(`blob ${upload.length}\0`).update(upload).digest('hex');
+    const ingested = grove.server.bigstore.stats.ingested;
+    const result = await grove.sdk.commits.uploadFile('ml', 'models', 'weights/uploaded.bin', upload, { branch: 'main', message: 'upload a big file' });
+    assert.equal(grove.server.bigstore.stats.ingested, ingested + 1, 'stored before the answer');
+    assert.equal(await gitHas(gitDir, oid), false, 'git never held it');
+    const clone = path.join(work.path, 'after-upload');
+    await gitOk([...auth(grove.token), 'clone', '-q', url, clone]);
+    assert.equal(await revParse(clone, 'HEAD'), result.sha);
+    assert.equal(sha256(await readFile(path.join(clone, 'weights/uploaded.bin'))), sha256(upload));
+    await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+  });
+
   it('lets a fork, which borrows the objects, clone the big file and read it through the API', async () => {
     await grove.sdk.repos.fork('ml', 'models-fork', 'ml/models');
     const clone = path.join(work.path, 'fork-clone');

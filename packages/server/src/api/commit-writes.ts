@@ -8,6 +8,7 @@
  * Both build the commit in a quarantine, then move the branch with the same
  * compare-and-swap transaction and the same authorization as a push.
  */
+import { markEvicted } from '../repo/evict-blobs.ts';
 import { isBigBlob } from '../repo/big-blob.ts';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
@@ -246,6 +247,7 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
     const declared = Number(request.headers['content-length'] ?? NaN);
     if (declared > limit) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
     let uploaded = 0;
+    let storedInChunkStore = false;
     const result = await commitToBranch(ctx, target, {
       branch,
       expectedHead,
@@ -267,11 +269,19 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
         await pipeline(bounded(), createWriteStream(spool));
         if (tooLarge) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
         uploaded = size;
+        // Stored once: a big upload goes straight into the chunk store (durable before the ref
+        // moves), never into git, where big blobs are evicted (one node).
+        if (isBigBlob(size) && ctx.config.evictBigBlobs && ctx.config.objectStore === null) {
+          const { oid } = await ctx.bigstore.ingestFile(target.row.id, spool);
+          await markEvicted(target.gitDir);
+          storedInChunkStore = true;
+          return [{ path: filePath, storedBlob: oid, mode: mode ?? '100644' }];
+        }
         return [{ path: filePath, file: spool, mode: mode ?? '100644' }];
       },
     });
-    // A big file goes to the chunk store now, so its first Range read does not scan it from byte 0.
-    if (isBigBlob(uploaded)) ctx.bigstore.scanInBackground(target.row.id, target.gitDir, [result.sha], result.parents);
+    // A big file git holds goes to the chunk store now, so its first Range read does not scan it from byte 0.
+    if (isBigBlob(uploaded) && !storedInChunkStore) ctx.bigstore.scanInBackground(target.row.id, target.gitDir, [result.sha], result.parents);
     return reply.code(201).send(result);
   });
 }

@@ -172,6 +172,19 @@ export class Bigstore {
     return pending;
   }
 
+  /**
+   * Stores a big file spooled to disk (an API upload) as a blob of the repository, straight
+   * into the store: resolves with its oid once it is durable. Git never holds it, so the
+   * repository must be one whose blobs may be evicted.
+   */
+  async ingestFile(repoId: string, file: string): Promise<{ oid: string; size: number }> {
+    const outcome = this.#counted((await this.#run({ kind: 'ingest-file', repoId, file })) as IngestOutcome);
+    if (outcome.kind === 'skipped') throw new Error(outcome.reason);
+    const held = this.heldFor(repoId, outcome.oid);
+    if (held === null) throw new Error(`the chunk store did not keep ${outcome.oid}`);
+    return { oid: outcome.oid, size: held.size };
+  }
+
   /** After a push: ingests the big blobs the new tips brought (`exclude`: every ref before it). */
   scan(repoId: string, gitDir: string, tips: readonly string[], exclude: readonly string[]): Promise<ScanReport> {
     return this.#run({ kind: 'scan', repoId, gitDir, tips, exclude }).then((result) => {

@@ -11,7 +11,7 @@ import { GitRunner } from '../repo/git-command.ts';
 import { BIG_BLOB_BYTES } from '../repo/big-blob.ts';
 import { BigstoreIndex } from './bigstore-index.ts';
 import { collect } from './collect.ts';
-import { ingestBlob, type IngestOutcome } from './ingest.ts';
+import { ingestBlob, ingestFile, type IngestOutcome } from './ingest.ts';
 import { SegmentWriter } from './segments.ts';
 import { READY_MARKER, type FromWorker, type JobResult, type ToWorker, type WorkerJob, type WorkerSetup } from './worker-protocol.ts';
 
@@ -56,6 +56,8 @@ async function run(job: WorkerJob): Promise<JobResult> {
   switch (job.kind) {
     case 'ingest':
       return ingestBlob({ git, index, segments }, job);
+    case 'ingest-file':
+      return ingestFile({ index, segments }, job);
     case 'scan': {
       const oids = await bigBlobsBrought(job.gitDir, job.tips, job.exclude);
       const outcomes: IngestOutcome[] = [];

@@ -1,12 +1,14 @@
 /**
- * Ingest: one big blob from a repository into the chunk store. The bytes stream from
- * `git cat-file blob` through the content-defined chunker; each chunk is hashed
+ * Ingest: one big blob into the chunk store, from a repository (`git cat-file blob`) or from
+ * an upload spooled to disk. The bytes stream through the content-defined chunker; each chunk is hashed
  * (SHA-256), stored once (a chunk the store has is only referenced), and the whole is
  * verified — `sha1("blob <size>\0" + bytes)` must be the oid — before one index
  * transaction, after an fsync of the new frames, makes it readable. A blob that fails
  * verification leaves nothing behind. Runs in the ingest worker, one blob at a time.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Chunker } from '@grove/sdk';
 import type { GitRunner } from '../repo/git-command.ts';
 import { exitCode } from '../repo/git-command.ts';
@@ -36,7 +38,7 @@ export interface IngestDeps {
 }
 
 export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: string; readonly gitDir: string; readonly oid: string }): Promise<IngestOutcome> {
-  const { index, segments } = deps;
+  const { index } = deps;
   if (!/^[0-9a-f]{40}$/.test(job.oid)) return { kind: 'skipped', reason: 'not a full object id' };
   // The repository must hold the blob before it is linked to it, even when the store has the bytes (the tenant rule).
   const header = await deps.git.run(['cat-file', '--batch-check'], { gitDir: job.gitDir, input: `${job.oid}\n` });
@@ -49,6 +51,38 @@ export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: strin
     return { kind: 'linked', oid: job.oid };
   }
 
+  const child = await deps.git.spawn(['cat-file', 'blob', job.oid], { gitDir: job.gitDir });
+  child.stdin.end();
+  child.stderr.resume();
+  try {
+    return await storeBytes(deps, job.repoId, size, child.stdout as AsyncIterable<Buffer>, async (oid) => {
+      const code = await exitCode(child);
+      if (code !== 0) throw new Error(`git cat-file blob ${job.oid} exited with ${code}`);
+      if (oid !== job.oid) throw new IngestVerificationError(`blob ${job.oid}: the bytes hash to ${oid}`);
+    });
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Stores a file (a big upload spooled to disk) as a blob: its oid is computed from its bytes
+ * as they are chunked, so it is right by construction. Git never holds it.
+ */
+export async function ingestFile(deps: Omit<IngestDeps, 'git'>, job: { readonly repoId: string; readonly file: string }): Promise<Extract<IngestOutcome, { kind: 'stored' | 'linked' }>> {
+  const size = (await stat(job.file)).size;
+  if (!isBigBlob(size)) throw new Error(`${job.file} is not big (${size} bytes)`);
+  return storeBytes(deps, job.repoId, size, createReadStream(job.file, { highWaterMark: 1024 * 1024 }), async () => undefined);
+}
+
+/**
+ * The core of an ingest: `size` bytes from `source` chunked, new chunks appended, the oid
+ * computed (`sha1("blob <size>\0" + bytes)`) and checked by `verify`, then, after an fsync,
+ * one index transaction. A blob the store already has (found only now, when its oid is known)
+ * is linked, and the frames appended for it are rolled back.
+ */
+async function storeBytes(deps: Omit<IngestDeps, 'git'>, repoId: string, size: number, source: AsyncIterable<Buffer>, verify: (oid: string) => Promise<void>): Promise<Extract<IngestOutcome, { kind: 'stored' | 'linked' }>> {
+  const { index, segments } = deps;
   const sha1 = createHash('sha1').update(`blob ${size}\0`);
   const chunker = new Chunker();
   const policy = new CompressionPolicy();
@@ -73,11 +107,8 @@ export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: strin
     entries.push({ ref, length: chunk.length });
   };
 
-  const child = await deps.git.spawn(['cat-file', 'blob', job.oid], { gitDir: job.gitDir });
-  child.stdin.end();
-  child.stderr.resume();
   try {
-    for await (const piece of child.stdout as AsyncIterable<Buffer>) {
+    for await (const piece of source) {
       sha1.update(piece);
       total += piece.length;
       let from = 0;
@@ -94,18 +125,20 @@ export async function ingestBlob(deps: IngestDeps, job: { readonly repoId: strin
       }
     }
     if (chunker.end()) await store(Buffer.concat(carry));
-    const code = await exitCode(child);
-    if (code !== 0) throw new Error(`git cat-file blob ${job.oid} exited with ${code}`);
-    if (total !== size) throw new IngestVerificationError(`blob ${job.oid}: read ${total} bytes, expected ${size}`);
-    const digest = sha1.digest('hex');
-    if (digest !== job.oid) throw new IngestVerificationError(`blob ${job.oid}: the bytes hash to ${digest}`);
+    if (total !== size) throw new IngestVerificationError(`read ${total} bytes of a ${size}-byte blob`);
+    const oid = sha1.digest('hex');
+    await verify(oid);
+    if (index.hasBlob(oid)) {
+      await segments.rollback();
+      index.link(repoId, oid);
+      return { kind: 'linked', oid };
+    }
     const segmentLengths = await segments.sync();
-    index.commitBlob({ oid: job.oid, size, repoId: job.repoId, newChunks, entries, segmentLengths }, encodeManifest);
+    index.commitBlob({ oid, size, repoId, newChunks, entries, segmentLengths }, encodeManifest);
     segments.committed(segmentLengths);
+    return { kind: 'stored', oid, size, chunks: entries.length, newChunks: newChunks.length, storedBytes: newChunks.reduce((sum, c) => sum + c.zlen, 0) };
   } catch (error) {
-    child.kill('SIGKILL');
     await segments.rollback();
     throw error;
   }
-  return { kind: 'stored', oid: job.oid, size, chunks: entries.length, newChunks: newChunks.length, storedBytes: newChunks.reduce((sum, c) => sum + c.zlen, 0) };
 }

@@ -16,6 +16,8 @@ export type WorkerJob =
   | { readonly kind: 'ingest'; readonly repoId: string; readonly gitDir: string; readonly oid: string }
   /** Finds the big blobs that `tips` bring and `exclude` (the refs before a push) do not have, and ingests them. */
   | { readonly kind: 'scan'; readonly repoId: string; readonly gitDir: string; readonly tips: readonly string[]; readonly exclude: readonly string[] }
+  /** A big upload spooled to disk, stored as a blob of the repository (git never holds it). */
+  | { readonly kind: 'ingest-file'; readonly repoId: string; readonly file: string }
   | { readonly kind: 'forget'; readonly repoId: string }
   /** Links blobs the store holds to repositories that reach them through another's objects (forks). */
   | { readonly kind: 'link'; readonly repoIds: readonly string[]; readonly oids: readonly string[] }

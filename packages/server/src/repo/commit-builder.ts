@@ -23,6 +23,8 @@ export type FileChange =
   | { readonly path: string; readonly content: Buffer; readonly mode: FileMode }
   /** Content already on disk (a streamed upload spooled into the quarantine). */
   | { readonly path: string; readonly file: string; readonly mode: FileMode }
+  /** A big blob the chunk store holds for the repository and git never will (an upload stored there). */
+  | { readonly path: string; readonly storedBlob: string; readonly mode: FileMode }
   | { readonly path: string; readonly delete: true }
   | { readonly path: string; readonly moveFrom: string };
 
@@ -95,7 +97,7 @@ export class CommitBuilder {
     await this.#git.check(start === undefined ? ['read-tree', '--empty'] : ['read-tree', start], { gitDir, env });
     const baseTree = start === undefined ? null : (await this.#git.check(['rev-parse', '--verify', `${start}^{tree}`], { gitDir, env })).toString().trim();
 
-    const writes = spec.changes.filter((c): c is Extract<FileChange, { mode: FileMode }> => 'mode' in c);
+    const writes = spec.changes.filter((c): c is Extract<FileChange, { content: Buffer } | { file: string }> => 'content' in c || 'file' in c);
     const blobIds: string[] = [];
     if (writes.length > 0) {
       const files = await Promise.all(writes.map(async (change, i) => {
@@ -121,7 +123,9 @@ export class CommitBuilder {
     let input = '';
     let blob = 0;
     for (const change of spec.changes) {
-      if ('mode' in change) {
+      if ('storedBlob' in change) {
+        input += `${change.mode} ${change.storedBlob}\t${change.path}\0`;
+      } else if ('mode' in change) {
         input += `${change.mode} ${blobIds[blob++]!}\t${change.path}\0`;
       } else if ('delete' in change) {
         input += `0 ${ZERO_OID}\t${change.path}\0`;
@@ -144,7 +148,8 @@ export class CommitBuilder {
       }
     }
     // Big blobs evicted to the chunk store are absent from git: write-tree must not insist on
-    // them. Every id in the index came from the start tree or hash-object, none from the request.
+    // them. Every id in the index came from the start tree, hash-object or the chunk store,
+    // none from the request.
     const written = await this.#git.run((await mayLackBlobs(gitDir)) ? ['write-tree', '--missing-ok'] : ['write-tree'], { gitDir, env });
     if (written.code !== 0) return { ok: false, reason: `cannot write the tree: ${lastLine(written.stderr)}` };
     const tree = written.stdout.toString().trim();
