@@ -79,6 +79,18 @@ describe('the chunk store of big blobs', () => {
     assert.deepEqual(await store.ingest('repo-b', gitDir, oid1), { kind: 'linked', oid: oid1 });
   });
 
+  it('stores an uploaded file under the oid of its bytes, and links one it already holds without keeping new frames', async () => {
+    const file = path.join(work.path, 'upload-v1');
+    await writeFile(file, version1);
+    const before = store.totals()!;
+    assert.deepEqual(await store.ingestFile('repo-upload', file), { oid: oid1, size });
+    assert.deepEqual(store.totals(), before, 'nothing new was stored');
+    assert.notEqual(store.heldFor('repo-upload', oid1), null);
+    await writeFile(file, 'small');
+    await assert.rejects(store.ingestFile('repo-upload', file), /not big/);
+    await store.forgetRepository('repo-upload');
+  });
+
   it('does not link a blob it holds to a repository whose git does not hold it', async () => {
     const empty = path.join(work.path, 'empty.git');
     await gitOk(['init', '-q', '--bare', empty]);
