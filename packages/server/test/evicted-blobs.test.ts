@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -24,6 +24,19 @@ import { pktLine, FLUSH_PKT, DELIM_PKT } from '../src/git/pkt-line.ts';
 import { EVICTED_MARKER } from '../src/repo/evict-blobs.ts';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** Debian's Python, where python3-pygit2 and python3-dulwich install (not a pyenv shim). */
+const SYSTEM_PYTHON = '/usr/bin/python3';
+const hasPythonModule = (name: string) => {
+  try {
+    execFileSync(SYSTEM_PYTHON, ['-c', `import ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+/** Debian's JGit jars (jgit-cli, libjgit-java); its `jgit` script misses the LFS jar, so java runs the CLI with all of them. */
+const JGIT_CLASSPATH = fs.existsSync('/usr/share/java/org.eclipse.jgit.pgm.jar') ? '/usr/share/java/*' : null;
 
 describe('big blobs evicted from git and served from the chunk store', () => {
   let grove: TestServer;
@@ -90,6 +103,31 @@ describe('big blobs evicted from git and served from the chunk store', () => {
     const dir = path.join(work.path, 'iso');
     await isogit.clone({ fs, http: isohttp, dir, url, singleBranch: true, onAuth: () => ({ username: 'x', password: grove.token }) });
     assert.equal(sha256(await readFile(path.join(dir, 'weights/model.bin'))), sha256(version1));
+  });
+
+  it('gives JGit, libgit2 (pygit2) and dulwich packs they index, the big file byte for byte', async (t) => {
+    const withToken = url.replace('://', `://x:${grove.token}@`);
+    // JGit's command line takes credentials from ~/.netrc, not from the URL.
+    const jgitHome = path.join(work.path, 'jgit-home');
+    fs.mkdirSync(jgitHome, { recursive: true });
+    await writeFile(path.join(jgitHome, '.netrc'), `machine ${new URL(url).hostname} login x password ${grove.token}\n`, { mode: 0o600 });
+    const clients: Array<{ name: string; run: (dir: string) => string[] | null }> = [
+      { name: 'JGit', run: (dir) => (JGIT_CLASSPATH === null ? null : ['java', '-Djava.awt.headless=true', `-Duser.home=${jgitHome}`, '-cp', JGIT_CLASSPATH, 'org.eclipse.jgit.pgm.Main', 'clone', url, dir]) },
+      { name: 'pygit2', run: (dir) => (hasPythonModule('pygit2') ? [SYSTEM_PYTHON, '-c', 'import pygit2, sys; pygit2.clone_repository(sys.argv[1], sys.argv[2])', withToken, dir] : null) },
+      { name: 'dulwich', run: (dir) => (hasPythonModule('dulwich') ? [SYSTEM_PYTHON, '-c', 'from dulwich import porcelain; import sys; porcelain.clone(sys.argv[1], sys.argv[2])', withToken, dir] : null) },
+    ];
+    for (const client of clients) {
+      const dir = path.join(work.path, `client-${client.name}`);
+      const command = client.run(dir);
+      if (command === null) {
+        t.diagnostic(`${client.name} is not installed here (.ci/run installs it): not checked`);
+        continue;
+      }
+      // Asynchronously: the server answering it runs in this process.
+      await new Promise<void>((resolve, reject) => execFile(command[0]!, command.slice(1), { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => (error ? reject(new Error(`${client.name}: ${error.message}\n${stderr}`)) : resolve())));
+      assert.equal(sha256(await readFile(path.join(dir, 'weights/model.bin'))), sha256(version1), client.name);
+      await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: dir });
+    }
   });
 
   it('lets a partial clone (--filter=blob:limit=1m) fetch the big file lazily when it checks it out', async () => {
