@@ -44,6 +44,8 @@ const files = args.some((a) => !a.startsWith('-'))
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'grove-test-run-'));
 const totals = { passed: 0, failed: 0, skipped: 0 };
+/** Each pass's failures as its summary reporter wrote them, printed again at the very end. */
+const failures = [];
 let status = 0;
 for (const name of databases) {
   if (databases.length > 1) console.log(`\n=== metadata database: ${name} ===\n`);
@@ -57,7 +59,8 @@ for (const name of databases) {
   } finally {
     await postgres?.stop();
   }
-  const line = readFileSync(summaryFile, 'utf8').trim();
+  const [line = '', ...failureTexts] = readFileSync(summaryFile, 'utf8').trim().split('\nFAILED ');
+  for (const failure of failureTexts) failures.push(`[${name}] ${failure.trimEnd()}`);
   const [, passed, failed, skipped] = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(line) ?? [];
   if (passed === undefined) status ||= 1;
   totals.passed += Number(passed ?? 0);
@@ -66,6 +69,7 @@ for (const name of databases) {
   if (databases.length > 1) console.log(`\n${name}: ${line}`);
 }
 rmSync(scratch, { recursive: true, force: true });
+if (failures.length > 0) console.log(`\nfailures (${failures.length}):\n\n${failures.join('\n\n')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(status);
 

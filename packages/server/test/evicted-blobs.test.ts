@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import isogit from 'isomorphic-git';
 import isohttp from 'isomorphic-git/http/node';
@@ -25,6 +25,8 @@ import { pktLine, FLUSH_PKT, DELIM_PKT } from '../src/git/pkt-line.ts';
 import { EVICTED_MARKER } from '../src/repo/evict-blobs.ts';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+/** A clone checked and no longer needed: each holds the big file twice (pack and checkout), and the suite runs beside others. */
+const discard = (dir: string) => rm(dir, { recursive: true, force: true });
 
 /** Debian's Python, where python3-pygit2 and python3-dulwich install (not a pyenv shim). */
 const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -107,6 +109,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     const dir = path.join(work.path, 'iso');
     await isogit.clone({ fs, http: isohttp, dir, url, singleBranch: true, onAuth: () => ({ username: 'x', password: grove.token }) });
     assert.equal(sha256(await readFile(path.join(dir, 'weights/model.bin'))), sha256(version1));
+    await discard(dir);
   });
 
   it('gives JGit, libgit2 (pygit2) and dulwich packs they index, the big file byte for byte', async (t) => {
@@ -131,6 +134,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
       await new Promise<void>((resolve, reject) => execFile(command[0]!, command.slice(1), { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => (error ? reject(new Error(`${client.name}: ${error.message}\n${stderr}`)) : resolve())));
       assert.equal(sha256(await readFile(path.join(dir, 'weights/model.bin'))), sha256(version1), client.name);
       await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: dir });
+      await discard(dir);
     }
   });
 
@@ -140,6 +144,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     assert.equal(await gitHas(clone, oid1), false, 'the clone skipped the big blob');
     await gitOk([...auth(grove.token), 'checkout', '-q', 'main'], { cwd: clone });
     assert.equal(sha256(await readFile(path.join(clone, 'weights/model.bin'))), sha256(version1));
+    await discard(clone);
   });
 
   it('accepts a stock client\'s thin delta against the evicted version, and evicts both versions again', async () => {
@@ -158,6 +163,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     await gitOk([...auth(grove.token), 'clone', '-q', url, fresh]);
     assert.equal(sha256(await readFile(path.join(fresh, 'weights/model.bin'))), sha256(version2));
     await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: fresh });
+    await discard(fresh);
   });
 
   it('serves the evicted blob through the API: by path with a range, by id, and in commit and compare listings as binary with sizes', async () => {
@@ -194,6 +200,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     const root = (await readdir(dir)).find((n) => n !== 'a.tar.gz')!;
     assert.equal(sha256(await readFile(path.join(dir, root, 'weights/model.bin'))), sha256(version1));
     assert.equal(await readFile(path.join(dir, root, 'README.md'), 'utf8'), 'models\n');
+    await discard(dir);
   });
 
   it('commits through the API and merges (merge, squash, rebase) beside the evicted file', async () => {
@@ -220,6 +227,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     assert.equal(await revParse(clone, 'HEAD'), result.sha);
     assert.equal(sha256(await readFile(path.join(clone, 'weights/uploaded.bin'))), sha256(upload));
     await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+    await discard(clone);
   });
 
   it('lets a fork, which borrows the objects, clone the big file and read it through the API', async () => {
@@ -227,6 +235,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     const clone = path.join(work.path, 'fork-clone');
     await gitOk([...auth(grove.token), 'clone', '-q', url.replace(/models\.git$/, 'models-fork.git'), clone]);
     await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
+    await discard(clone);
     const byPath = await read(grove, 'ml/models-fork', `contents/weights/model.bin?ref=${bigCommit}`, { headers: { range: 'bytes=0-99' } });
     assert.ok(byPath.body.equals(version1.subarray(0, 100)));
   });
@@ -316,6 +325,7 @@ describe('eviction in a grove serve process', { skip }, () => {
           const clone = path.join(work.path, `clone${i}-${j}`);
           await gitOk([...auth(token), 'clone', '-q', `${daemon.url}/served/data${j}.git`, clone]);
           assert.equal(sha256(await readFile(path.join(clone, 'big.bin'))), sha256(files[j]!), `repository ${j} after kill ${i}`);
+          await discard(clone);
         }
       }
       // Whatever each kill interrupted, the restarted server finishes: no big blob is left in git.
