@@ -1,18 +1,21 @@
 /**
- * `node --conditions=grove-source bench/large.ts [--size=MiB]`: one big file (random bytes,
- * 1 GiB by default) through Grove and through the reference peer (nginx + fcgiwrap +
+ * `node --conditions=grove-source bench/large.ts [--size=MiB] [--versions=N]
+ * [--no-concurrent]`: one big file
+ * (random bytes, 1 GiB by default) through Grove and through the reference peer (nginx + fcgiwrap +
  * `git http-backend`) in the same run, for the large-file rows of docs/benchmarks.md:
  *
  * - push with the git CLI: wall time, and the server's peak RSS (its whole process tree,
  *   git children included, file-backed pages too), sampled every 50 ms;
- * - a full clone, a `--depth 1` clone and 8 full clones at once: client wall time, server
- *   CPU (the tree's user + system time), server peak RSS;
+ * - a full clone, a `--depth 1` clone and 8 full clones at once (not with --no-concurrent,
+ *   which keeps a 4 GiB run short): client wall time, server CPU (the tree's user + system
+ *   time), server peak RSS;
  * - Grove only (the peer has no such API): the time from the push's end until the chunk
  *   store holds the blob (ingest) and until git no longer does (eviction; the clones after
  *   it are spliced from the store), then 1 MiB `Range` reads of it at random offsets
  *   through `GET /blobs/{oid}`, 1 client and 16 concurrent clients, p50/p99;
- * - a second version with 1% rewritten in 16 regions, pushed to both: the disk each side
- *   uses for the two versions (Grove: its repository plus its chunk store).
+ * - further versions (2 in all by default), each with 1% rewritten in 16 regions, pushed to
+ *   both: the disk each side uses for all versions (Grove: its repository plus its chunk
+ *   store).
  *
  * Run on a quiet machine, never beside the test suite. Prints a Markdown table; nothing is
  * written. Everything runs under one temp dir, removed at the end.
@@ -31,7 +34,8 @@ import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome } from './
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sizeMiB = Number(process.argv.find((a) => a.startsWith('--size='))?.slice(7) ?? 1024);
 const TOKEN = 'grove_bench_large_token_0123456789';
-const CONCURRENT_CLONES = 8;
+const versions = Number(process.argv.find((a) => a.startsWith('--versions='))?.slice(11) ?? 2);
+const CONCURRENT_CLONES = process.argv.includes('--no-concurrent') ? 0 : 8;
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'grove-bench-large-'));
 try {
@@ -103,6 +107,10 @@ try {
     await rm(path.join(tmp, `${side.name}-full.git`), { recursive: true, force: true });
     await rm(path.join(tmp, `${side.name}-shallow.git`), { recursive: true, force: true });
     // Eight full clones at once (the wall time is the last one's).
+    if (CONCURRENT_CLONES === 0) {
+      results.set(side.name, row);
+      continue;
+    }
     const dirs = Array.from({ length: CONCURRENT_CLONES }, (_, i) => path.join(tmp, `${side.name}-concurrent-${i}.git`));
     row.concurrent = await measure(side.roots, () => Promise.all(dirs.map((dir) => gitOk([...side.auth, 'clone', '-q', '--bare', side.url, dir], { timeoutMs: 1_800_000 }))));
     for (const dir of dirs) {
@@ -136,13 +144,15 @@ try {
   }))).flat();
   const rangeRss = await sampler.stop();
 
-  // Version 2: 1% of the file rewritten in 16 regions, pushed to both sides.
-  await rewriteOnePercent(file, size);
-  await gitOk([...client, 'commit', '-q', '-am', 'weights v2'], { cwd: work, timeoutMs: 1_200_000 });
-  const v2 = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
-  for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
-  await chunkListing(grove, v2);
-  await evicted(grove, 2);
+  // Versions 2..N: 1% of the file rewritten in 16 regions each time, pushed to both sides.
+  for (let version = 2; version <= versions; version++) {
+    await rewriteOnePercent(file, size);
+    await gitOk([...client, 'commit', '-q', '-am', `weights v${version}`], { cwd: work, timeoutMs: 1_200_000 });
+    const next = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
+    for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
+    await chunkListing(grove, next);
+    await evicted(grove, version);
+  }
   const groveGit = await diskBytes(path.join(tmp, 'grove', 'repos'));
   const groveStore = await diskBytes(path.join(tmp, 'grove', 'bigstore'));
   const peerGit = await diskBytes(peerRepo);
@@ -158,11 +168,11 @@ try {
   console.log(line('push (git CLI)', 'push'));
   console.log(line('full clone (bare)', 'clone'));
   console.log(line('clone --depth 1 (bare)', 'shallow'));
-  console.log(line(`${CONCURRENT_CLONES} full clones at once`, 'concurrent'));
+  if (CONCURRENT_CLONES > 0) console.log(line(`${CONCURRENT_CLONES} full clones at once`, 'concurrent'));
   const f1 = (v: number) => v.toFixed(1);
   console.log(`\nChunk store ingest of the blob, from the push's end: ${ms(ingestMs)} (${(size / 1024 / 1024 / (ingestMs / 1000)).toFixed(0)} MiB/s); evicted from git ${ms(evictMs)} after the push's end`);
   console.log(`1 MiB Range reads at random offsets (Grove, from the chunk store): 1 client, 200 reads: p50 ${f1(percentile(latencies, 50))} ms, p99 ${f1(percentile(latencies, 99))} ms; 16 clients, 400 reads: p50 ${f1(percentile(concurrent, 50))} ms, p99 ${f1(percentile(concurrent, 99))} ms; Grove's own processes ${fmtBytes(rangeRss.baselineServer)} PSS before the 16 clients, ${fmtBytes(rangeRss.peakServer)} at their peak`);
-  console.log(`Two versions (the second with 1% rewritten in 16 regions) on disk: Grove ${fmtBytes(groveGit + groveStore)} (git ${fmtBytes(groveGit)} + chunk store ${fmtBytes(groveStore)}, both versions evicted from git), peer ${fmtBytes(peerGit)}; the chunk store alone holds both in ${(groveStore / (2 * size) * 100).toFixed(0)}% of their ${fmtBytes(2 * size)}`);
+  console.log(`${versions} versions (each after the first with 1% rewritten in 16 regions) on disk: Grove ${fmtBytes(groveGit + groveStore)} (git ${fmtBytes(groveGit)} + chunk store ${fmtBytes(groveStore)}, every version evicted from git), peer ${fmtBytes(peerGit)}; the chunk store alone holds them in ${(groveStore / (versions * size) * 100).toFixed(0)}% of their ${fmtBytes(versions * size)}`);
   await grove.stop();
   await peer.stop();
 } finally {
