@@ -13,6 +13,26 @@ export interface CreateRepoInput {
   ttl?: string | number;
 }
 
+/** One problem `grove.repos.fsck` found. */
+export interface FsckProblem {
+  /** `git`: git fsck reported it; `missing`: a blob neither git nor the chunk store holds; `store`: the chunk store's copy does not hash to its id. */
+  kind: 'git' | 'missing' | 'store';
+  oid?: string;
+  message: string;
+}
+
+/** What `grove.repos.fsck` found. */
+export interface FsckReport {
+  /** True when git and the chunk store together hold every object, undamaged. */
+  ok: boolean;
+  /** At most 100. */
+  problems: FsckProblem[];
+  /** Problems beyond those listed. */
+  moreProblems: number;
+  /** Big blobs git no longer holds that the chunk store holds for the repository, each read back and verified. */
+  storedBlobs: { count: number; bytes: number };
+}
+
 export interface UpdateRepoInput {
   name?: string;
   defaultBranch?: string;
@@ -55,6 +75,11 @@ export class Repos {
 
   update(org: string, name: string, input: UpdateRepoInput): Promise<Repo> {
     return this.#http.request('PATCH', `/repos/${seg(org)}/${seg(name)}`, { body: input });
+  }
+
+  /** Checks the repository's objects: git fsck --strict, with big blobs kept in the chunk store verified there (repository admin). */
+  fsck(org: string, name: string): Promise<FsckReport> {
+    return this.#http.request('POST', `/repos/${seg(org)}/${seg(name)}/fsck`);
   }
 
   delete(org: string, name: string): Promise<void> {

@@ -704,6 +704,7 @@ describe('REST API: authentication, discovery and errors', () => {
     }
     assert.ok(doc.paths['/api/v1/orgs'].post && doc.paths['/api/v1/orgs'].get);
     assert.ok(doc.paths['/api/v1/repos/{org}/{repo}'].patch && doc.paths['/api/v1/repos/{org}/{repo}'].delete);
+    assert.deepEqual(Object.keys(doc.paths['/api/v1/repos/{org}/{repo}/fsck'].post.responses['200'].content['application/json'].schema.properties).sort(), ['moreProblems', 'ok', 'problems', 'storedBlobs']);
     assert.ok(!Object.keys(doc.paths).some((p) => p.includes('openapi') || p.includes('healthz') || p.includes('info/refs')), 'hidden routes are documented');
   });
 

@@ -86,6 +86,12 @@ describe('the grove command line as an API client', () => {
     assert.equal(repo.cloneUrl, `${server.url}/acme/library.git`);
   });
 
+  it('checks a repository with `repo fsck`, printing the report and exiting 0 when it is clean', async () => {
+    const run = await grove(['repo', 'fsck', 'acme/library'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(json(run), { ok: true, problems: [], moreProblems: 0, storedBlobs: { count: 0, bytes: 0 } });
+  });
+
   it('deletes a repository with `repo delete`, printing nothing', async () => {
     const run = await grove(['repo', 'delete', 'acme/app'], env);
     assert.equal(run.code, 0, run.stderr);

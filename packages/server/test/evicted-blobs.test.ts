@@ -246,6 +246,38 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
     assert.deepEqual(names.filter((n) => n.endsWith('.bitmap')), []);
   });
 
+  it('checks the repository with grove.repos.fsck: the blobs git reports missing are verified in the store; a damaged copy and a reader are refused', async () => {
+    const plain = await git(['--git-dir', gitDir, 'fsck', '--strict', '--no-dangling']);
+    assert.notEqual(plain.code, 0, 'git alone cannot see the store');
+    assert.match(plain.stdout, new RegExp(`missing blob ${oid1}`));
+    const report = await grove.sdk.repos.fsck('ml', 'models');
+    assert.equal(report.ok, true, JSON.stringify(report.problems));
+    assert.ok(report.storedBlobs.count >= 3, `${report.storedBlobs.count} blobs verified in the store (two versions and the upload)`);
+    assert.ok(report.storedBlobs.bytes >= 3 * BIG_BLOB_BYTES);
+
+    // One byte of the store changed: the copy holding it no longer hashes to its id.
+    const segments = path.join(grove.dataDir, 'bigstore', 'segments');
+    const segment = path.join(segments, (await readdir(segments)).sort()[0]!);
+    const handle = await fs.promises.open(segment, 'r+');
+    const at = 20 * 1024 * 1024;
+    const original = Buffer.alloc(1);
+    try {
+      await handle.read(original, 0, 1, at);
+      await handle.write(Buffer.from([original[0]! ^ 0xff]), 0, 1, at);
+      const damaged = await grove.sdk.repos.fsck('ml', 'models');
+      assert.equal(damaged.ok, false);
+      assert.ok(damaged.problems.some((p) => p.kind === 'store' && /chunk store's copy of blob [0-9a-f]{40}/.test(p.message)), JSON.stringify(damaged.problems));
+    } finally {
+      await handle.write(original, 0, 1, at);
+      await handle.close();
+    }
+    assert.equal((await grove.sdk.repos.fsck('ml', 'models')).ok, true);
+
+    const reader = new Grove({ baseUrl: grove.url, token: (await grove.sdk.apiKeys.create({ scope: 'read', resources: [{ org: 'ml', repo: 'models' }] })).token });
+    await assert.rejects(reader.repos.fsck('ml', 'models'), { status: 403 });
+    await assert.rejects(grove.sdk.repos.fsck('ml', 'nothing-here'), { status: 404, code: 'not_found' });
+  });
+
   describe('another repository that names the blob', () => {
     let otherUrl: string;
 

@@ -17,6 +17,7 @@ import { historyRoutes } from './history.ts';
 import { adminRoutes } from './admin.ts';
 import { auditRoutes } from './audit.ts';
 import { eventRoutes } from './events.ts';
+import { fsckRoutes } from './fsck.ts';
 import { keyRoutes } from './keys.ts';
 import { webhookRoutes } from './webhooks.ts';
 import { mergeRoutes } from './merges.ts';
@@ -87,6 +88,7 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     await orgRoutes(api, ctx);
     await repoRoutes(api, ctx);
+    await fsckRoutes(api, ctx);
     await contentRoutes(api, ctx);
     await blobRoutes(api, ctx);
     await historyRoutes(api, ctx);

@@ -138,11 +138,16 @@ export class Bigstore {
    * holds for it (evicted, or asked for by id in `extraBlobs`): it adds them to the pack.
    * Null for a repository the store holds nothing for.
    */
-  packObjectsHook(repoId: string, extraBlobs: readonly string[] = []): PackObjectsHook | null {
+  packObjectsHook(repoId: string, extraBlobs: readonly string[] = [], options: { readonly windowsClient?: boolean } = {}): PackObjectsHook | null {
     if (this.#closed || (extraBlobs.length === 0 && !this.repositoryHasBigBlobs(repoId))) return null;
     return {
       command: `${shellQuote(process.execPath)} ${shellQuote(HOOK_MAIN)}`,
-      env: { GROVE_BIGSTORE_DIR: this.dir, GROVE_REPO_ID: repoId, ...(extraBlobs.length > 0 ? { GROVE_EXTRA_BLOBS: extraBlobs.join(' ') } : {}) },
+      env: {
+        GROVE_BIGSTORE_DIR: this.dir,
+        GROVE_REPO_ID: repoId,
+        ...(extraBlobs.length > 0 ? { GROVE_EXTRA_BLOBS: extraBlobs.join(' ') } : {}),
+        ...(options.windowsClient ? { GROVE_WINDOWS_CLIENT: '1' } : {}),
+      },
     };
   }
 

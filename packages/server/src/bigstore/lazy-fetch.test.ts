@@ -50,3 +50,17 @@ test('a blob-only response is a packfile section whose side-band pack holds the 
     assert.ok(inflateSync(pack.subarray(at + 1, -20)).equals(bytes));
   }
 });
+
+test('a blob-only response carries progress lines on side-band 2, before the pack', async () => {
+  const bytes = Buffer.from('x'.repeat(100));
+  const oid = createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
+  const frames = async function* () {
+    yield { bytes: storedFrame(bytes), length: bytes.length, adler32: adler32(bytes) };
+  };
+  const parts: Buffer[] = [];
+  for await (const piece of blobOnlyFetchResponse({ ...fetch, args: [`want ${oid}`, 'done'] }, [{ oid, size: bytes.length, frames }], ['warning: too big for you'])) parts.push(piece);
+  const payloads = parsePackets(Buffer.concat(parts)).flatMap((p) => (p.kind === 'data' ? [p.payload] : []));
+  const progress = payloads.findIndex((p) => p[0] === 2);
+  assert.equal(payloads[progress]!.subarray(1).toString('utf8'), 'warning: too big for you\n');
+  assert.ok(progress < payloads.findIndex((p) => p[0] === 1 && p.subarray(1, 5).toString('latin1') === 'PACK'));
+});

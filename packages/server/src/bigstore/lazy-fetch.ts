@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DELIM_PKT, FLUSH_PKT, pktLine } from '../git/pkt-line.ts';
-import { SIDEBAND_DATA, sidebandPackets } from '../git/sideband.ts';
+import { SIDEBAND_DATA, SIDEBAND_PROGRESS, sidebandPackets } from '../git/sideband.ts';
 import type { V2Request } from '../git/v2-request.ts';
 import { bigBlobPackEntry } from './pack-entry.ts';
 import type { RawFrame } from './reader.ts';
@@ -40,9 +40,10 @@ export interface BlobSource {
 }
 
 /** The whole v2 fetch response for a pack of `blobs` only. */
-export async function* blobOnlyFetchResponse(request: V2Request, blobs: readonly BlobSource[]): AsyncGenerator<Buffer> {
+export async function* blobOnlyFetchResponse(request: V2Request, blobs: readonly BlobSource[], progress: readonly string[] = []): AsyncGenerator<Buffer> {
   if (!request.args.includes('done')) yield Buffer.concat([pktLine('acknowledgments\n'), pktLine('NAK\n'), pktLine('ready\n'), DELIM_PKT]);
   yield pktLine('packfile\n');
+  for (const line of progress) yield Buffer.concat(sidebandPackets(SIDEBAND_PROGRESS, Buffer.from(`${line}\n`)));
   const sha1 = createHash('sha1');
   const send = (bytes: Buffer): Buffer => {
     sha1.update(bytes);

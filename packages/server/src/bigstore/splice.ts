@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { manifestSize } from './manifest.ts';
+import { windowsWarnings } from './windows-clients.ts';
 import { bigBlobPackEntry } from './pack-entry.ts';
 import type { BigstoreReader } from './reader.ts';
 
@@ -91,6 +92,12 @@ export function withMissingAllowed(args: readonly string[]): string[] {
   return [...args.slice(0, at + 1), '--missing=allow-any', ...args.slice(at + 1)];
 }
 
+/** A big blob to splice, and its size. */
+export interface BlobSize {
+  readonly oid: string;
+  readonly size: number;
+}
+
 export interface SpliceEnvironment {
   readonly reader: BigstoreReader;
   readonly repoId: string;
@@ -98,6 +105,8 @@ export interface SpliceEnvironment {
   readonly extraBlobs: readonly string[];
   readonly stdin: Readable;
   readonly stdout: Writable;
+  /** Set for a Git for Windows client: told, as progress, of each blob too big for it (windows-clients.ts). */
+  readonly warnWindows?: (line: string) => void;
 }
 
 /** Runs the hook; resolves with its exit code. `argv` is what upload-pack appended: `git …`. */
@@ -108,6 +117,7 @@ export async function runSpliceHook(argv: readonly string[], env: SpliceEnvironm
   const request = parsePackRequest(input.toString('utf8'));
   const filter = args.find((a) => a.startsWith('--filter='))?.slice('--filter='.length) ?? null;
   const { blobs, gitLacksSome } = await blobsToSplice(gitBinary, request, filter, env);
+  if (env.warnWindows !== undefined) for (const line of windowsWarnings(blobs)) env.warnWindows(line);
   // A blob git lacks stops pack-objects even when the client's filter leaves it out (git cannot size it).
   const packArgs = gitLacksSome ? withMissingAllowed(args) : args;
   if (blobs.length === 0) return passThrough(gitBinary, packArgs, input);
@@ -115,7 +125,7 @@ export async function runSpliceHook(argv: readonly string[], env: SpliceEnvironm
 }
 
 /** The big blobs of the answer that git lacks, with their sizes; throws for anything else git lacks. */
-async function blobsToSplice(git: string, request: PackRequest, filter: string | null, env: SpliceEnvironment): Promise<{ blobs: Array<{ oid: string; size: number }>; gitLacksSome: boolean }> {
+async function blobsToSplice(git: string, request: PackRequest, filter: string | null, env: SpliceEnvironment): Promise<{ blobs: BlobSize[]; gitLacksSome: boolean }> {
   const chosen = new Map<string, number>();
   const take = (oid: string): boolean => {
     const manifest = env.reader.isLinked(env.repoId, oid) ? env.reader.manifest(oid) : null;
@@ -176,7 +186,7 @@ async function passThrough(git: string, args: readonly string[], input: Buffer):
 }
 
 /** pack-objects' pack with its count raised, its trailer dropped, the blobs appended and a new trailer. */
-async function spliceInto(git: string, args: readonly string[], input: Buffer, blobs: ReadonlyArray<{ oid: string; size: number }>, env: SpliceEnvironment): Promise<number> {
+async function spliceInto(git: string, args: readonly string[], input: Buffer, blobs: readonly BlobSize[], env: SpliceEnvironment): Promise<number> {
   const child = spawn(git, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   child.stdin.end(input);
   const sha1 = createHash('sha1');

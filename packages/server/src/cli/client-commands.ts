@@ -67,6 +67,13 @@ export function registerClientCommands(program: Command): void {
       const { org: orgName, repo: name } = splitRepo(target);
       print(await clientFromEnv().repos.update(orgName, name, options));
     });
+  repo.command('fsck <org/repo>').description("check a repository's objects (git fsck --strict, big blobs verified in the chunk store); prints the report, exits 1 on a problem")
+    .action(async (target: string) => {
+      const { org: orgName, repo: name } = splitRepo(target);
+      const report = await clientFromEnv().repos.fsck(orgName, name);
+      print(report);
+      if (!report.ok) process.exitCode = 1;
+    });
   repo.command('delete <org/repo>').description('delete a repository and all its data').action(async (target: string) => {
     const { org: orgName, repo: name } = splitRepo(target);
     await clientFromEnv().repos.delete(orgName, name);

@@ -10,6 +10,7 @@ import { lsRefsResponse, parseLsRefsArgs } from '../git/ls-refs.ts';
 import { pktLine, FLUSH_PKT } from '../git/pkt-line.ts';
 import { encodeV2Request, parseV2Request, V2RequestError, type V2Request } from '../git/v2-request.ts';
 import { blobOnlyFetchResponse, evictedAmong, wantedOids, wantsAnything, withoutWants } from '../bigstore/lazy-fetch.ts';
+import { isGitForWindows, windowsWarnings } from '../bigstore/windows-clients.ts';
 import { fetchCacheKey } from '../repo/pack-cache.ts';
 import { packedBytes } from '../repo/packed-bytes.ts';
 import { mayLackBlobs } from '../repo/evict-blobs.ts';
@@ -73,6 +74,8 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
         body = encodeV2Request(v2Command);
       }
     }
+    // Git for Windows cannot hold a blob of 4 GiB or more: such a client is warned when sent one.
+    const windowsClient = isGitForWindows(v2Command?.agent ?? request.headers['user-agent']);
     // This credential's turn (fair share) for the work that runs git.
     let leave: () => void;
     try {
@@ -83,11 +86,11 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
     }
     try {
       if (evictedWants.length > 0 && !wantsAnything(v2Command!)) {
-        await sendBlobOnlyPack(ctx, reply, resolved.repoId, v2Command!, evictedWants, responding, signal);
+        await sendBlobOnlyPack(ctx, reply, resolved.repoId, v2Command!, evictedWants, windowsClient, responding, signal);
         return reply;
       }
       // Big blobs evicted to the chunk store: upload-pack's pack-objects hook adds those git lacks.
-      const hook = evictedWants.length > 0 || (await mayLackBlobs(resolved.gitDir)) ? ctx.bigstore.packObjectsHook(resolved.repoId, evictedWants) : null;
+      const hook = evictedWants.length > 0 || (await mayLackBlobs(resolved.gitDir)) ? ctx.bigstore.packObjectsHook(resolved.repoId, evictedWants, { windowsClient }) : null;
       // Clones (no haves, negotiation done) go through the pack cache: identical ones share one run.
       // Low on disk: no new cache entry (the reserve is for pushes); the cache has been shrunk.
       // Big repositories (large files, spliced or not): no entry the cache could not keep.
@@ -140,7 +143,7 @@ export function registerUploadPack(app: FastifyInstance, ctx: AppContext, hide: 
 }
 
 /** Answers a fetch of evicted big blobs alone from the chunk store (no git process). */
-async function sendBlobOnlyPack(ctx: AppContext, reply: FastifyReply, repoId: string, request: V2Request, oids: readonly string[], responding: () => void, signal: AbortSignal): Promise<void> {
+async function sendBlobOnlyPack(ctx: AppContext, reply: FastifyReply, repoId: string, request: V2Request, oids: readonly string[], windowsClient: boolean, responding: () => void, signal: AbortSignal): Promise<void> {
   const blobs = oids.flatMap((oid) => {
     const held = ctx.bigstore.heldFor(repoId, oid);
     return held === null ? [] : [{ oid, size: held.size, frames: () => ctx.bigstore.rawFrames(oid) }];
@@ -150,7 +153,8 @@ async function sendBlobOnlyPack(ctx: AppContext, reply: FastifyReply, repoId: st
   responding();
   raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': 'application/x-git-upload-pack-result' });
   try {
-    for await (const piece of blobOnlyFetchResponse(request, blobs)) {
+    const warnings = windowsClient ? windowsWarnings(blobs).map((line) => `warning: ${line}`) : [];
+    for await (const piece of blobOnlyFetchResponse(request, blobs, warnings)) {
       if (!raw.write(piece)) await once(raw, 'drain', { signal });
       ctx.metrics.fetchBytes.inc(piece.length);
     }
