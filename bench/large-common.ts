@@ -1,6 +1,6 @@
 /** What the large-file benchmarks (large.ts, thin-delta.ts) share. */
 import { randomBytes } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { httpRequest, type GroveServer } from './servers.ts';
@@ -69,6 +69,35 @@ export async function createBenchRepo(grove: GroveServer): Promise<void> {
 }
 
 /** A new version of `file` (`size` bytes): 1% of it rewritten with random bytes, in 16 regions spread evenly. */
+/**
+ * Inserts `count` runs of `bytes` random bytes at random offsets, shifting everything after
+ * each (the file is rewritten through a temporary copy): the edit that defeats fixed-size
+ * chunking and that content-defined chunks absorb.
+ */
+export async function insertSmallRuns(file: string, count = 16, bytes = 64): Promise<void> {
+  const size = (await stat(file)).size;
+  const offsets = Array.from({ length: count }, () => Math.floor(Math.random() * size)).sort((a, b) => a - b);
+  const copy = `${file}.insert`;
+  const input = await open(file, 'r');
+  const output = await open(copy, 'w');
+  try {
+    const buffer = Buffer.alloc(4 * 1024 * 1024);
+    let at = 0;
+    for (const offset of [...offsets, size]) {
+      while (at < offset) {
+        const { bytesRead } = await input.read(buffer, 0, Math.min(buffer.length, offset - at), at);
+        await output.write(buffer, 0, bytesRead);
+        at += bytesRead;
+      }
+      if (offset < size) await output.write(randomBytes(bytes));
+    }
+  } finally {
+    await input.close();
+    await output.close();
+  }
+  await rename(copy, file);
+}
+
 export async function rewriteOnePercent(file: string, size: number): Promise<void> {
   const handle = await open(file, 'r+');
   try {

@@ -1,6 +1,6 @@
 /**
  * `node --conditions=grove-source bench/large.ts [--size=MiB] [--versions=N]
- * [--no-concurrent]`: one big file
+ * [--edit=rewrite|insert] [--no-concurrent]`: one big file
  * (random bytes, 1 GiB by default) through Grove and through the reference peer (nginx + fcgiwrap +
  * `git http-backend`) in the same run, for the large-file rows of docs/benchmarks.md:
  *
@@ -13,9 +13,9 @@
  *   store holds the blob (ingest) and until git no longer does (eviction; the clones after
  *   it are spliced from the store), then 1 MiB `Range` reads of it at random offsets
  *   through `GET /blobs/{oid}`, 1 client and 16 concurrent clients, p50/p99;
- * - further versions (2 in all by default), each with 1% rewritten in 16 regions, pushed to
- *   both: the disk each side uses for all versions (Grove: its repository plus its chunk
- *   store).
+ * - further versions (2 in all by default), each with 1% rewritten in 16 regions (or, with
+ *   --edit=insert, 16 runs of 64 random bytes inserted), pushed to both: the disk each side
+ *   uses for all versions (Grove: its repository plus its chunk store).
  *
  * Run on a quiet machine, never beside the test suite. Prints a Markdown table; nothing is
  * written. Everything runs under one temp dir, removed at the end.
@@ -28,12 +28,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ensurePeer, startGrove, startPeer } from './servers.ts';
-import { chunkListing, createBenchRepo, diskBytes, evicted, measure, rewriteOnePercent, type Measured } from './large-common.ts';
+import { chunkListing, createBenchRepo, diskBytes, evicted, insertSmallRuns, measure, rewriteOnePercent, type Measured } from './large-common.ts';
 import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome } from './util.ts';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sizeMiB = Number(process.argv.find((a) => a.startsWith('--size='))?.slice(7) ?? 1024);
 const TOKEN = 'grove_bench_large_token_0123456789';
+const insertEdits = process.argv.includes('--edit=insert');
 const versions = Number(process.argv.find((a) => a.startsWith('--versions='))?.slice(11) ?? 2);
 const CONCURRENT_CLONES = process.argv.includes('--no-concurrent') ? 0 : 8;
 
@@ -146,7 +147,8 @@ try {
 
   // Versions 2..N: 1% of the file rewritten in 16 regions each time, pushed to both sides.
   for (let version = 2; version <= versions; version++) {
-    await rewriteOnePercent(file, size);
+    if (insertEdits) await insertSmallRuns(file);
+    else await rewriteOnePercent(file, size);
     await gitOk([...client, 'commit', '-q', '-am', `weights v${version}`], { cwd: work, timeoutMs: 1_200_000 });
     const next = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
     for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
@@ -172,7 +174,7 @@ try {
   const f1 = (v: number) => v.toFixed(1);
   console.log(`\nChunk store ingest of the blob, from the push's end: ${ms(ingestMs)} (${(size / 1024 / 1024 / (ingestMs / 1000)).toFixed(0)} MiB/s); evicted from git ${ms(evictMs)} after the push's end`);
   console.log(`1 MiB Range reads at random offsets (Grove, from the chunk store): 1 client, 200 reads: p50 ${f1(percentile(latencies, 50))} ms, p99 ${f1(percentile(latencies, 99))} ms; 16 clients, 400 reads: p50 ${f1(percentile(concurrent, 50))} ms, p99 ${f1(percentile(concurrent, 99))} ms; Grove's own processes ${fmtBytes(rangeRss.baselineServer)} PSS before the 16 clients, ${fmtBytes(rangeRss.peakServer)} at their peak`);
-  console.log(`${versions} versions (each after the first with 1% rewritten in 16 regions) on disk: Grove ${fmtBytes(groveGit + groveStore)} (git ${fmtBytes(groveGit)} + chunk store ${fmtBytes(groveStore)}, every version evicted from git), peer ${fmtBytes(peerGit)}; the chunk store alone holds them in ${(groveStore / (versions * size) * 100).toFixed(0)}% of their ${fmtBytes(versions * size)}`);
+  console.log(`${versions} versions (each after the first ${insertEdits ? 'with 16 runs of 64 random bytes inserted' : 'with 1% rewritten in 16 regions'}) on disk: Grove ${fmtBytes(groveGit + groveStore)} (git ${fmtBytes(groveGit)} + chunk store ${fmtBytes(groveStore)}, every version evicted from git), peer ${fmtBytes(peerGit)}; the chunk store alone holds them in ${(groveStore / (versions * size) * 100).toFixed(0)}% of their ${fmtBytes(versions * size)}`);
   await grove.stop();
   await peer.stop();
 } finally {
