@@ -145,7 +145,7 @@ try {
   }))).flat();
   const rangeRss = await sampler.stop();
 
-  // Versions 2..N: 1% of the file rewritten in 16 regions each time, pushed to both sides.
+  // Versions 2..N, each edited (1% rewritten in 16 regions, or small runs inserted) and pushed to both sides.
   for (let version = 2; version <= versions; version++) {
     if (insertEdits) await insertSmallRuns(file);
     else await rewriteOnePercent(file, size);

@@ -11,7 +11,7 @@ const dir = process.env['GROVE_BIGSTORE_DIR'];
 const repoId = process.env['GROVE_REPO_ID'];
 const extraBlobs = (process.env['GROVE_EXTRA_BLOBS'] ?? '').split(/\s+/).filter((oid) => oid !== '');
 // upload-pack relays pack-objects' stderr to the client as progress (side-band 2): "remote: warning: …".
-const warnWindows = process.env['GROVE_WINDOWS_CLIENT'] === '1' ? (line: string) => void process.stderr.write(`warning: ${line}\n`) : undefined;
+const warnWindows = process.env['GROVE_WINDOWS_CLIENT'] === '1' ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
 
 async function main(): Promise<number> {
   if (dir === undefined || repoId === undefined) throw new SpliceError('GROVE_BIGSTORE_DIR and GROVE_REPO_ID must be set');

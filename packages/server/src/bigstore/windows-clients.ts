@@ -14,9 +14,9 @@ export function isGitForWindows(agent: string | null | undefined): boolean {
   return agent !== null && agent !== undefined && /^git\/[^ ]*\.windows\.\d+/i.test(agent);
 }
 
-/** One warning line (without "warning: " or a newline) per blob the client cannot hold. */
+/** One progress line (`warning: …`, no newline) per blob the client cannot hold; git prints it as `remote: warning: …`. */
 export function windowsWarnings(blobs: readonly BlobSize[]): string[] {
   return blobs
     .filter((blob) => blob.size >= WINDOWS_OBJECT_LIMIT)
-    .map((blob) => `grove: blob ${blob.oid} is ${blob.size} bytes: Git for Windows truncates objects of 4 GiB or more (git-for-windows#6012); read it with the API (grove cat --blob, ranges) or use git on Linux, macOS or WSL`);
+    .map((blob) => `warning: grove: blob ${blob.oid} is ${blob.size} bytes: Git for Windows truncates objects of 4 GiB or more (git-for-windows#6012); read it with the API (grove cat --blob, ranges) or use git on Linux, macOS or WSL`);
 }

@@ -153,7 +153,7 @@ async function sendBlobOnlyPack(ctx: AppContext, reply: FastifyReply, repoId: st
   responding();
   raw.writeHead(200, { ...NO_CACHE_HEADERS, 'Content-Type': 'application/x-git-upload-pack-result' });
   try {
-    const warnings = windowsClient ? windowsWarnings(blobs).map((line) => `warning: ${line}`) : [];
+    const warnings = windowsClient ? windowsWarnings(blobs) : [];
     for await (const piece of blobOnlyFetchResponse(request, blobs, warnings)) {
       if (!raw.write(piece)) await once(raw, 'drain', { signal });
       ctx.metrics.fetchBytes.inc(piece.length);

@@ -1,11 +1,12 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GitRunner } from './git-command.ts';
+import { evictBlobs } from './evict-blobs.ts';
 import { fsckRepository, parseFsckOutput, type StoredBlobs } from './fsck.ts';
 
 const TREE = 'e4ad4a2710c477c387da53e739a8a5b5f4366f40';
@@ -51,12 +52,10 @@ describe('fsckRepository on a repository that lost a blob', () => {
   run(['clone', '-q', '--bare', work, bare]);
   const lost = run(['rev-parse', 'HEAD:data.bin'], work).trim();
   const bytes = execFileSync('git', ['cat-file', 'blob', lost], { cwd: work });
-  // Every object but that blob, in one pack: the repository an eviction leaves.
-  run(['repack', '-adq'], bare);
-  const keep = run(['rev-list', '--objects', '--all'], bare).split('\n').map((line) => line.split(' ')[0]).filter((oid) => oid && oid !== lost);
-  execFileSync('git', ['pack-objects', '-q', 'objects/pack/kept'], { cwd: bare, input: `${keep.join('\n')}\n` });
-  for (const name of readdirSync(path.join(bare, 'objects', 'pack'))) if (name.startsWith('pack-')) rmSync(path.join(bare, 'objects', 'pack', name));
   const git = new GitRunner({ homeDir: dir, maxProcesses: 4, maxProcessesPerRepo: 4, queueTimeoutMs: 10_000 });
+  // The repository an eviction leaves: every object but that blob.
+  before(() => evictBlobs(git, bare, new Set([lost])));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const store = (held: Buffer | null): StoredBlobs => ({ heldSize: (oid) => (oid === lost && held !== null ? bytes.length : null), open: () => Readable.from([held!]) });
 
   it('is clean when the store holds the blob for the repository and its bytes hash to its id', async () => {
