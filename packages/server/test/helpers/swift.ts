@@ -9,6 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './ports.ts';
 
@@ -97,8 +98,10 @@ export class SwiftS3 {
     swift.#proxy = { child: startProxy(), start: startProxy };
     const deadline = Date.now() + 30_000;
     for (;;) {
+      // The proxy's healthcheck says nothing of the storage servers behind it (Python, slower to
+      // start): until each listens, the S3 API answers 503 "Please reduce your request rate".
       const healthy = await fetch(`${swift.endpoint}/healthcheck`).then((r) => r.ok, () => false);
-      if (healthy) break;
+      if (healthy && (await Promise.all([account, container, object].map(listening))).every(Boolean)) break;
       if (Date.now() > deadline || children.some((c) => c.exitCode !== null)) {
         await swift.stop();
         throw new Error(`Swift did not start:\n${swift.#output}`);
@@ -169,4 +172,16 @@ function killGroup(child: ChildProcess): void {
   } catch {
     child.kill('SIGKILL'); // already gone, or no group of its own
   }
+}
+
+/** Whether something accepts TCP connections on the loopback port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
