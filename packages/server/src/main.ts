@@ -2,7 +2,7 @@
  * The composition root: config → data dir → database → repository store → HTTP.
  * `startServer` returns once the server is listening; `close()` drains it.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
@@ -12,11 +12,13 @@ import type { GroveConfig } from './config.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { RepositoryStoreLock } from './db/repository-store-lock.ts';
 import { disableRepoLookupCache } from './db/repos.ts';
-import { EvictionScheduler } from './bigstore/eviction-scheduler.ts';
+import { EvictionScheduler, type BigBlobEvictions } from './bigstore/eviction-scheduler.ts';
 import { disableOrgLookupCache } from './db/orgs.ts';
 import { DatabaseLeases, SoleNodeLeases, type Leases } from './cluster/leases.ts';
 import { PostgresRefStore } from './cluster/postgres-ref-store.ts';
 import { Compactor } from './cluster/compaction.ts';
+import { BigBlobCatalogue } from './cluster/big-blob-catalogue.ts';
+import { ClusterEvictions } from './cluster/cluster-evictions.ts';
 import type { CacheBudget } from './cluster/cache-budget.ts';
 import { StoreSweep } from './cluster/store-sweep.ts';
 import { ClusterRepoCache, LocalRepositories, type RepoCache } from './cluster/repo-cache.ts';
@@ -54,8 +56,8 @@ export interface RunningServer {
   readonly repos: RepoStore;
   /** This node's chunk store of big blobs (tests wait for its ingests). */
   readonly bigstore: Bigstore;
-  /** Eviction of big blobs from git once the store holds them; null when off (GROVE_EVICT_BIG_BLOBS, cluster mode). */
-  readonly evictions: EvictionScheduler | null;
+  /** Eviction of big blobs from git once the store holds them (one node, or a cluster's); null when off (GROVE_EVICT_BIG_BLOBS). */
+  readonly evictions: BigBlobEvictions | null;
   /** Cluster mode's compactor (tests wait for it); null on one node. */
   readonly compactor: Compactor | null;
   /** Cluster mode's sweep of the object store (tests run it with a later clock); null on one node. */
@@ -115,6 +117,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   let compactor: Compactor | null = null;
   let cacheBudget: CacheBudget | null = null;
   let storeSweep: StoreSweep | null = null;
+  let bigBlobCatalogue: BigBlobCatalogue | null = null;
+  let clusterEvictions: ClusterEvictions | null = null;
   if (objectStore === null) {
     // Embedded: the repositories' own refs are the truth; events journaled around their moves.
     refStore = new JournaledRefStore(repos.transaction, events);
@@ -128,7 +132,16 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   } else {
     // Cluster: refs in PostgreSQL, packs in the object store, events in the ref transaction.
     await objectStore.check();
+    // Stored once across the cluster: the chunk store's catalogue in PostgreSQL, its segments in the object store.
+    const scratchDir = path.join(config.dataDir, 'bigstore', 'scratch');
+    await rm(scratchDir, { recursive: true, force: true }); // what a stop left mid-publish or mid-import
+    await mkdir(scratchDir, { recursive: true });
+    const catalogue = new BigBlobCatalogue(db, objectStore, bigstore, { graceMs: config.packGraceMs, scratchDir });
+    bigBlobCatalogue = catalogue;
+    const evictions = config.evictBigBlobs ? new ClusterEvictions(db, catalogue, bigstore, repos.maintenance, (id) => repos.gitDir(id), logger) : null;
+    clusterEvictions = evictions;
     const cache = new ClusterRepoCache(db, objectStore, repos.git, repos.refs, repos.transaction, {
+      afterDownload: (repoId, gitDir) => (evictions === null ? Promise.resolve() : evictions.synced(repoId, gitDir)),
       cacheBytes: config.cacheBytes,
       minIdleMs: config.cacheMinIdleMs,
       reposDir: path.join(config.dataDir, 'repos'),
@@ -141,7 +154,8 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     cacheBudget = cache.budget;
     repoCache = cache;
     leases = new DatabaseLeases(db, config.nodeId);
-    const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks });
+    const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks }, evictions);
+    evictions?.attach(compaction);
     storeSweep = new StoreSweep(db, objectStore, { graceMs: config.packGraceMs, orphanAgeMs: config.packGraceMs });
     compactor = compaction;
     refStore = new PostgresRefStore(db, events, objectStore, cache, repos.git, repos.refs, repos.transaction, (repo) => compaction.request(repo.id, repo.gitDir));
@@ -158,10 +172,11 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const fairShare = new FairShare({ ...config.fairShare, queueTimeoutMs: config.limits.queueTimeoutMs }, (key, org) => metrics.fairShareRefused.inc({ key, org }));
   metrics.watchFairShare(fairShare);
   metrics.watchBigstore(bigstore.stats, () => bigstore.totals());
-  // Stored once: a big blob the store holds leaves git (embedded mode; a cluster node's store is its own).
-  const evictions = config.evictBigBlobs && objectStore === null ? new EvictionScheduler(db, bigstore, repos.maintenance, repos.git, (id) => repos.gitDir(id), logger) : null;
+  // Stored once: a big blob the store holds leaves git (a cluster: ClusterEvictions, above).
+  const localEvictions = config.evictBigBlobs && objectStore === null ? new EvictionScheduler(db, bigstore, repos.maintenance, repos.git, (id) => repos.gitDir(id), logger) : null;
   // Blobs stored before a stop but not yet evicted leave git now.
-  void evictions?.resume().catch((error: unknown) => logger.warn({ err: error }, 'resuming big blob eviction failed'));
+  void localEvictions?.resume().catch((error: unknown) => logger.warn({ err: error }, 'resuming big blob eviction failed'));
+  const evictions: BigBlobEvictions | null = localEvictions ?? clusterEvictions;
   const ctx: AppContext = {
     events,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
@@ -175,6 +190,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     leases,
     compactor,
     storeSweep,
+    bigBlobCatalogue,
     auth: new Authenticator(db, adminToken.digest, revokedTokens),
     revokedTokens,
     secrets,
@@ -220,6 +236,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await sweeper.stop();
         await webhooks.stop();
         events.stopFollowing();
+        compactor?.stop();
         await compactor?.idle();
         await leases.releaseAll();
         await objectStore?.close();

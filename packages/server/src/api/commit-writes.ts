@@ -270,9 +270,10 @@ export async function commitWriteRoutes(app: FastifyInstance, ctx: AppContext): 
         if (tooLarge) throw new GroveError('payload_too_large', `the file exceeds ${limit} bytes`);
         uploaded = size;
         // Stored once: a big upload goes straight into the chunk store (durable before the ref
-        // moves), never into git, where big blobs are evicted (one node).
-        if (isBigBlob(size) && ctx.config.evictBigBlobs && ctx.config.objectStore === null) {
+        // moves; in a cluster, published to the catalogue too), never into git.
+        if (isBigBlob(size) && ctx.config.evictBigBlobs) {
           const { oid } = await ctx.bigstore.ingestFile(target.row.id, spool);
+          if (ctx.bigBlobCatalogue !== null && (await ctx.bigBlobCatalogue.publish(target.row.id, [oid])).length === 0) throw new Error(`the cluster's chunk store did not take ${oid}`);
           await markEvicted(target.gitDir);
           storedInChunkStore = true;
           return [{ path: filePath, storedBlob: oid, mode: mode ?? '100644' }];

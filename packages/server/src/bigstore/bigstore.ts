@@ -6,8 +6,10 @@
  *
  * A blob is taken in after a push, an upload or its first read; once it is held (onHeld),
  * git may let it go (eviction-scheduler.ts), and from then on the store holds its only copy:
- * fetches get it spliced into their packs (splice.ts), reads and thin pushes from here. Each
- * node of a cluster keeps its own store, and a cluster evicts nothing.
+ * fetches get it spliced into their packs (splice.ts), reads and thin pushes from here. In a
+ * cluster, each node's store is its cache of the cluster's catalogue
+ * (cluster/big-blob-catalogue.ts): what it stores is published there, what the catalogue
+ * holds for a repository it serves is imported here.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +18,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CollectReport } from './collect.ts';
 import type { IngestOutcome } from './ingest.ts';
+import type { ImportJob } from './import.ts';
 import { manifestSize } from './manifest.ts';
 import { BigstoreReader, type BigstoreTotals, type ChunkListing, type RawFrame } from './reader.ts';
 import type { FromWorker, JobResult, ScanReport, ToWorker, WorkerJob } from './worker-protocol.ts';
@@ -97,6 +100,25 @@ export class Bigstore {
   /** The blob's frames as stored, for a pack entry (pack-entry.ts); has(oid) must be true. */
   rawFrames(oid: string): AsyncIterable<RawFrame> {
     return this.#reader.rawFrames(oid);
+  }
+
+  /** Whether the store has the chunk (SHA-256, hex): an import downloads only the others. */
+  hasChunk(hash: string): boolean {
+    return this.#reader.hasChunk(Buffer.from(hash, 'hex'));
+  }
+
+  isLinked(repoId: string, oid: string): boolean {
+    return !this.#closed && this.#reader.isLinked(repoId, oid);
+  }
+
+  /**
+   * Takes a blob of the cluster's catalogue into this node's store, from segment objects
+   * downloaded to disk, verified as it is copied (import.ts). Not an ingest: the cluster
+   * already holds it, so no onHeld listener hears of it.
+   */
+  async importBlob(job: ImportJob): Promise<void> {
+    const outcome = (await this.#run({ kind: 'import', ...job })) as IngestOutcome;
+    this.#counted(outcome);
   }
 
   totals(): BigstoreTotals | null {

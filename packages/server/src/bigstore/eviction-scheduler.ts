@@ -14,7 +14,13 @@ import type { Maintenance } from '../repo/maintenance.ts';
 import type { Bigstore } from './bigstore.ts';
 import type { GitRunner } from '../repo/git-command.ts';
 
-export class EvictionScheduler {
+/** What a server's eviction of big blobs offers its callers: one node's (here) or a cluster's (cluster/cluster-evictions.ts). */
+export interface BigBlobEvictions {
+  /** Resolves once every blob stored so far has been evicted (tests). */
+  idle(): Promise<void>;
+}
+
+export class EvictionScheduler implements BigBlobEvictions {
   readonly #db: Db;
   readonly #bigstore: Bigstore;
   readonly #maintenance: Maintenance;

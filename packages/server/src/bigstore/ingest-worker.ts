@@ -12,7 +12,8 @@ import { BIG_BLOB_BYTES } from '../repo/big-blob.ts';
 import { BigstoreIndex } from './bigstore-index.ts';
 import { collect } from './collect.ts';
 import { ingestBlob, ingestFile, type IngestOutcome } from './ingest.ts';
-import { SegmentWriter } from './segments.ts';
+import { importBlob } from './import.ts';
+import { SegmentReader, SegmentWriter } from './segments.ts';
 import { READY_MARKER, type FromWorker, type JobResult, type ToWorker, type WorkerJob, type WorkerSetup } from './worker-protocol.ts';
 
 const setup = workerData as WorkerSetup;
@@ -21,6 +22,8 @@ mkdirSync(setup.dir, { recursive: true });
 const index = BigstoreIndex.openWriter(path.join(setup.dir, 'bigstore.db'));
 const segmentDir = path.join(setup.dir, 'segments');
 const segments = new SegmentWriter(segmentDir);
+/** The store's own frames, for imports that reuse chunks it has (reads only what the index committed). */
+const localFrames = new SegmentReader(segmentDir);
 const git = new GitRunner({ homeDir: setup.gitHomeDir, maxProcesses: 2, maxProcessesPerRepo: 2, queueTimeoutMs: 10 * 60_000 });
 const opened = segments.open(index.segments());
 
@@ -30,6 +33,7 @@ port.on('message', (message: ToWorker) => {
   if ('stop' in message) {
     chain = chain.finally(async () => {
       await segments.close();
+      await localFrames.close();
       index.close();
       await git.close();
       port.close();
@@ -73,7 +77,11 @@ async function run(job: WorkerJob): Promise<JobResult> {
     }
     case 'copy-links':
       return { linked: index.copyLinks(job.fromRepoId, job.toRepoId) };
+    case 'import':
+      return importBlob({ index, segments, local: localFrames }, job);
     case 'collect':
+      // localFrames may keep a compacted segment's file open: harmless, the index no longer
+      // names it and a worker never numbers a new segment as one it removed.
       return collect(index, segments, segmentDir);
   }
 }

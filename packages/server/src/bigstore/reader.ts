@@ -78,6 +78,11 @@ export class BigstoreReader {
     return this.manifest(oid) !== null;
   }
 
+  /** Whether the store has the chunk (by its SHA-256). */
+  hasChunk(hash: Buffer): boolean {
+    return (this.#openIndex()?.chunkIdByHash(hash) ?? null) !== null;
+  }
+
   isLinked(repoId: string, oid: string): boolean {
     return this.#openIndex()?.isLinked(repoId, oid) ?? false;
   }

@@ -1,6 +1,7 @@
 /** Messages between the server and the ingest worker (ingest-worker.ts). */
 import type { CollectReport } from './collect.ts';
 import type { IngestOutcome } from './ingest.ts';
+import type { ImportJob } from './import.ts';
 
 /** A file the worker writes beside bigstore.db once its schema exists (readers wait for it). */
 export const READY_MARKER = 'ready';
@@ -23,6 +24,8 @@ export type WorkerJob =
   | { readonly kind: 'link'; readonly repoIds: readonly string[]; readonly oids: readonly string[] }
   /** Gives a new fork every link of its source. */
   | { readonly kind: 'copy-links'; readonly fromRepoId: string; readonly toRepoId: string }
+  /** A blob of the cluster's catalogue, from segment objects downloaded to disk (import.ts). */
+  | ({ readonly kind: 'import' } & ImportJob)
   | { readonly kind: 'collect' };
 
 export interface ScanReport {

@@ -3,7 +3,8 @@
  * (scale-out.md §3.1). Before a request reads a repository, `ensure` compares the node's copy
  * with the repository's ref version in PostgreSQL; if the copy is behind, it downloads the
  * live packs it lacks (checking each pack's trailing SHA-1 against its name), installs them
- * `.pack` before `.idx` (kept, so local maintenance never deletes them), and rewrites the
+ * `.pack` before `.idx` (kept, so local maintenance never deletes them), brings the big blobs
+ * the packs may lack into the node's chunk store (afterDownload), and rewrites the
  * local refs and HEAD to PostgreSQL's. One sync per repository at a time; a request that
  * arrives meanwhile waits for it. So no node serves a ref older than one another node has
  * acknowledged: the acknowledgement came after COMMIT, and the version read here comes after.
@@ -76,6 +77,11 @@ export interface RepoCacheOptions {
   /** Deletes a copy's directory (moved out of sight at once). */
   readonly removeCopy: (repoId: string) => Promise<void>;
   readonly onError: (error: unknown) => void;
+  /**
+   * After a sync took the packs, before the copy's refs move: the packs may lack big blobs
+   * the chunk store's catalogue holds (cluster-evictions.ts), which this brings to the node.
+   */
+  readonly afterDownload?: (repoId: string, gitDir: string) => Promise<void>;
 }
 
 export class ClusterRepoCache implements RepoCache {
@@ -158,6 +164,7 @@ export class ClusterRepoCache implements RepoCache {
     }
     // Packs a compaction replaced: their objects are in a live pack now here too.
     await releaseLocalPacks(packDir, allPacks.filter((p) => p.superseded_version !== null).map((p) => p.name));
+    await this.#options.afterDownload?.(repo.id, repo.gitDir);
     await this.#transaction.exclusive(repo.gitDir, async () => {
       const local = await this.#refView.read(repo.gitDir);
       // A write of this node committed after the refs read above is newer: keep it.

@@ -15,6 +15,7 @@ function columnTypes(db: Kysely<unknown>) {
     counter: postgres ? ('bigint' as const) : ('integer' as const),
     serialId: postgres ? ('bigserial' as const) : ('integer' as const),
     serialIdColumn: (c: ColumnDefinitionBuilder) => (postgres ? c.primaryKey() : c.primaryKey().autoIncrement()),
+    bytes: postgres ? ('bytea' as const) : ('blob' as const),
   };
 }
 
@@ -248,6 +249,45 @@ const migrations: Record<string, Migration> = {
         .addColumn('owner', 'text', (c) => c.notNull())
         .addColumn('expires_at', 'text', (c) => c.notNull())
         .execute();
+    },
+  },
+  '0008_cluster_chunk_store': {
+    // Cluster mode only: the chunk store's catalogue (docs/large-files.md, "In a cluster").
+    // Segments are objects in the object store; a node's own bigstore.db is a cache of this.
+    async up(db: Kysely<unknown>) {
+      const { counter, bytes } = columnTypes(db);
+      await db.schema
+        .createTable('bigstore_segments')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('bytes', counter, (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('bigstore_chunks')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('segment_key', 'text', (c) => c.notNull())
+        .addColumn('offset', counter, (c) => c.notNull())
+        .addColumn('zlen', counter, (c) => c.notNull())
+        .addColumn('ulen', counter, (c) => c.notNull())
+        .addColumn('adler32', counter, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('bigstore_chunks_segment').on('bigstore_chunks').columns(['segment_key']).execute();
+      await db.schema
+        .createTable('bigstore_blobs')
+        .addColumn('oid', 'text', (c) => c.primaryKey())
+        .addColumn('size', counter, (c) => c.notNull())
+        .addColumn('manifest', bytes, (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      // No foreign key to repos: a fork's links are copied before its row commits.
+      await db.schema
+        .createTable('bigstore_links')
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('oid', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('bigstore_links_pk', ['repo_id', 'oid'])
+        .execute();
+      await db.schema.createIndex('bigstore_links_oid').on('bigstore_links').columns(['oid']).execute();
     },
   },
 };

@@ -121,6 +121,8 @@ export async function deleteRepoRow(db: Db, id: string, trx: Db = db): Promise<v
   await trx.deleteFrom('repo_refs').where('repo_id', '=', id).execute();
   await trx.deleteFrom('repo_state').where('repo_id', '=', id).execute();
   await trx.deleteFrom('repo_packs').where('repo_id', '=', id).execute();
+  // Its big blobs' links: the blobs go at the next collection if no other repository links them.
+  await trx.deleteFrom('bigstore_links').where('repo_id', '=', id).execute();
   forget(db);
 }
 

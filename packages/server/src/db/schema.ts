@@ -181,7 +181,43 @@ export interface LeasesTable {
   expires_at: string;
 }
 
+/** Cluster mode: a segment object of the chunk store (`bigstore/<uuid>.seg`), sealed by one publish. */
+export interface BigstoreSegmentsTable {
+  key: string;
+  bytes: number;
+  created_at: string;
+}
+
+/** Cluster mode: each distinct chunk once (SHA-256, hex), and where its frame is. */
+export interface BigstoreChunksTable {
+  hash: string;
+  segment_key: string;
+  offset: number;
+  zlen: number;
+  ulen: number;
+  adler32: number;
+}
+
+/** Cluster mode: a big blob the chunk store holds; `manifest` lists its chunks (cluster/shared-manifest.ts). */
+export interface BigstoreBlobsTable {
+  oid: string;
+  size: number;
+  manifest: Buffer;
+  created_at: string;
+}
+
+/** Cluster mode: which repositories may read which big blobs (the tenant rule). */
+export interface BigstoreLinksTable {
+  repo_id: string;
+  oid: string;
+  created_at: string;
+}
+
 export interface Database {
+  bigstore_segments: BigstoreSegmentsTable;
+  bigstore_chunks: BigstoreChunksTable;
+  bigstore_blobs: BigstoreBlobsTable;
+  bigstore_links: BigstoreLinksTable;
   repo_state: RepoStateTable;
   repo_refs: RepoRefsTable;
   repo_packs: RepoPacksTable;

@@ -8,6 +8,7 @@ import type { RepoCache } from '../cluster/repo-cache.ts';
 import type { Leases } from '../cluster/leases.ts';
 import type { StoreSweep } from '../cluster/store-sweep.ts';
 import type { Compactor } from '../cluster/compaction.ts';
+import type { BigBlobCatalogue } from '../cluster/big-blob-catalogue.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import type { RevokedTokens } from '../auth/revoked-tokens.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
@@ -36,6 +37,8 @@ export interface AppContext {
   readonly compactor: Compactor | null;
   /** Cluster mode: deletes superseded and orphaned packs from the object store (the sweeper runs it); null on one node. */
   readonly storeSweep: StoreSweep | null;
+  /** Cluster mode: the chunk store's catalogue in PostgreSQL, its segments in the object store; null on one node. */
+  readonly bigBlobCatalogue: BigBlobCatalogue | null;
   readonly auth: Authenticator;
   /** Signed tokens revoked one by one (in memory, kept exact by this process). */
   readonly revokedTokens: RevokedTokens;

@@ -66,6 +66,7 @@ async function populateFrom(ctx: AppContext, row: RepoRow, sourceRow: RepoRow, s
   await borrowObjects(gitDir, sourceDir);
   // Big blobs the source's git may no longer hold are read from the chunk store: the fork may too.
   await ctx.bigstore.copyLinks(sourceRow.id, row.id);
+  await ctx.bigBlobCatalogue?.copyLinks(sourceRow.id, row.id);
   const refs = await ctx.repos.refs.read(sourceDir);
   if (!snapshot) {
     // Through the one ref path, as creations: in a cluster that publishes the fork's objects.

@@ -73,6 +73,7 @@ export class Sweeper {
         await deleteBranchTtl(ctx.db, ttl.repo_id, ttl.ref);
       }
       await ctx.storeSweep?.sweep();
+      await ctx.bigBlobCatalogue?.collect();
       await ctx.revokedTokens.prune();
       await pruneIdempotencyKeys(ctx.db, new Date(Date.now() - IDEMPOTENCY_RETENTION_MS).toISOString());
       await pruneAudit(ctx.db, new Date(Date.now() - ctx.config.auditRetentionDays * 86400_000).toISOString());
