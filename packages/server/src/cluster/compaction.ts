@@ -43,8 +43,13 @@ export interface CompactionBigBlobs {
   evicted(repoId: string, gitDir: string, oids: readonly string[]): void;
 }
 
-/** How many times an eviction whose lease another node held is asked for again. */
-const EVICTION_RETRIES = 8;
+/**
+ * An eviction whose lease another node holds is asked for again this often, so many times:
+ * the holder is compacting (seconds; it releases the lease when done) or died (the lease
+ * expires within LEASE_MS).
+ */
+const EVICTION_RETRY_MS = 1000;
+const EVICTION_RETRIES = 3 * (LEASE_MS / EVICTION_RETRY_MS);
 
 export const DEFAULT_COMPACTION: CompactionOptions = { maxLivePacks: 8 };
 
@@ -121,9 +126,12 @@ export class Compactor {
     this.request(repoId, gitDir);
   }
 
-  /** Waits for the runs in progress (shutdown, tests). */
+  /** Waits for the runs in progress and the evictions waiting to retry (shutdown stops those first; tests). */
   async idle(): Promise<void> {
-    while (this.#running.size > 0) await Promise.all(this.#running.values());
+    while (this.#running.size > 0 || this.#retryTimers.size > 0) {
+      await Promise.all(this.#running.values());
+      if (this.#retryTimers.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** Stops retrying evictions (shutdown). */
@@ -144,22 +152,24 @@ export class Compactor {
         const timer = setTimeout(() => {
           this.#retryTimers.delete(timer);
           this.requestEviction(repoId, gitDir, retries - 1);
-        }, LEASE_MS);
+        }, EVICTION_RETRY_MS);
         timer.unref();
         this.#retryTimers.add(timer);
       }
       return;
     }
-    const row = await this.#db.selectFrom('repos').select('default_branch').where('id', '=', repoId).executeTakeFirst();
-    if (row === undefined) return;
-    const repo: CachedRepo = { id: repoId, gitDir, defaultBranch: row.default_branch };
     let finished!: () => void;
     const done = new Promise<void>((resolve) => (finished = resolve));
     try {
+      const row = await this.#db.selectFrom('repos').select('default_branch').where('id', '=', repoId).executeTakeFirst();
+      if (row === undefined) return;
+      const repo: CachedRepo = { id: repoId, gitDir, defaultBranch: row.default_branch };
       await this.#cache.ensure(repo, done); // every live pack local, and the copy kept while compacting
       await this.#compact(repoId, gitDir, evict);
     } finally {
       finished();
+      // Done: the next node with something to compact (an eviction after its own publish) need not wait for the expiry.
+      await this.#leases.release(`compact:${repoId}`);
     }
   }
 

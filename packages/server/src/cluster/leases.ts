@@ -13,6 +13,8 @@ import type { Db } from '../db/database.ts';
 export interface Leases {
   /** Whether this node holds `name` now (taking or renewing it as needed). */
   hold(name: string): Promise<boolean>;
+  /** Gives up one lease, if this node holds it (a job that is done: another node may take it at once). */
+  release(name: string): Promise<void>;
   /** Gives up every lease this node holds (shutdown). */
   releaseAll(): Promise<void>;
 }
@@ -21,6 +23,7 @@ export class SoleNodeLeases implements Leases {
   async hold(): Promise<boolean> {
     return true;
   }
+  async release(): Promise<void> {}
   async releaseAll(): Promise<void> {}
 }
 
@@ -61,6 +64,11 @@ export class DatabaseLeases implements Leases {
     }
     this.#heldUntil.delete(name);
     return false;
+  }
+
+  async release(name: string): Promise<void> {
+    if (!this.#heldUntil.delete(name)) return;
+    await this.#db.deleteFrom('leases').where('name', '=', name).where('owner', '=', this.#owner).execute().catch(() => undefined); // expires anyway
   }
 
   async releaseAll(): Promise<void> {

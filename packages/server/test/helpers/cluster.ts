@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { openObjectStore, parseObjectStore } from '../../src/storage/open-object-store.ts';
+import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { PostgresCluster } from './postgres-cluster.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
@@ -96,15 +97,22 @@ export class TestCluster {
     return Number(row?.count ?? 0);
   }
 
-  /** Every key the object store holds under repos/. */
-  async storedKeys(): Promise<string[]> {
+  /** Every key the object store holds under `prefix` (repos/: packs; bigstore/: chunk store segments). */
+  async storedKeys(prefix = 'repos/'): Promise<string[]> {
+    return this.withStore(async (store) => {
+      const keys: string[] = [];
+      for await (const item of store.list(prefix)) keys.push(item.key);
+      return keys;
+    });
+  }
+
+  /** Runs `work` with a client of the cluster's object store. */
+  async withStore<T>(work: (store: ObjectStore) => Promise<T>): Promise<T> {
     const config = parseObjectStore(this.objectStore, this.#env);
     if (typeof config === 'string') throw new Error(config);
     const store = await openObjectStore(config);
     try {
-      const keys: string[] = [];
-      for await (const item of store.list('repos/')) keys.push(item.key);
-      return keys;
+      return await work(store);
     } finally {
       await store.close();
     }
