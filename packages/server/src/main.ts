@@ -172,6 +172,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   const fairShare = new FairShare({ ...config.fairShare, queueTimeoutMs: config.limits.queueTimeoutMs }, (key, org) => metrics.fairShareRefused.inc({ key, org }));
   metrics.watchFairShare(fairShare);
   metrics.watchBigstore(bigstore.stats, () => bigstore.totals());
+  if (bigBlobCatalogue !== null) metrics.watchBigBlobCatalogue(bigBlobCatalogue.stats);
   // Stored once: a big blob the store holds leaves git (a cluster: ClusterEvictions, above).
   const localEvictions = config.evictBigBlobs && objectStore === null ? new EvictionScheduler(db, bigstore, repos.maintenance, repos.git, (id) => repos.gitDir(id), logger) : null;
   // Blobs stored before a stop but not yet evicted leave git now.

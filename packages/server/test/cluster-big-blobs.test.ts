@@ -103,6 +103,10 @@ describe('big blobs in a cluster of two nodes', { skip }, () => {
     assert.equal(sha256(await readFile(path.join(clone, 'weights/model.bin'))), sha256(version1));
     await gitOk(['fsck', '--strict', '--no-dangling'], { cwd: clone });
     assert.equal(cluster.node(1).server.bigstore.has(oid1), true, 'node 1 imported the blob into its own store');
+    const metrics = await (await fetch(`${cluster.node(1).url}/metrics`)).text();
+    assert.match(metrics, /grove_bigstore_cluster_blobs\{action="imported"\} 1\b/);
+    const downloaded = Number(/grove_bigstore_cluster_bytes\{direction="downloaded"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(downloaded >= version1.length, `${downloaded} bytes of segments downloaded`);
     const byPath = await read(cluster.node(1), 'ml/models', 'contents/weights/model.bin?ref=main', { headers: { range: 'bytes=1000000-1000099' } });
     assert.equal(byPath.status, 206);
     assert.ok(byPath.body.equals(version1.subarray(1_000_000, 1_000_100)));

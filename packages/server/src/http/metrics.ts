@@ -1,4 +1,5 @@
 /** Prometheus metrics served at /metrics; one registry per server instance. */
+import type { CatalogueStats } from '../cluster/big-blob-catalogue.ts';
 import type { BigstoreStats } from '../bigstore/bigstore.ts';
 import type { BigstoreTotals } from '../bigstore/reader.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -68,6 +69,32 @@ export class Metrics {
         this.set({ kind: 'logical' }, now.logicalBytes);
         this.set({ kind: 'stored' }, now.storedBytes);
         this.set({ kind: 'segments' }, now.segmentBytes);
+      },
+    });
+  }
+
+  /** Cluster mode: the chunk store's catalogue as this node has used it (cluster/big-blob-catalogue.ts). */
+  watchBigBlobCatalogue(stats: CatalogueStats): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'grove_bigstore_cluster_blobs',
+      help: 'Big blobs this node published to the cluster\'s chunk store, imported from it, and collected from it, since start',
+      labelNames: ['action'],
+      registers,
+      collect() {
+        this.set({ action: 'published' }, stats.blobsPublished);
+        this.set({ action: 'imported' }, stats.blobsImported);
+        this.set({ action: 'collected' }, stats.blobsCollected);
+      },
+    });
+    new Gauge({
+      name: 'grove_bigstore_cluster_bytes',
+      help: 'Bytes of segments this node uploaded to the object store and downloaded from it, since start',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.set({ direction: 'uploaded' }, stats.bytesUploaded);
+        this.set({ direction: 'downloaded' }, stats.bytesDownloaded);
       },
     });
   }
