@@ -138,10 +138,10 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     await mkdir(scratchDir, { recursive: true });
     const catalogue = new BigBlobCatalogue(db, objectStore, bigstore, { graceMs: config.packGraceMs, scratchDir });
     bigBlobCatalogue = catalogue;
-    const evictions = config.evictBigBlobs ? new ClusterEvictions(db, catalogue, bigstore, repos.maintenance, (id) => repos.gitDir(id), logger) : null;
-    clusterEvictions = evictions;
+    const evictions = new ClusterEvictions(db, catalogue, bigstore, repos.maintenance, (id) => repos.gitDir(id), logger, config.evictBigBlobs);
+    if (config.evictBigBlobs) clusterEvictions = evictions;
     const cache = new ClusterRepoCache(db, objectStore, repos.git, repos.refs, repos.transaction, {
-      afterDownload: (repoId, gitDir) => (evictions === null ? Promise.resolve() : evictions.synced(repoId, gitDir)),
+      afterDownload: (repoId, gitDir, releasedPacks) => evictions.synced(repoId, gitDir, releasedPacks),
       cacheBytes: config.cacheBytes,
       minIdleMs: config.cacheMinIdleMs,
       reposDir: path.join(config.dataDir, 'repos'),
@@ -155,7 +155,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     repoCache = cache;
     leases = new DatabaseLeases(db, config.nodeId);
     const compaction = new Compactor(db, objectStore, cache, repos.git, leases, logger, { maxLivePacks: config.maxLivePacks }, evictions);
-    evictions?.attach(compaction);
+    evictions.attach(compaction);
     storeSweep = new StoreSweep(db, objectStore, { graceMs: config.packGraceMs, orphanAgeMs: config.packGraceMs });
     compactor = compaction;
     refStore = new PostgresRefStore(db, events, objectStore, cache, repos.git, repos.refs, repos.transaction, (repo) => compaction.request(repo.id, repo.gitDir));

@@ -20,7 +20,6 @@ import { assertCatalogueError, pushAll, rawGet, read, revParse } from './helpers
 import { noise, withEdits } from './helpers/big-files.ts';
 import { BIG_BLOB_BYTES } from '../src/repo/big-blob.ts';
 import { findRepo } from '../src/db/repos.ts';
-import { onClusterOfOne } from './helpers/database.ts';
 import { pktLine, FLUSH_PKT, DELIM_PKT } from '../src/git/pkt-line.ts';
 import { EVICTED_MARKER } from '../src/repo/evict-blobs.ts';
 
@@ -41,10 +40,9 @@ const hasPythonModule = (name: string) => {
 /** Debian's JGit jars (jgit-cli, libjgit-java); its `jgit` script misses the LFS jar, so java runs the CLI with all of them. */
 const JGIT_CLASSPATH = fs.existsSync('/usr/share/java/org.eclipse.jgit.pgm.jar') ? '/usr/share/java/*' : null;
 
-/** In the third pass every server is a cluster of one: the blobs leave the object store's packs too (cluster-big-blobs.test.ts has several nodes). */
-const skip = false;
+// In the third pass every server is a cluster of one: the blobs leave the object store's packs too (cluster-big-blobs.test.ts has several nodes).
 
-describe('big blobs evicted from git and served from the chunk store', { skip }, () => {
+describe('big blobs evicted from git and served from the chunk store', () => {
   let grove: TestServer;
   let work: Awaited<ReturnType<typeof tempDir>>;
   let url: string;
@@ -330,7 +328,7 @@ describe('big blobs evicted from git and served from the chunk store', { skip },
   });
 });
 
-describe('eviction in a grove serve process', { skip }, () => {
+describe('eviction in a grove serve process', () => {
   const token = 'grove_test_admin_token_for_eviction_012';
 
   it('leaves every big blob readable when killed with SIGKILL during ingest or eviction, and evicts it after the restart', async () => {

@@ -235,20 +235,19 @@ export class BigBlobCatalogue {
 
   /**
    * Takes into this node's store every blob the catalogue links to the repository that the
-   * node's store does not hold for it; resolves with all the blobs linked (the node's copy of
-   * the repository may lack each of them in git).
+   * node's store does not hold for it. Resolves with all the blobs linked (the node's copy of
+   * the repository may lack each of them in git) and those this call added.
    */
-  async importInto(repoId: string): Promise<string[]> {
+  async importInto(repoId: string): Promise<{ linked: string[]; added: string[] }> {
     const linked = [...(await this.linkedBlobs(repoId))];
+    const added: string[] = [];
     for (const oid of linked) {
       if (this.#bigstore.isLinked(repoId, oid)) continue;
-      if (this.#bigstore.has(oid)) {
-        await this.#bigstore.linkTo([repoId], [oid]);
-        continue;
-      }
-      await this.#importOne(repoId, oid);
+      if (this.#bigstore.has(oid)) await this.#bigstore.linkTo([repoId], [oid]);
+      else await this.#importOne(repoId, oid);
+      added.push(oid);
     }
-    return linked;
+    return { linked, added };
   }
 
   async #importOne(repoId: string, oid: string): Promise<void> {

@@ -24,18 +24,20 @@ export class ClusterEvictions implements CompactionBigBlobs, BigBlobEvictions {
   readonly #bigstore: Bigstore;
   readonly #maintenance: Maintenance;
   readonly #gitDirOf: (repoId: string) => string;
-  readonly #logger: Pick<Logger, 'warn'>;
   readonly #pending = new Set<Promise<void>>();
   #compactor: Compactor | null = null;
 
-  constructor(db: Db, catalogue: BigBlobCatalogue, bigstore: Bigstore, maintenance: Maintenance, gitDirOf: (repoId: string) => string, logger: Pick<Logger, 'warn'>) {
+  /**
+   * `publish`: GROVE_EVICT_BIG_BLOBS. Off, this node publishes nothing (its git stays complete),
+   * but still imports what other nodes published: the cluster's packs may lack those blobs.
+   */
+  constructor(db: Db, catalogue: BigBlobCatalogue, bigstore: Bigstore, maintenance: Maintenance, gitDirOf: (repoId: string) => string, logger: Pick<Logger, 'warn'>, publish: boolean) {
     this.#db = db;
     this.#catalogue = catalogue;
     this.#bigstore = bigstore;
     this.#maintenance = maintenance;
     this.#gitDirOf = gitDirOf;
-    this.#logger = logger;
-    bigstore.onHeld((repoId, gitDir, oids) => {
+    if (publish) bigstore.onHeld((repoId, gitDir, oids) => {
       const published = this.#published(repoId, gitDir, oids).catch((error: unknown) => logger.warn({ err: error, repoId }, 'big blobs could not be published to the cluster; the next read or push retries'));
       this.#pending.add(published);
       void published.finally(() => this.#pending.delete(published));
@@ -58,13 +60,15 @@ export class ClusterEvictions implements CompactionBigBlobs, BigBlobEvictions {
   /**
    * After a node's copy of the repository took the cluster's packs (ClusterRepoCache): the
    * blobs the catalogue links to it are in this node's store and the copy is marked, before
-   * any request reads the copy. Blobs git still holds here leave it through maintenance.
+   * any request reads the copy. Blobs git may still hold here — new to this node, or in packs
+   * the sync released to local maintenance — leave it through the maintenance queue.
    */
-  async synced(repoId: string, gitDir: string): Promise<void> {
-    const linked = await this.#catalogue.importInto(repoId);
+  async synced(repoId: string, gitDir: string, releasedPacks: boolean): Promise<void> {
+    const { linked, added } = await this.#catalogue.importInto(repoId);
     if (linked.length === 0) return;
     await markEvicted(gitDir);
-    this.evicted(repoId, gitDir, linked);
+    const candidates = releasedPacks ? linked : added;
+    if (candidates.length > 0) this.evicted(repoId, gitDir, candidates);
   }
 
   async #published(repoId: string, gitDir: string, oids: readonly string[]): Promise<void> {

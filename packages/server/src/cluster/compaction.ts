@@ -19,7 +19,7 @@
  * request (after a publish) also chooses every live pack holding such a blob, however few
  * packs there are.
  */
-import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
@@ -246,8 +246,15 @@ export class Compactor {
  * Lets a node's copy drop packs a compaction replaced (their objects are in a live pack there
  * already): their `.keep` goes, so the node's own maintenance (`git repack -d`) folds them in
  * and deletes them. Deleting them here would break git processes reading them right now, and
- * the node's multi-pack index, which names them.
+ * the node's multi-pack index, which names them. Resolves with how many were still kept.
  */
-export async function releaseLocalPacks(packDir: string, names: readonly string[]): Promise<void> {
-  for (const name of names) await rm(path.join(packDir, `pack-${name}.keep`), { force: true });
+export async function releaseLocalPacks(packDir: string, names: readonly string[]): Promise<number> {
+  let released = 0;
+  for (const name of names) {
+    const keep = path.join(packDir, `pack-${name}.keep`);
+    if (!(await access(keep).then(() => true, () => false))) continue;
+    await rm(keep, { force: true });
+    released++;
+  }
+  return released;
 }

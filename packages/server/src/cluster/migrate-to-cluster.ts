@@ -9,7 +9,8 @@
  *   3. For every repository with refs: one pack of everything its refs reach (a fork's
  *      borrowed objects included, as a cluster fork publishes them), uploaded `.pack` then
  *      `.idx` under its checksum — the same layout the ref path publishes. Big blobs evicted
- *      to the chunk store (a cluster keeps git complete) are written back from it first, as
+ *      to the chunk store are written back from it first (the cluster evicts them again into
+ *      its own chunk store once its nodes take them in: docs/large-files.md, "In a cluster"), as
  *      one-object packs in a temporary alternate; a blob neither has refuses the migration.
  *   4. One PostgreSQL transaction: every metadata row, the refs, the packs, each repository's
  *      ref version; the id sequences moved past the copied rows. Nothing is visible to a

@@ -81,7 +81,7 @@ export interface RepoCacheOptions {
    * After a sync took the packs, before the copy's refs move: the packs may lack big blobs
    * the chunk store's catalogue holds (cluster-evictions.ts), which this brings to the node.
    */
-  readonly afterDownload?: (repoId: string, gitDir: string) => Promise<void>;
+  readonly afterDownload?: (repoId: string, gitDir: string, releasedPacks: boolean) => Promise<void>;
 }
 
 export class ClusterRepoCache implements RepoCache {
@@ -163,8 +163,8 @@ export class ClusterRepoCache implements RepoCache {
       await Promise.all(missing.slice(i, i + PARALLEL_DOWNLOADS).map((name) => this.#download(repo.id, packDir, name)));
     }
     // Packs a compaction replaced: their objects are in a live pack now here too.
-    await releaseLocalPacks(packDir, allPacks.filter((p) => p.superseded_version !== null).map((p) => p.name));
-    await this.#options.afterDownload?.(repo.id, repo.gitDir);
+    const released = await releaseLocalPacks(packDir, allPacks.filter((p) => p.superseded_version !== null).map((p) => p.name));
+    await this.#options.afterDownload?.(repo.id, repo.gitDir, released > 0);
     await this.#transaction.exclusive(repo.gitDir, async () => {
       const local = await this.#refView.read(repo.gitDir);
       // A write of this node committed after the refs read above is newer: keep it.
