@@ -15,8 +15,6 @@
  *
  * Run on a quiet machine, never beside the test suite. Prints a Markdown table; nothing is written.
  */
-import { createWriteStream } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,8 +24,8 @@ import pg from 'pg';
 import { PostgresCluster } from '../packages/server/test/helpers/postgres-cluster.ts';
 import { SwiftS3, swiftAvailable } from '../packages/server/test/helpers/swift.ts';
 import { openObjectStore, parseObjectStore } from '../packages/server/src/storage/open-object-store.ts';
-import { ensurePeer, startGrove, startPeer } from './servers.ts';
-import { createBenchRepo, diskBytes, measure, rewriteOnePercent, type Measured } from './large-common.ts';
+import { startGrove } from './servers.ts';
+import { BENCH_CLIENT, commitRandomFile, startLargePeer, createBenchRepo, diskBytes, measure, rewriteOnePercent, type Measured } from './large-common.ts';
 import { cleanup, fmtBytes, gitOk, setGitHome } from './util.ts';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -58,36 +56,10 @@ try {
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
 
-  const work = path.join(tmp, 'work');
-  await gitOk(['init', '-q', '-b', 'main', work]);
-  const file = path.join(work, 'weights.bin');
-  await new Promise<void>((resolve, reject) => {
-    const out = createWriteStream(file);
-    out.on('error', reject);
-    let left = sizeMiB;
-    const next = () => {
-      while (left > 0) {
-        left--;
-        if (!out.write(randomBytes(1024 * 1024))) return void out.once('drain', next);
-      }
-      out.end(resolve);
-    };
-    next();
-  });
-  const client = ['-c', 'core.compression=0', '-c', 'user.name=Bench', '-c', 'user.email=bench@example.com'];
-  await gitOk([...client, 'add', 'weights.bin'], { cwd: work, timeoutMs: 1_200_000 });
-  await gitOk([...client, 'commit', '-q', '-m', 'weights'], { cwd: work });
-  const oid = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
+  const { work, file, oid } = await commitRandomFile(tmp, sizeMiB);
   const size = sizeMiB * 1024 * 1024;
 
-  const availability = await ensurePeer();
-  if (!availability.ok) throw new Error(`the reference peer is unavailable: ${availability.message}`);
-  const peer = await startPeer(path.join(tmp, 'peer'), path.join(tmp, 'peer', 'root'), availability.httpBackend, 16);
-  const peerRepo = path.join(peer.projectRoot, 'bench', 'large.git');
-  await gitOk(['init', '-q', '--bare', '-b', 'main', peerRepo]);
-  for (const [k, v] of [['http.receivepack', 'true'], ['core.fsync', 'committed,reference'], ['core.fsyncMethod', 'fsync'], ['receive.fsckObjects', 'true']] as const) {
-    await gitOk(['config', k, v], { cwd: peerRepo });
-  }
+  const { peer, peerRepo } = await startLargePeer(tmp);
   const groveAuth = ['-c', `http.extraHeader=Authorization: Bearer ${TOKEN}`];
   const url = (server: { url: string }) => `${server.url}/bench/large.git`;
 
@@ -122,7 +94,7 @@ try {
 
   for (let version = 2; version <= versions; version++) {
     await rewriteOnePercent(file, size);
-    await gitOk([...client, 'commit', '-q', '-am', `weights v${version}`], { cwd: work, timeoutMs: 1_200_000 });
+    await gitOk([...BENCH_CLIENT, 'commit', '-q', '-am', `weights v${version}`], { cwd: work, timeoutMs: 1_200_000 });
     await gitOk([...groveAuth, 'push', '-q', url(nodeA), 'main'], { cwd: work, timeoutMs: 1_800_000 });
     await gitOk(['push', '-q', url(peer), 'main'], { cwd: work, timeoutMs: 1_800_000 });
     await storedOnce(version);

@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { httpRequest, type GroveServer } from './servers.ts';
-import { RssSampler, treeCpuMs } from './util.ts';
+import { createWriteStream } from 'node:fs';
+import { ensurePeer, httpRequest, startPeer, type GroveServer, type PeerServer } from './servers.ts';
+import { gitOk, RssSampler, treeCpuMs } from './util.ts';
 
 export interface Measured {
   wallMs: number;
@@ -106,4 +107,45 @@ export async function rewriteOnePercent(file: string, size: number): Promise<voi
   } finally {
     await handle.close();
   }
+}
+
+/** git options of the bench client: compression off (the client's cost is not what is measured). */
+export const BENCH_CLIENT = ['-c', 'core.compression=0', '-c', 'user.name=Bench', '-c', 'user.email=bench@example.com'];
+
+/** A work repository under `dir` with one commit of `weights.bin`, `sizeMiB` MiB of random bytes. */
+export async function commitRandomFile(dir: string, sizeMiB: number): Promise<{ work: string; file: string; oid: string }> {
+  const work = path.join(dir, 'work');
+  await gitOk(['init', '-q', '-b', 'main', work]);
+  const file = path.join(work, 'weights.bin');
+  await new Promise<void>((resolve, reject) => {
+    const out = createWriteStream(file);
+    out.on('error', reject);
+    let left = sizeMiB;
+    const next = () => {
+      while (left > 0) {
+        left--;
+        if (!out.write(randomBytes(1024 * 1024))) return void out.once('drain', next);
+      }
+      out.end(resolve);
+    };
+    next();
+  });
+  await gitOk([...BENCH_CLIENT, 'add', 'weights.bin'], { cwd: work, timeoutMs: 1_200_000 });
+  await gitOk([...BENCH_CLIENT, 'commit', '-q', '-m', 'weights'], { cwd: work });
+  const oid = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
+  return { work, file, oid };
+}
+
+/** The reference peer under `dir`, with an empty bare `bench/large.git` that takes pushes (fsynced, fsck'd). */
+export async function startLargePeer(dir: string): Promise<{ peer: PeerServer; peerRepo: string }> {
+  const availability = await ensurePeer();
+  if (!availability.ok) throw new Error(`the reference peer is unavailable: ${availability.message}`);
+  const peer = await startPeer(path.join(dir, 'peer'), path.join(dir, 'peer', 'root'), availability.httpBackend, 16);
+  const peerRepo = path.join(peer.projectRoot, 'bench', 'large.git');
+  // -b main: with HEAD on an unborn master, a --depth 1 clone (single-branch) fetches nothing at all.
+  await gitOk(['init', '-q', '--bare', '-b', 'main', peerRepo]);
+  for (const [k, v] of [['http.receivepack', 'true'], ['core.fsync', 'committed,reference'], ['core.fsyncMethod', 'fsync'], ['receive.fsckObjects', 'true']] as const) {
+    await gitOk(['config', k, v], { cwd: peerRepo });
+  }
+  return { peer, peerRepo };
 }

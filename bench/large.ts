@@ -20,15 +20,13 @@
  * Run on a quiet machine, never beside the test suite. Prints a Markdown table; nothing is
  * written. Everything runs under one temp dir, removed at the end.
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ensurePeer, startGrove, startPeer } from './servers.ts';
-import { chunkListing, createBenchRepo, diskBytes, evicted, insertSmallRuns, measure, rewriteOnePercent, type Measured } from './large-common.ts';
+import { startGrove } from './servers.ts';
+import { BENCH_CLIENT, commitRandomFile, startLargePeer, chunkListing, createBenchRepo, diskBytes, evicted, insertSmallRuns, measure, rewriteOnePercent, type Measured } from './large-common.ts';
 import { cleanup, fmtBytes, gitOk, percentile, RssSampler, setGitHome } from './util.ts';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,41 +41,13 @@ try {
   const home = path.join(tmp, 'home');
   await mkdir(home);
   setGitHome(home);
-  // The file, committed with compression off (the client's cost is not what is measured).
-  const work = path.join(tmp, 'work');
-  await gitOk(['init', '-q', '-b', 'main', work]);
-  const file = path.join(work, 'weights.bin');
-  await new Promise<void>((resolve, reject) => {
-    const out = createWriteStream(file);
-    out.on('error', reject);
-    let left = sizeMiB;
-    const next = () => {
-      while (left > 0) {
-        left--;
-        if (!out.write(randomBytes(1024 * 1024))) return void out.once('drain', next);
-      }
-      out.end(resolve);
-    };
-    next();
-  });
-  const client = ['-c', 'core.compression=0', '-c', 'user.name=Bench', '-c', 'user.email=bench@example.com'];
-  await gitOk([...client, 'add', 'weights.bin'], { cwd: work, timeoutMs: 1_200_000 });
-  await gitOk([...client, 'commit', '-q', '-m', 'weights'], { cwd: work });
-  const oid = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
+  const { work, file, oid } = await commitRandomFile(tmp, sizeMiB);
 
   const grove = await startGrove(PROJECT_ROOT, path.join(tmp, 'grove'), TOKEN, { env: { GROVE_MAX_PACK_BYTES: String(8 * 1024 ** 3) } });
   await createBenchRepo(grove);
   const groveAuth = ['-c', `http.extraHeader=Authorization: Bearer ${TOKEN}`];
 
-  const availability = await ensurePeer();
-  if (!availability.ok) throw new Error(`the reference peer is unavailable: ${availability.message}`);
-  const peer = await startPeer(path.join(tmp, 'peer'), path.join(tmp, 'peer', 'root'), availability.httpBackend, 16);
-  const peerRepo = path.join(peer.projectRoot, 'bench', 'large.git');
-  // -b main: with HEAD on an unborn master, a --depth 1 clone (single-branch) fetches nothing at all.
-  await gitOk(['init', '-q', '--bare', '-b', 'main', peerRepo]);
-  for (const [k, v] of [['http.receivepack', 'true'], ['core.fsync', 'committed,reference'], ['core.fsyncMethod', 'fsync'], ['receive.fsckObjects', 'true']] as const) {
-    await gitOk(['config', k, v], { cwd: peerRepo });
-  }
+  const { peer, peerRepo } = await startLargePeer(tmp);
 
   const sides = [
     { name: 'Grove', url: `${grove.url}/bench/large.git`, auth: groveAuth, roots: [grove.pid] },
@@ -149,7 +119,7 @@ try {
   for (let version = 2; version <= versions; version++) {
     if (insertEdits) await insertSmallRuns(file);
     else await rewriteOnePercent(file, size);
-    await gitOk([...client, 'commit', '-q', '-am', `weights v${version}`], { cwd: work, timeoutMs: 1_200_000 });
+    await gitOk([...BENCH_CLIENT, 'commit', '-q', '-am', `weights v${version}`], { cwd: work, timeoutMs: 1_200_000 });
     const next = (await gitOk(['rev-parse', 'HEAD:weights.bin'], { cwd: work })).stdout.trim();
     for (const side of sides) await gitOk([...side.auth, 'push', '-q', side.url, 'main'], { cwd: work, timeoutMs: 1_800_000 });
     await chunkListing(grove, next);
