@@ -101,6 +101,15 @@ export interface GroveConfig {
   readonly metricsToken: string | null;
   /** GROVE_SECRET_KEY, then GROVE_SECRET_KEY_PREVIOUS (keys that only open); null: <data>/secret.key. */
   readonly secretKeys: readonly Buffer[] | null;
+  /** Remote sync (docs/remote-sync.md). */
+  readonly sync: {
+    /** Sync runs at once on this server (GROVE_SYNC_CONCURRENCY). */
+    readonly concurrency: number;
+    /** Whether upstreams may be plain http (GROVE_ALLOW_INSECURE_REMOTES; https only otherwise). */
+    readonly allowInsecureRemotes: boolean;
+    /** Default seconds between polls of an upstream without a working webhook (GROVE_SYNC_POLL_SECONDS). */
+    readonly pollSeconds: number;
+  };
 }
 
 function allowedOutbound(value: string | undefined): string[] {
@@ -261,5 +270,10 @@ export function loadConfig(input: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     metricsToken: metricsToken(env.GROVE_METRICS_TOKEN),
     allowedOutbound: allowedOutbound(env.GROVE_ALLOWED_OUTBOUND),
     secretKeys,
+    sync: {
+      concurrency: positiveInteger('GROVE_SYNC_CONCURRENCY', env.GROVE_SYNC_CONCURRENCY, Math.max(2, Math.floor(os.availableParallelism() / 2))),
+      allowInsecureRemotes: onOff('GROVE_ALLOW_INSECURE_REMOTES', env.GROVE_ALLOW_INSECURE_REMOTES, false),
+      pollSeconds: boundedInteger('GROVE_SYNC_POLL_SECONDS', env.GROVE_SYNC_POLL_SECONDS, 60, 1, 86_400),
+    },
   };
 }

@@ -42,6 +42,7 @@ import { gitHomeDir } from './repo/layout.ts';
 import { EventLog } from './events/event-log.ts';
 import { AuditWriter } from './http/audit.ts';
 import { WebhookWorker } from './events/webhook-worker.ts';
+import { SyncScheduler } from './sync/scheduler.ts';
 import { findRef } from './repo/ref-snapshot.ts';
 import { isAncestor } from './repo/resolve.ts';
 import { VERSION } from './version.ts';
@@ -66,6 +67,8 @@ export interface RunningServer {
   readonly cacheBudget: CacheBudget | null;
   /** The admin token if this start generated it (print it once), else null. */
   readonly generatedAdminToken: string | null;
+  /** Remote sync's scheduler (tests wait for an upstream's runs with `idle`). */
+  readonly sync: SyncScheduler;
   /** Runs a sweep now (tests; the server sweeps on its own every GROVE_SWEEP_INTERVAL_MS). */
   sweep(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then kills the rest. */
@@ -178,8 +181,27 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   // Blobs stored before a stop but not yet evicted leave git now.
   void localEvictions?.resume().catch((error: unknown) => logger.warn({ err: error }, 'resuming big blob eviction failed'));
   const evictions: BigBlobEvictions | null = localEvictions ?? clusterEvictions;
+  const sync = new SyncScheduler({
+    db,
+    durability,
+    events,
+    secrets,
+    outbound,
+    git: repos.git,
+    refView: repos.refs,
+    refStore,
+    repoCache,
+    leases,
+    metrics,
+    logger,
+    gitDir: (id) => repos.gitDir(id),
+    concurrency: config.sync.concurrency,
+    remote: { allowHttp: config.sync.allowInsecureRemotes },
+    onRefsMoved: (repo) => repos.maintenance.notePush(repo.gitDir),
+  });
   const ctx: AppContext = {
     events,
+    sync,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
     durability,
     config,
@@ -206,6 +228,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
   await app.listen({ host: config.host, port: config.port });
   sweeper.start();
   webhooks.start();
+  await sync.start();
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | null = null;
@@ -219,6 +242,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     compactor,
     storeSweep,
     cacheBudget,
+    sync,
     generatedAdminToken: adminToken.generated,
     sweep: () => sweeper.sweep(),
     close() {
@@ -236,6 +260,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await app.close();
         await sweeper.stop();
         await webhooks.stop();
+        await sync.stop();
         events.stopFollowing();
         compactor?.stop();
         await compactor?.idle();

@@ -7,7 +7,7 @@ const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 /** First path segments that belong to Grove itself, so no org may take them. */
 const RESERVED_ORG_NAMES = new Set(['api', 'healthz', 'metrics', 'readyz']);
 
-export function checkName(kind: 'org' | 'repo', name: unknown): string | null {
+export function checkName(kind: 'org' | 'repo' | 'credential' | 'upstream', name: unknown): string | null {
   if (typeof name !== 'string') return `${kind} name must be a string`;
   if (name.length === 0) return `${kind} name must not be empty`;
   if (name.length > 100) return `${kind} name must be at most 100 characters`;

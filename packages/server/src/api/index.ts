@@ -25,9 +25,14 @@ import { orgRoutes } from './orgs.ts';
 import { policyRoutes } from './policies.ts';
 import { repoRoutes } from './repos.ts';
 import { signingKeyRoutes } from './signing-keys.ts';
+import { credentialRoutes } from './credentials.ts';
+import { upstreamRoutes } from './upstreams.ts';
+import { syncHookRoutes } from './sync-hooks.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
-export const API_PREFIX = '/api/v1';
+import { API_PREFIX } from './prefix.ts';
+
+export { API_PREFIX };
 
 export async function registerApi(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await app.register(swagger, {
@@ -45,6 +50,8 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  // Webhook receivers authenticate by signature, not by API key: outside the authenticated scope.
+  await syncHookRoutes(app, ctx, app.log);
 
   await app.register(async (api) => {
     // The API speaks JSON only: any other body is 415. An empty JSON body (a DELETE from a
@@ -100,6 +107,8 @@ export async function registerApi(app: FastifyInstance, ctx: AppContext): Promis
     await branchRoutes(api, ctx);
     await mergeRoutes(api, ctx);
     await webhookRoutes(api, ctx);
+    await credentialRoutes(api, ctx);
+    await upstreamRoutes(api, ctx);
     await eventRoutes(api, ctx);
     await auditRoutes(api, ctx);
     await adminRoutes(api, ctx);

@@ -16,6 +16,7 @@ import { actorOf, refLifecycleEvents, type NewEvent } from '../events/types.ts';
 import { findRef } from '../repo/ref-snapshot.ts';
 import type { RefUpdate } from '../repo/ref-transaction.ts';
 import { resolveCommit } from '../repo/resolve.ts';
+import { mirrorOf, mirrorRefusal } from '../sync/upstream-store.ts';
 import { principalOf, requireAccess } from './principal.ts';
 
 export interface WriteTarget {
@@ -37,6 +38,8 @@ export async function writeTarget(ctx: AppContext, request: FastifyRequest, org:
 
 /** 403 with the reason when the principal may not make this ref change. */
 export async function requireRefWrite(ctx: AppContext, target: WriteTarget, update: RefUpdateRequest): Promise<void> {
+  const mirror = await mirrorOf(ctx.db, target.row.id);
+  if (mirror !== null) throw new GroveError('forbidden', mirrorRefusal(mirror));
   const rules = await readRefRules(ctx.db, target.row.id);
   const denial = authorizeRefUpdate(target.principal, target.org, target.repo, rules, update);
   if (denial !== null) throw new GroveError('forbidden', denial);

@@ -120,3 +120,24 @@ export function authorizeRefUpdate(principal: Principal, org: string, repo: stri
   }
   return null;
 }
+
+/**
+ * Whether a key limited to branches may ask for a remote sync of `refs` (full-ref globs; null:
+ * every ref): only when it names its refs and each is a branch its globs cover — the glob
+ * itself, or one branch matching it. Null when allowed, else why not. Pure.
+ */
+export function refGlobsWithinGrants(principal: Principal, org: string, repo: string, refs: readonly string[] | null): string | null {
+  if (principal.kind === 'root') return null;
+  const grants = grantsForRepo(principal.resources, org, repo);
+  if (grants.some((g) => g.branches === undefined)) return null;
+  const globs = grants.flatMap((g) => g.branches ?? []);
+  const refusal = `this key may only sync branches matching ${globs.join(', ')}: name them in refs (refs/heads/<branch or one of those patterns>)`;
+  if (refs === null) return refusal;
+  for (const ref of refs) {
+    const branch = branchName(ref);
+    if (branch === null) return refusal;
+    const covered = globs.includes(branch) || (!/[*?]/.test(branch) && globs.some((glob) => matchesBranchGlob(glob, branch)));
+    if (!covered) return refusal;
+  }
+  return null;
+}

@@ -25,6 +25,7 @@ import type { EventLog } from '../events/event-log.ts';
 import { isZeroOid, ZERO_OID } from '../git/oid.ts';
 import type { GitRunner } from '../repo/git-command.ts';
 import { QUARANTINE_PREFIX } from '../repo/quarantine.ts';
+import { allRefs } from '../repo/ref-snapshot.ts';
 import { mayLackBlobs } from '../repo/evict-blobs.ts';
 import type { EventsOf, RefStore, RepoHandle } from '../repo/ref-store.ts';
 import type { RefTransaction, RefUpdate, TransactionResult } from '../repo/ref-transaction.ts';
@@ -169,7 +170,7 @@ export class PostgresRefStore implements RefStore {
     const local = await this.#refView.read(repo.gitDir);
     const dir = await mkdtemp(path.join(repo.gitDir, 'objects', `${QUARANTINE_PREFIX}publish-`));
     try {
-      const input = [...new Set(tips)].join('\n') + '\n' + [...new Set(local.refs.map((r) => `^${r.oid}`))].join('\n') + '\n';
+      const input = [...new Set(tips)].join('\n') + '\n' + [...new Set(allRefs(local).map((r) => `^${r.oid}`))].join('\n') + '\n';
       // A copy lacking big blobs the chunk store's catalogue holds (evicted) publishes packs lacking them too.
       const missing = (await mayLackBlobs(repo.gitDir)) ? ['--missing=allow-any'] : [];
       const out = (await this.#git.check(['pack-objects', '--revs', ...missing, '--delta-base-offset', '-q', path.join(dir, 'pack')], { gitDir: repo.gitDir, input })).toString().trim();

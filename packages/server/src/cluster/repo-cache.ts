@@ -20,7 +20,7 @@ import type { GitRunner } from '../repo/git-command.ts';
 import { initBareRepository, writeHead } from '../repo/init.ts';
 import type { RefTransaction } from '../repo/ref-transaction.ts';
 import type { RefView } from '../repo/ref-view.ts';
-import type { RefSnapshot } from '../repo/ref-snapshot.ts';
+import { allRefs, type RefSnapshot } from '../repo/ref-snapshot.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { CacheBudget } from './cache-budget.ts';
 import { releaseLocalPacks } from './compaction.ts';
@@ -203,7 +203,7 @@ export class ClusterRepoCache implements RepoCache {
   /** Rewrites the copy's refs to `refs` (no old values: PostgreSQL already decided). */
   async #writeRefs(gitDir: string, local: RefSnapshot, refs: readonly { name: string; oid: string }[]): Promise<void> {
     const wanted = new Map(refs.map((r) => [r.name, r.oid]));
-    const have = new Map(local.refs.map((r) => [r.name, r.oid]));
+    const have = new Map(allRefs(local).map((r) => [r.name, r.oid]));
     let input = 'start\0';
     let changes = 0;
     for (const [name, oid] of wanted) {
@@ -211,7 +211,7 @@ export class ClusterRepoCache implements RepoCache {
       input += `update ${name}\0${oid}\0\0`; // no old value: PostgreSQL already decided
       changes++;
     }
-    for (const { name } of local.refs) {
+    for (const { name } of allRefs(local)) {
       if (wanted.has(name)) continue;
       input += `delete ${name}\0\0`;
       changes++;

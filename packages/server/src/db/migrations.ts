@@ -290,6 +290,76 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('bigstore_links_oid').on('bigstore_links').columns(['oid']).execute();
     },
   },
+  '0009_remote_sync': {
+    // Remote sync (docs/remote-sync.md): credentials per org (secrets sealed), upstreams per
+    // repo with their rules and scheduling state, and the record of every sync run.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('credentials')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('last_used_at', 'text')
+        .addColumn('expires_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('credentials_org_name', ['org_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('upstreams')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('repo_id', 'text', (c) => c.notNull().references('repos.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('credential_id', 'text', (c) => c.references('credentials.id'))
+        .addColumn('rules', 'text', (c) => c.notNull())
+        .addColumn('read_only', 'integer', (c) => c.notNull())
+        .addColumn('poll_interval_s', 'integer', (c) => c.notNull())
+        .addColumn('push_forward', 'integer', (c) => c.notNull())
+        .addColumn('webhook_secret', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('paused_reason', 'text')
+        .addColumn('consecutive_failures', 'integer', (c) => c.notNull())
+        .addColumn('next_poll_at', 'text', (c) => c.notNull())
+        .addColumn('last_checked_at', 'text')
+        .addColumn('last_success_at', 'text')
+        .addColumn('last_webhook_at', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('upstreams_repo_name', ['repo_id', 'name'])
+        .execute();
+      await db.schema.createIndex('upstreams_next_poll').on('upstreams').columns(['next_poll_at']).execute();
+      await db.schema
+        .createTable('sync_runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('upstream_id', 'text', (c) => c.notNull().references('upstreams.id').onDelete('cascade'))
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('direction', 'text', (c) => c.notNull())
+        .addColumn('trigger', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('requested_refs', 'text')
+        .addColumn('dry_run', 'integer', (c) => c.notNull())
+        .addColumn('counts', 'text', (c) => c.notNull())
+        .addColumn('refs', 'text', (c) => c.notNull())
+        .addColumn('refs_truncated', 'integer', (c) => c.notNull())
+        .addColumn('error_code', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('remote_messages', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('sync_runs_upstream').on('sync_runs').columns(['upstream_id', 'created_at']).execute();
+      await db.schema.createIndex('sync_runs_status').on('sync_runs').columns(['status']).execute();
+    },
+  },
 };
 
 class InCodeMigrations implements MigrationProvider {

@@ -69,6 +69,8 @@ export async function deleteEmptyOrg(db: Db, trx: Db, org: OrgRow, at: string): 
     const repo = await trx.selectFrom('repos').select('id').where('org_id', '=', org.id).limit(1).executeTakeFirst();
     if (repo) return false;
     await trx.deleteFrom('signing_keys').where('org_id', '=', org.id).execute();
+    // No repository is left, so no upstream uses the org's remote credentials.
+    await trx.deleteFrom('credentials').where('org_id', '=', org.id).execute();
     await trx
       .updateTable('api_keys')
       .set({ revoked_at: at })

@@ -213,7 +213,78 @@ export interface BigstoreLinksTable {
   created_at: string;
 }
 
+/** A secret for reaching remotes (remote sync), per org; `secret` is sealed (secrets/secret-store.ts). */
+export interface CredentialsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  kind: 'token' | 'basic';
+  /** The HTTP Basic user name sent with the secret (`x-access-token` for GitHub tokens). */
+  username: string;
+  secret: string;
+  /** The first 8 hex digits of the secret's SHA-256: tells secrets apart without showing them. */
+  fingerprint: string;
+  /** 'rejected' once a remote refused it (upstreams using it pause until it is rotated). */
+  status: 'ok' | 'rejected';
+  last_error: string | null;
+  last_used_at: string | null;
+  expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A repository's remote (docs/remote-sync.md): where it syncs, by which rules, and when next. */
+export interface UpstreamsTable {
+  id: string;
+  repo_id: string;
+  name: string;
+  url: string;
+  credential_id: string | null;
+  /** The ordered rules, JSON (sync/rules.ts). */
+  rules: string;
+  /** 1: a read-only mirror (only the sync moves its refs). */
+  read_only: number;
+  poll_interval_s: number;
+  push_forward: number;
+  /** Sealed: the HMAC key of webhook deliveries from the remote. */
+  webhook_secret: string;
+  state: 'active' | 'paused';
+  paused_reason: string | null;
+  consecutive_failures: number;
+  next_poll_at: string;
+  last_checked_at: string | null;
+  last_success_at: string | null;
+  last_webhook_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One sync run and its per-ref outcomes (no-op polls write none). */
+export interface SyncRunsTable {
+  id: string;
+  upstream_id: string;
+  repo_id: string;
+  direction: 'pull' | 'push' | 'both';
+  trigger: 'webhook' | 'poll' | 'push' | 'manual';
+  status: 'queued' | 'running' | 'succeeded' | 'partial' | 'failed';
+  requested_refs: string | null;
+  dry_run: number;
+  counts: string;
+  refs: string;
+  refs_truncated: number;
+  error_code: string | null;
+  error_message: string | null;
+  remote_messages: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
 export interface Database {
+  credentials: CredentialsTable;
+  upstreams: UpstreamsTable;
+  sync_runs: SyncRunsTable;
   bigstore_segments: BigstoreSegmentsTable;
   bigstore_chunks: BigstoreChunksTable;
   bigstore_blobs: BigstoreBlobsTable;

@@ -20,12 +20,23 @@ export const EVENT_TYPES = [
   'webhook.updated',
   'webhook.deleted',
   'policy.updated',
+  'credential.created',
+  'credential.rotated',
+  'credential.deleted',
+  'upstream.created',
+  'upstream.updated',
+  'upstream.deleted',
+  'upstream.paused',
+  'upstream.resumed',
+  'sync.completed',
+  'sync.failed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface Actor {
-  readonly kind: 'root' | 'key' | 'signed' | 'system';
+  /** `sync`: a remote sync run of the upstream `id` (docs/remote-sync.md). */
+  readonly kind: 'root' | 'key' | 'signed' | 'system' | 'sync';
   readonly id: string | null;
   readonly name: string | null;
 }

@@ -40,6 +40,7 @@ export function checkWritableRefName(name: string): string | null {
   const reason = checkRefFormat(name);
   if (reason) return `funny refname (${reason})`;
   if (name === 'refs/heads/HEAD') return 'funny refname (refs/heads/HEAD is reserved)';
+  if (name.startsWith('refs/grove/')) return 'refs/grove/ is reserved for Grove (remote sync tracking refs)';
   if (name.startsWith('refs/heads/-') || name.startsWith('refs/tags/-')) return 'funny refname (a branch or tag cannot start with -)';
   return null;
 }

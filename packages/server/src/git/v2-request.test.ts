@@ -50,6 +50,7 @@ describe('ls-refs', () => {
       { name: 'refs/heads/main', oid: '2'.repeat(40), peeled: null },
       { name: 'refs/tags/v1', oid: '3'.repeat(40), peeled: '2'.repeat(40) },
     ],
+    hidden: [],
     digest: 'd',
   };
 
@@ -70,7 +71,7 @@ describe('ls-refs', () => {
   });
 
   it('reports an unborn HEAD only when asked', () => {
-    const empty = { head: { target: 'refs/heads/trunk' }, refs: [], digest: 'd' };
+    const empty = { head: { target: 'refs/heads/trunk' }, refs: [], hidden: [], digest: 'd' };
     assert.equal(lsRefsResponse(empty, parseLsRefsArgs(['symrefs', 'unborn'])).toString(), `${pktLine('unborn HEAD symref-target:refs/heads/trunk\n')}0000`);
     assert.equal(lsRefsResponse(empty, parseLsRefsArgs(['symrefs'])).toString(), '0000');
     assert.equal(lsRefsResponse(empty, parseLsRefsArgs(['unborn'])).toString(), '0000');

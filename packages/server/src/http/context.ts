@@ -18,6 +18,7 @@ import type { Metrics } from './metrics.ts';
 import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
 import type { Bigstore } from '../bigstore/bigstore.ts';
+import type { SyncScheduler } from '../sync/scheduler.ts';
 
 export interface AppContext {
   readonly config: GroveConfig;
@@ -51,6 +52,8 @@ export interface AppContext {
   readonly metrics: Metrics;
   readonly events: EventLog;
   readonly audit: AuditWriter;
+  /** Remote sync: queues and runs syncs with upstreams (sync/scheduler.ts). */
+  readonly sync: SyncScheduler;
   /** What Grove calls itself in `agent=` capabilities. */
   readonly agent: string;
   /** False once shutdown has begun: /healthz answers 503 so balancers move away. */

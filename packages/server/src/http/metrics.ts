@@ -22,6 +22,17 @@ export class Metrics {
   readonly fetches: Counter<'protocol' | 'command'>;
   readonly fetchBytes: Counter;
 
+  readonly syncRuns = new Counter({ name: 'grove_sync_runs_total', help: 'remote sync runs finished, by direction and status (succeeded, partial, failed)', labelNames: ['direction', 'status'], registers: [this.registry] });
+  readonly syncRefOutcomes = new Counter({ name: 'grove_sync_ref_outcomes_total', help: 'per-ref outcomes of remote sync runs (created, updated, forced, deleted, diverged, kept, rejected, stale, failed, filtered)', labelNames: ['outcome'], registers: [this.registry] });
+  readonly syncLag = new Histogram({
+    name: 'grove_sync_lag_seconds',
+    help: 'from a trigger (webhook received, Grove push accepted, manual request) to its refs moved on the other side',
+    labelNames: ['kind'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly syncPolls = new Counter({ name: 'grove_sync_polls_total', help: 'polls of upstreams, by result (noop: nothing to do, run: a run followed, failed)', labelNames: ['result'], registers: [this.registry] });
+
   readonly fairShareRefused = new Counter({ name: 'grove_fair_share_refused_total', help: 'requests refused 429 by fair share, by credential (key id, signing-key:<id> or root) and org', labelNames: ['key', 'org'], registers: [this.registry] });
 
   /** Running and queued requests of every credential and org with activity (http/fair-share.ts). */

@@ -16,6 +16,7 @@ import { actorOf, refLifecycleEvents } from '../events/types.ts';
 import { reportStatus } from '../git/report-status.ts';
 import { SIDEBAND_DATA, SIDEBAND_ERROR, SIDEBAND_KEEPALIVE, SIDEBAND_MAX_DATA, SIDEBAND_PROGRESS, SIDEBAND_64K_MAX_DATA, sidebandPackets } from '../git/sideband.ts';
 import { authorizeRefUpdate, needsAncestry } from '../auth/authorize.ts';
+import { mirrorOf, mirrorRefusal } from '../sync/upstream-store.ts';
 import { forgetBranchTtls } from '../db/branch-ttls.ts';
 import { readRefRules } from '../db/policies.ts';
 import { worthScanningForBigBlobs } from '../bigstore/push-scan.ts';
@@ -68,8 +69,9 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
       return sendGit(reply.header('Retry-After', String(retryAfterSeconds)), contentType, sideband ? Buffer.concat(sidebandPackets(SIDEBAND_ERROR, `${message}\n`, sideband)) : pktLine(`ERR ${message}\n`));
     };
     let rules;
+    let mirror: string | null;
     try {
-      rules = await readRefRules(ctx.db, resolved.repoId);
+      [rules, mirror] = await Promise.all([readRefRules(ctx.db, resolved.repoId), mirrorOf(ctx.db, resolved.repoId)]);
     } catch (error) {
       if (!isDatabaseUnavailable(error)) throw error;
       return refuse('grove: the database is unavailable; no ref was changed — retry shortly', 5);
@@ -114,7 +116,7 @@ export function registerReceivePack(app: FastifyInstance, ctx: AppContext, hide:
         request: pushRequest,
         pack: reader.rest(),
         snapshot,
-        authorize: (command, forced) => authorizeRefUpdate(principal, org, repo, rules, { ref: command.ref, kind: command.kind, ...(forced !== undefined ? { forced } : {}) }),
+        authorize: (command, forced) => (mirror !== null ? mirrorRefusal(mirror) : authorizeRefUpdate(principal, org, repo, rules, { ref: command.ref, kind: command.kind, ...(forced !== undefined ? { forced } : {}) })),
         needsAncestry: (command) => needsAncestry(rules, { ref: command.ref, kind: command.kind }),
         progress: (text) => {
           if (quiet || !sideband) return;

@@ -51,6 +51,28 @@ export class GuardedFetch {
     return null;
   }
 
+  /**
+   * The address a connection to `host` must use, checked (for git, which resolves on its own:
+   * it is told this address, so a name cannot resolve elsewhere between the check and the
+   * connection). Null for an address literal, which needs no pin; throws
+   * OutboundRefusedError when the destination is not allowed, and the lookup's error when
+   * the name does not resolve.
+   */
+  async pin(host: string): Promise<string | null> {
+    const bare = host.replace(/^\[|\]$/g, '');
+    if (net.isIP(bare) !== 0) {
+      const refusal = this.#policy.refusal(bare, bare);
+      if (refusal !== null) throw new OutboundRefusedError(refusal);
+      return null;
+    }
+    const addresses = await dns.promises.lookup(bare, { all: true });
+    for (const { address } of addresses) {
+      const refusal = this.#policy.refusal(bare, address);
+      if (refusal !== null) throw new OutboundRefusedError(refusal);
+    }
+    return addresses[0]!.address;
+  }
+
   /** Ends every connection at once: shutdown must not wait for a receiver that never answers. */
   async close(): Promise<void> {
     await this.#agent.destroy();

@@ -37,6 +37,8 @@ const BASE_CONFIG: readonly string[] = [
   'fetch.fsck.zeroPaddedFilemode=ignore',
   'uploadpack.allowFilter=true',
   'uploadpack.allowRefInWant=false',
+  // Grove's own refs (remote sync's tracking and backup refs) are never advertised.
+  'uploadpack.hideRefs=refs/grove/',
   'repack.updateServerInfo=false',
   'pack.writeReverseIndex=true',
 ];

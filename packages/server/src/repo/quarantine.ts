@@ -38,6 +38,11 @@ export class Quarantine {
     return new Quarantine(dir, objectsDir);
   }
 
+  /** An object directory made elsewhere (a sync's scratch repository) that migrates into `gitDir`. */
+  static of(dir: string, gitDir: string): Quarantine {
+    return new Quarantine(dir, path.resolve(gitDir, 'objects'));
+  }
+
   /** The environment under which git reads old objects and writes new ones here. */
   get env(): Record<string, string> {
     return {
@@ -54,7 +59,8 @@ export class Quarantine {
     let createdDir = false;
     const entries = await readdir(this.dir, { withFileTypes: true });
     for (const entry of entries) {
-      if (!entry.isDirectory()) continue;
+      // info/ holds a scratch repository's alternates: never the repository's own.
+      if (!entry.isDirectory() || entry.name === 'info') continue;
       const sourceDir = path.join(this.dir, entry.name);
       const targetDir = path.join(this.#objectsDir, entry.name);
       const files = (await readdir(sourceDir)).sort((a, b) => packRank(a) - packRank(b));

@@ -17,7 +17,7 @@ describe('compareRefNames', () => {
 });
 
 describe('applyChanges', () => {
-  const snapshot = { head: { target: 'refs/heads/main' }, refs: [{ name: 'refs/heads/main', oid: A, peeled: null }, { name: 'refs/tags/v1', oid: A, peeled: A }], digest: 'd0' };
+  const snapshot = { head: { target: 'refs/heads/main' }, refs: [{ name: 'refs/heads/main', oid: A, peeled: null }, { name: 'refs/tags/v1', oid: A, peeled: A }], hidden: [], digest: 'd0' };
 
   it('moves, adds and deletes branches in place, keeping the byte order, with a new digest', () => {
     const next = applyChanges(snapshot, [{ ref: 'refs/heads/agent/1', newOid: A }, { ref: 'refs/heads/main', newOid: Z }]);

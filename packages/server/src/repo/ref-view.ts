@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GitRunner } from './git-command.ts';
 import { isZeroOid } from '../git/oid.ts';
-import type { RefEntry, RefSnapshot } from './ref-snapshot.ts';
+import { HIDDEN_REF_PREFIX, type RefEntry, type RefSnapshot } from './ref-snapshot.ts';
 
 interface Entry {
   generation: number;
@@ -44,17 +44,20 @@ export function compareRefNames(a: string, b: string): number {
  * (a ref outside refs/heads/ being written may be a tag that needs peeling). Pure.
  */
 export function applyChanges(snapshot: RefSnapshot, changes: readonly RefChange[]): RefSnapshot | null {
-  if (changes.some((c) => !isZeroOid(c.newOid) && !c.ref.startsWith('refs/heads/'))) return null;
+  const hidden = (ref: string) => ref.startsWith(HIDDEN_REF_PREFIX);
+  if (changes.some((c) => !isZeroOid(c.newOid) && !c.ref.startsWith('refs/heads/') && !hidden(c.ref))) return null;
   const byName = new Map(snapshot.refs.map((r) => [r.name, r]));
+  const hiddenByName = new Map(snapshot.hidden.map((r) => [r.name, r]));
   const digest = createHash('sha1').update(snapshot.digest);
   for (const change of changes) {
     digest.update(`\0${change.ref} ${change.newOid}`);
-    if (isZeroOid(change.newOid)) byName.delete(change.ref);
-    else byName.set(change.ref, { name: change.ref, oid: change.newOid, peeled: null });
+    const target = hidden(change.ref) ? hiddenByName : byName;
+    if (isZeroOid(change.newOid)) target.delete(change.ref);
+    else target.set(change.ref, { name: change.ref, oid: change.newOid, peeled: null });
   }
   // Byte order, as for-each-ref sorts.
-  const refs = [...byName.values()].sort((a, b) => compareRefNames(a.name, b.name));
-  return { head: snapshot.head, refs, digest: digest.digest('hex') };
+  const sorted = (entries: Map<string, RefEntry>) => [...entries.values()].sort((a, b) => compareRefNames(a.name, b.name));
+  return { head: snapshot.head, refs: sorted(byName), hidden: sorted(hiddenByName), digest: digest.digest('hex') };
 }
 
 const MAX_CACHED_REPOS = 10_000;
@@ -122,10 +125,15 @@ export async function readSnapshot(git: GitRunner, gitDir: string): Promise<RefS
     git.check(['for-each-ref', '--format=%(objectname) %(refname) %(*objecttype) %(*objectname)'], { gitDir }),
   ]);
   const refs: RefEntry[] = [];
+  const hidden: RefEntry[] = [];
   const tagsOfTags: number[] = [];
   for (const line of listing.toString('utf8').split('\n')) {
     if (line === '') continue;
     const [oid, name, peeledType, peeled] = line.split(' ') as [string, string, string, string];
+    if (name.startsWith(HIDDEN_REF_PREFIX)) {
+      hidden.push({ name, oid, peeled: null });
+      continue;
+    }
     if (peeledType === 'tag') tagsOfTags.push(refs.length);
     refs.push({ name, oid, peeled: peeled ? peeled : null });
   }
@@ -139,5 +147,5 @@ export async function readSnapshot(git: GitRunner, gitDir: string): Promise<RefS
   }
   const match = /^ref: (refs\/\S+)\s*$/.exec(head);
   const digest = createHash('sha1').update(head).update('\0').update(listing).digest('hex');
-  return { head: match ? { target: match[1]! } : null, refs, digest };
+  return { head: match ? { target: match[1]! } : null, refs, hidden, digest };
 }

@@ -12,10 +12,22 @@ import { writeKeyFile, type KeySource, type ServerKeys } from './server-key.ts';
 /** Columns holding sealed secrets, and whose each value is (its associated data). */
 const SEALED_COLUMNS = [
   { table: 'webhooks', column: 'secret', owner: (id: string) => webhookSecretOwner(id) },
+  { table: 'credentials', column: 'secret', owner: (id: string) => credentialSecretOwner(id) },
+  { table: 'upstreams', column: 'webhook_secret', owner: (id: string) => upstreamWebhookSecretOwner(id) },
 ] as const;
 
 export function webhookSecretOwner(webhookId: string): string {
   return `webhook:${webhookId}`;
+}
+
+/** A remote credential's secret (remote sync). */
+export function credentialSecretOwner(credentialId: string): string {
+  return `credential:${credentialId}`;
+}
+
+/** The HMAC key of webhook deliveries an upstream's remote sends. */
+export function upstreamWebhookSecretOwner(upstreamId: string): string {
+  return `upstream-webhook:${upstreamId}`;
 }
 
 export interface RotationResult {
@@ -94,9 +106,9 @@ export class SecretStore {
     let unreadable = 0;
     await db.transaction().execute(async (trx) => {
       for (const { table, column, owner } of SEALED_COLUMNS) {
-        const rows = await trx.selectFrom(table).select(['id', column]).execute();
+        const rows = (await trx.selectFrom(table).select(['id', `${column} as value`]).execute()) as { id: string; value: string }[];
         for (const row of rows) {
-          const value = row[column];
+          const value = row.value;
           if (!needs(value)) continue;
           let plaintext: string;
           try {

@@ -1,0 +1,420 @@
+/**
+ * When syncs run (docs/remote-sync.md, "Triggers"). Every trigger only makes a run sooner;
+ * runs are idempotent, so a lost trigger costs latency, never correctness:
+ *
+ * - manual runs (`POST …/syncs`) and webhook hints queue a run row;
+ * - push-forward: a committed ref change by anyone but a sync, on a ref a push rule covers,
+ *   queues a push run after a 200 ms debounce;
+ * - the poll always runs: when an upstream is due, one `ls-remote` is compared with the
+ *   tracking refs (and Grove's refs on push rules); only a difference makes a run, so a
+ *   no-op poll writes no row and makes no REST call.
+ *
+ * Queued triggers coalesce: an upstream has at most one queued run without ref filters, and
+ * one running run. Runs are the database's (`sync_runs`), so a restart resumes them; in a
+ * cluster the node holding the `remote-sync` lease runs them all. Failures back off (30 s ×
+ * 2ⁿ with jitter, at most an hour); a rejected credential or a missing remote repository
+ * pauses the upstream at once (no retry storm), ten failures in a row pause it too, and
+ * rotating the credential resumes it.
+ */
+import type { Logger } from 'pino';
+import type { Leases } from '../cluster/leases.ts';
+import type { RepoCache } from '../cluster/repo-cache.ts';
+import type { Db } from '../db/database.ts';
+import type { Durability } from '../db/durability.ts';
+import type { SyncRunsTable } from '../db/schema.ts';
+import type { EventLog } from '../events/event-log.ts';
+import type { NewEvent, StoredEvent } from '../events/types.ts';
+import type { Metrics } from '../http/metrics.ts';
+import { OutboundRefusedError, type GuardedFetch } from '../outbound/guarded-fetch.ts';
+import type { RefView } from '../repo/ref-view.ts';
+import { listRemoteRefs, RemoteGitError } from '../repo/remote-git.ts';
+import type { SecretStore } from '../secrets/secret-store.ts';
+import { SecretOpenError } from '../secrets/secret-box.ts';
+import { pulls, pushes, ruleFor, trackingPrefix, type SyncDirection } from './rules.ts';
+import { runSync, syncActor, type SyncDeps, type SyncReport } from './sync-run.ts';
+import { CredentialUnusableError, findUpstreamById, newId, pollIntervalSeconds, remoteAccess, rulesOf, upstreamsOfRepo, type UpstreamWithRepo } from './upstream-store.ts';
+
+export type SyncTrigger = SyncRunsTable['trigger'];
+
+export interface SyncAsk {
+  readonly direction: SyncDirection;
+  readonly trigger: SyncTrigger;
+  readonly refs?: readonly string[] | null;
+  readonly dryRun?: boolean;
+}
+
+export interface SchedulerDeps extends SyncDeps {
+  readonly db: Db;
+  readonly durability: Durability;
+  readonly events: EventLog;
+  readonly secrets: SecretStore;
+  readonly outbound: GuardedFetch;
+  readonly repoCache: RepoCache;
+  readonly leases: Leases;
+  readonly metrics: Metrics;
+  readonly logger: Pick<Logger, 'warn' | 'error' | 'info'>;
+  readonly gitDir: (repoId: string) => string;
+  readonly concurrency: number;
+}
+
+const TICK_MS = 1_000;
+const PUSH_DEBOUNCE_MS = 200;
+const MAX_RECORDED_REFS = 10_000;
+const PAUSE_AFTER_FAILURES = 10;
+/** Ref-changing events: each carries the changed refs in `payload.refs`. */
+const REF_EVENTS = new Set(['push', 'commit.created', 'merge.completed']);
+
+/** Backoff after `failures` failures in a row: 30 s × 2ⁿ⁻¹, jittered ±20 %, at most an hour. Pure but for the jitter. */
+export function backoffMs(failures: number, random: () => number = Math.random): number {
+  const base = Math.min(3600_000, 30_000 * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** The catalogue code and message of a failed run (already redacted: git's output is scrubbed at the source). */
+function failureOf(error: unknown): { code: string; message: string; pause: boolean } {
+  if (error instanceof RemoteGitError) return { code: error.failure, message: error.message, pause: error.failure === 'credential_rejected' || error.failure === 'remote_not_found' };
+  if (error instanceof OutboundRefusedError) return { code: 'remote_refused', message: error.message, pause: true };
+  if (error instanceof SecretOpenError || error instanceof CredentialUnusableError) return { code: 'credential_unusable', message: error.message, pause: true };
+  if ((error as NodeJS.ErrnoException).code === 'ENOTFOUND') return { code: 'remote_unreachable', message: `the remote's host name does not resolve`, pause: false };
+  return { code: 'internal', message: 'internal error during the sync (see the server log)', pause: false };
+}
+
+export class SyncScheduler {
+  readonly #deps: SchedulerDeps;
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #debounce = new Map<string, NodeJS.Timeout>();
+  #timer: NodeJS.Timeout | null = null;
+  #ticking: Promise<void> | null = null;
+  #again = false;
+  #stopped = false;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(deps: SchedulerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Re-queues runs a stop interrupted, then runs the loop and follows committed ref changes. */
+  async start(): Promise<void> {
+    await this.#deps.db.updateTable('sync_runs').set({ status: 'queued', started_at: null }).where('status', '=', 'running').execute();
+    this.#unsubscribe = this.#deps.events.subscribe((event) => this.#onEvent(event));
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    for (const timer of this.#debounce.values()) clearTimeout(timer);
+    await this.#ticking;
+    await Promise.all(this.#running.values());
+  }
+
+  /** Resolves once nothing is running or queued for `upstreamId` (tests, `--wait`). */
+  async idle(upstreamId: string): Promise<void> {
+    for (;;) {
+      await this.#running.get(upstreamId);
+      const queued = await this.#deps.db.selectFrom('sync_runs').select('id').where('upstream_id', '=', upstreamId).where('status', 'in', ['queued', 'running']).executeTakeFirst();
+      if (queued === undefined && !this.#running.has(upstreamId)) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Queues a run, or joins the one already queued (the same run answers both). */
+  async request(upstreamId: string, ask: SyncAsk): Promise<SyncRunsTable> {
+    const { db } = this.#deps;
+    const refs = ask.refs ?? null;
+    const dryRun = ask.dryRun ?? false;
+    if (refs === null && !dryRun) {
+      const queued = await db.selectFrom('sync_runs').selectAll().where('upstream_id', '=', upstreamId).where('status', '=', 'queued').where('requested_refs', 'is', null).where('dry_run', '=', 0).orderBy('created_at').executeTakeFirst();
+      if (queued !== undefined) {
+        if (queued.direction !== ask.direction && queued.direction !== 'both') {
+          await db.updateTable('sync_runs').set({ direction: 'both' }).where('id', '=', queued.id).execute();
+          this.#wake();
+          return { ...queued, direction: 'both' };
+        }
+        this.#wake();
+        return queued;
+      }
+    }
+    const upstream = await db.selectFrom('upstreams').select('repo_id').where('id', '=', upstreamId).executeTakeFirstOrThrow();
+    const row: SyncRunsTable = {
+      id: newId('sync'),
+      upstream_id: upstreamId,
+      repo_id: upstream.repo_id,
+      direction: ask.direction,
+      trigger: ask.trigger,
+      status: 'queued',
+      requested_refs: refs === null ? null : JSON.stringify(refs),
+      dry_run: dryRun ? 1 : 0,
+      counts: '{}',
+      refs: '[]',
+      refs_truncated: 0,
+      error_code: null,
+      error_message: null,
+      remote_messages: null,
+      created_at: new Date().toISOString(),
+      started_at: null,
+      finished_at: null,
+    };
+    await db.insertInto('sync_runs').values(row).execute();
+    await this.#deps.durability.sync();
+    this.#wake();
+    return row;
+  }
+
+  /**
+   * A webhook's hint that `ref` is now `after` upstream: nothing when the tracking ref already
+   * says so (the echo of Grove's own push) or no rule pulls the ref; else a pull run.
+   */
+  async hint(upstream: UpstreamWithRepo, ref: string | null, after: string | null): Promise<boolean> {
+    if (upstream.state !== 'active') return false;
+    if (ref !== null && after !== null) {
+      if (!pulls(ruleFor(rulesOf(upstream), ref))) return false;
+      const gitDir = this.#deps.gitDir(upstream.repo_id);
+      await this.#deps.repoCache.ensure({ id: upstream.repo_id, gitDir, defaultBranch: upstream.default_branch });
+      const snapshot = await this.#deps.refView.read(gitDir);
+      const tracked = snapshot.hidden.find((r) => r.name === `${trackingPrefix(upstream.id)}${ref.slice('refs/'.length)}`)?.oid ?? null;
+      if ((tracked ?? '0'.repeat(40)) === after) return false;
+    }
+    await this.request(upstream.id, { direction: 'pull', trigger: 'webhook' });
+    return true;
+  }
+
+  #wake(): void {
+    if (this.#ticking !== null) this.#again = true;
+    else this.#schedule(0);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#ticking = this.#tick().catch((error: unknown) => this.#deps.logger.warn({ err: error }, 'remote sync: the scheduler tick failed')).finally(() => {
+        this.#ticking = null;
+        this.#schedule(this.#again ? 0 : TICK_MS);
+        this.#again = false;
+      });
+    }, ms);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    if (!(await this.#deps.leases.hold('remote-sync'))) return;
+    const { db } = this.#deps;
+    let free = this.#deps.concurrency - this.#running.size;
+    if (free <= 0) return;
+    const queued = await db
+      .selectFrom('sync_runs')
+      .innerJoin('upstreams', 'upstreams.id', 'sync_runs.upstream_id')
+      .selectAll('sync_runs')
+      .where('sync_runs.status', '=', 'queued')
+      .where('upstreams.state', '=', 'active')
+      .orderBy('sync_runs.created_at')
+      .limit(this.#deps.concurrency * 4)
+      .execute();
+    for (const run of queued) {
+      if (free <= 0 || this.#stopped) return;
+      if (this.#running.has(run.upstream_id)) continue;
+      free--;
+      this.#track(run.upstream_id, this.#execute(run));
+    }
+    const now = new Date().toISOString();
+    const due = await db.selectFrom('upstreams').select('id').where('state', '=', 'active').where('next_poll_at', '<=', now).orderBy('next_poll_at').limit(Math.max(1, free)).execute();
+    for (const { id } of due) {
+      if (free <= 0 || this.#stopped) return;
+      if (this.#running.has(id)) continue;
+      free--;
+      this.#track(id, this.#poll(id));
+    }
+  }
+
+  #track(upstreamId: string, work: Promise<void>): void {
+    const done = work.catch((error: unknown) => this.#deps.logger.error({ err: error, upstreamId }, 'remote sync failed unexpectedly')).finally(() => {
+      this.#running.delete(upstreamId);
+      this.#wake();
+    });
+    this.#running.set(upstreamId, done);
+  }
+
+  /** One ls-remote: a run only when the remote or a pushed ref differs from the tracking refs. */
+  async #poll(upstreamId: string): Promise<void> {
+    const { db } = this.#deps;
+    const upstream = await findUpstreamById(db, upstreamId);
+    if (upstream === undefined || upstream.state !== 'active') return;
+    const queued = await db.selectFrom('sync_runs').select('id').where('upstream_id', '=', upstreamId).where('status', '=', 'queued').executeTakeFirst();
+    if (queued !== undefined) return; // the queue runs it first
+    let direction: SyncDirection | null;
+    try {
+      direction = await this.#pollDirection(upstream);
+    } catch (error) {
+      this.#deps.metrics.syncPolls.inc({ result: 'failed' });
+      await this.#failed(upstream, null, error);
+      return;
+    }
+    if (direction === null) {
+      this.#deps.metrics.syncPolls.inc({ result: 'noop' });
+      const now = Date.now();
+      await db.updateTable('upstreams').set({ last_checked_at: new Date(now).toISOString(), next_poll_at: new Date(now + pollIntervalSeconds(upstream, now) * 1000).toISOString() }).where('id', '=', upstreamId).execute();
+      return;
+    }
+    this.#deps.metrics.syncPolls.inc({ result: 'run' });
+    const run = await this.request(upstreamId, { direction, trigger: 'poll' });
+    await this.#execute(run);
+  }
+
+  async #pollDirection(upstream: UpstreamWithRepo): Promise<SyncDirection | null> {
+    const rules = rulesOf(upstream);
+    const gitDir = this.#deps.gitDir(upstream.repo_id);
+    await this.#deps.repoCache.ensure({ id: upstream.repo_id, gitDir, defaultBranch: upstream.default_branch });
+    const snapshot = await this.#deps.refView.read(gitDir);
+    const prefix = trackingPrefix(upstream.id);
+    const tracking = new Map(snapshot.hidden.filter((r) => r.name.startsWith(prefix)).map((r) => [`refs/${r.name.slice(prefix.length)}`, r.oid]));
+    const grove = new Map(snapshot.refs.map((r) => [r.name, r.oid]));
+    const access = await remoteAccess(this.#deps.db, this.#deps.secrets, this.#deps.outbound, upstream);
+    const remote = await listRemoteRefs(this.#deps.git, access, this.#deps.remote);
+    let pull = false;
+    let push = false;
+    for (const ref of new Set([...remote.keys(), ...tracking.keys(), ...grove.keys()])) {
+      const rule = ruleFor(rules, ref);
+      if (pulls(rule) && remote.get(ref) !== tracking.get(ref)) pull = true;
+      // A pushed ref differs from the last agreement (a push-forward lost to a stop re-queues here).
+      if (pushes(rule) && (grove.get(ref) !== tracking.get(ref) || remote.get(ref) !== tracking.get(ref))) push = true;
+    }
+    return pull && push ? 'both' : pull ? 'pull' : push ? 'push' : null;
+  }
+
+  async #execute(queued: SyncRunsTable): Promise<void> {
+    const { db, events } = this.#deps;
+    const claimed = await db.updateTable('sync_runs').set({ status: 'running', started_at: new Date().toISOString() }).where('id', '=', queued.id).where('status', '=', 'queued').executeTakeFirst();
+    if (claimed.numUpdatedRows === 0n) return;
+    const upstream = await findUpstreamById(db, queued.upstream_id);
+    if (upstream === undefined) return; // deleted meanwhile (its runs with it)
+    const run = { ...queued, status: 'running' as const };
+    let report: SyncReport;
+    try {
+      const gitDir = this.#deps.gitDir(upstream.repo_id);
+      await this.#deps.repoCache.ensure({ id: upstream.repo_id, gitDir, defaultBranch: upstream.default_branch });
+      const access = await remoteAccess(db, this.#deps.secrets, this.#deps.outbound, upstream);
+      report = await runSync(this.#deps, {
+        upstreamId: upstream.id,
+        upstreamName: upstream.name,
+        repo: { id: upstream.repo_id, gitDir },
+        org: upstream.org_name,
+        repoName: upstream.repo_name,
+        rules: rulesOf(upstream),
+      }, { runId: run.id, direction: run.direction, refs: run.requested_refs === null ? null : (JSON.parse(run.requested_refs) as string[]), dryRun: run.dry_run === 1 }, access);
+    } catch (error) {
+      await this.#failed(upstream, run, error);
+      return;
+    }
+    const now = Date.now();
+    const finished = new Date(now).toISOString();
+    const recorded = report.refs.slice(0, MAX_RECORDED_REFS);
+    const counts = Object.fromEntries(Object.entries(report.counts).filter(([, n]) => n > 0));
+    const pushFailure = report.pushError === null ? null : failureOf(report.pushError);
+    await events.change(async (trx) => {
+      await trx.updateTable('sync_runs').set({
+        status: report.status,
+        counts: JSON.stringify(counts),
+        refs: JSON.stringify(recorded),
+        refs_truncated: recorded.length < report.refs.length ? 1 : 0,
+        remote_messages: report.remoteMessages.length === 0 ? null : JSON.stringify(report.remoteMessages),
+        error_code: pushFailure?.code ?? null,
+        error_message: pushFailure?.message ?? null,
+        finished_at: finished,
+      }).where('id', '=', run.id).execute();
+      await trx.updateTable('upstreams').set({
+        consecutive_failures: 0,
+        last_error: pushFailure?.message ?? null,
+        last_checked_at: finished,
+        last_success_at: finished,
+        next_poll_at: new Date(now + pollIntervalSeconds(upstream, now) * 1000).toISOString(),
+      }).where('id', '=', upstream.id).execute();
+    }, () => [this.#event(upstream, 'sync.completed', { runId: run.id, direction: run.direction, trigger: run.trigger, status: report.status, dryRun: run.dry_run === 1, counts })]);
+    this.#deps.metrics.syncRuns.inc({ direction: run.direction, status: report.status });
+    for (const [outcome, n] of Object.entries(counts)) if (outcome !== 'unchanged') this.#deps.metrics.syncRefOutcomes.inc({ outcome }, n);
+    const pushed = report.refs.some((r) => r.side === 'push' && ['created', 'updated', 'forced', 'deleted'].includes(r.outcome));
+    if (report.moved > 0 || pushed) this.#deps.metrics.syncLag.observe({ kind: run.trigger === 'push' ? 'push_forward' : `pull_${run.trigger}` }, (now - Date.parse(run.created_at)) / 1000);
+    if (pushFailure?.pause) await this.#pause(upstream, pushFailure);
+  }
+
+  async #failed(upstream: UpstreamWithRepo, run: SyncRunsTable | null, error: unknown): Promise<void> {
+    const failure = failureOf(error);
+    if (failure.code === 'internal') this.#deps.logger.error({ err: error, upstream: upstream.id }, 'remote sync: internal error');
+    const now = Date.now();
+    const failures = upstream.consecutive_failures + 1;
+    const finished = new Date(now).toISOString();
+    await this.#deps.events.change(async (trx) => {
+      if (run !== null) {
+        await trx.updateTable('sync_runs').set({ status: 'failed', error_code: failure.code, error_message: failure.message, finished_at: finished }).where('id', '=', run.id).execute();
+      }
+      await trx.updateTable('upstreams').set({ consecutive_failures: failures, last_error: failure.message, last_checked_at: finished, next_poll_at: new Date(now + backoffMs(failures)).toISOString() }).where('id', '=', upstream.id).execute();
+    }, () => (run === null ? [] : [this.#event(upstream, 'sync.failed', { runId: run.id, direction: run.direction, trigger: run.trigger, error: { code: failure.code, message: failure.message } })]));
+    if (run !== null) this.#deps.metrics.syncRuns.inc({ direction: run.direction, status: 'failed' });
+    if (failure.pause || failures >= PAUSE_AFTER_FAILURES) await this.#pause(upstream, failure.pause ? failure : { code: 'too_many_failures', message: `${failures} failures in a row; the last: ${failure.message}` });
+  }
+
+  /** Stops syncing an upstream until someone acts (rotates its credential, or resumes it). */
+  async #pause(upstream: UpstreamWithRepo, failure: { code: string; message: string }): Promise<void> {
+    const now = new Date().toISOString();
+    await this.#deps.events.change(async (trx) => {
+      await trx.updateTable('upstreams').set({ state: 'paused', paused_reason: failure.code, last_error: failure.message, updated_at: now }).where('id', '=', upstream.id).execute();
+      if (failure.code === 'credential_rejected' && upstream.credential_id !== null) {
+        await trx.updateTable('credentials').set({ status: 'rejected', last_error: failure.message, updated_at: now }).where('id', '=', upstream.credential_id).execute();
+      }
+      // Runs queued behind the pause would only fail the same way.
+      await trx.deleteFrom('sync_runs').where('upstream_id', '=', upstream.id).where('status', '=', 'queued').execute();
+    }, () => [this.#event(upstream, 'upstream.paused', { reason: failure.code, message: failure.message })]);
+    this.#deps.logger.warn({ upstream: upstream.id, reason: failure.code }, 'remote sync: upstream paused');
+  }
+
+  #event(upstream: UpstreamWithRepo, type: NewEvent['type'], payload: Record<string, unknown>): NewEvent {
+    return { type, org: upstream.org_name, repo: upstream.repo_name, repoId: upstream.repo_id, actor: syncActor({ upstreamId: upstream.id, upstreamName: upstream.name }), payload: { upstream: upstream.name, upstreamId: upstream.id, ...payload } };
+  }
+
+  /** Push-forward: a ref change that a push rule covers queues a push run (debounced). */
+  #onEvent(event: StoredEvent): void {
+    if (this.#stopped || event.repo === null || !REF_EVENTS.has(event.type) || event.actor.kind === 'sync') return;
+    const refs = (event.payload.refs as { ref?: unknown }[] | undefined)?.map((r) => r.ref).filter((r): r is string => typeof r === 'string') ?? [];
+    if (refs.length === 0) return;
+    void upstreamsOfRepo(this.#deps.db, event.org, event.repo).then((upstreams) => {
+      for (const upstream of upstreams) {
+        if (upstream.state !== 'active' || upstream.push_forward !== 1) continue;
+        const rules = rulesOf(upstream);
+        if (!refs.some((ref) => pushes(ruleFor(rules, ref)))) continue;
+        if (this.#debounce.has(upstream.id)) continue;
+        this.#debounce.set(upstream.id, setTimeout(() => {
+          this.#debounce.delete(upstream.id);
+          void this.request(upstream.id, { direction: 'push', trigger: 'push' }).catch((error: unknown) => this.#deps.logger.warn({ err: error }, 'remote sync: queueing a push-forward failed'));
+        }, PUSH_DEBOUNCE_MS));
+      }
+    }, (error: unknown) => this.#deps.logger.warn({ err: error }, 'remote sync: reading upstreams for push-forward failed'));
+  }
+
+  /** The upstream was deleted: a pending push-forward is dropped and a running run finishes first. */
+  async forget(upstreamId: string): Promise<void> {
+    const timer = this.#debounce.get(upstreamId);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#debounce.delete(upstreamId);
+    await this.#running.get(upstreamId);
+  }
+
+  /** A credential was rotated: the upstreams it paused run again now. */
+  async resumeCredential(credentialId: string): Promise<number> {
+    const paused = await this.#deps.db.selectFrom('upstreams').select('id').where('credential_id', '=', credentialId).where('state', '=', 'paused').execute();
+    for (const { id } of paused) await this.resume(id);
+    return paused.length;
+  }
+
+  async resume(upstreamId: string): Promise<void> {
+    const upstream = await findUpstreamById(this.#deps.db, upstreamId);
+    if (upstream === undefined || upstream.state === 'active') return;
+    const now = new Date().toISOString();
+    await this.#deps.events.change(
+      (trx) => trx.updateTable('upstreams').set({ state: 'active', paused_reason: null, consecutive_failures: 0, next_poll_at: now, updated_at: now }).where('id', '=', upstreamId).execute(),
+      () => [this.#event(upstream, 'upstream.resumed', {})],
+    );
+    this.#wake();
+  }
+}
