@@ -237,6 +237,14 @@ export class SyncScheduler {
     this.#running.set(upstreamId, done);
   }
 
+  /** Polls one upstream now, whenever it is due (tests; operators wait for the schedule). */
+  async pollNow(upstreamId: string): Promise<void> {
+    await this.#running.get(upstreamId);
+    const work = this.#poll(upstreamId);
+    this.#track(upstreamId, work);
+    await work;
+  }
+
   /** One ls-remote: a run only when the remote or a pushed ref differs from the tracking refs. */
   async #poll(upstreamId: string): Promise<void> {
     const { db } = this.#deps;
