@@ -83,6 +83,7 @@ export class SyncScheduler {
   readonly #deps: SchedulerDeps;
   readonly #running = new Map<string, Promise<void>>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
+  readonly #requests = new Map<string, Promise<unknown>>();
   #timer: NodeJS.Timeout | null = null;
   #ticking: Promise<void> | null = null;
   #again = false;
@@ -120,7 +121,19 @@ export class SyncScheduler {
   }
 
   /** Queues a run, or joins the one already queued (the same run answers both). */
-  async request(upstreamId: string, ask: SyncAsk): Promise<SyncRunsTable> {
+  request(upstreamId: string, ask: SyncAsk): Promise<SyncRunsTable> {
+    // One request at a time per upstream on this node, so a burst of triggers finds the run queued by the first.
+    const previous = this.#requests.get(upstreamId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.#request(upstreamId, ask));
+    const settled = next.catch(() => undefined);
+    this.#requests.set(upstreamId, settled);
+    void settled.then(() => {
+      if (this.#requests.get(upstreamId) === settled) this.#requests.delete(upstreamId);
+    });
+    return next;
+  }
+
+  async #request(upstreamId: string, ask: SyncAsk): Promise<SyncRunsTable> {
     const { db } = this.#deps;
     const refs = ask.refs ?? null;
     const dryRun = ask.dryRun ?? false;
