@@ -13,12 +13,14 @@ import { Events, Webhooks } from './events.ts';
 import { Merges } from './merges.ts';
 import { Branches, Tags } from './refs.ts';
 import { Contents } from './contents.ts';
+import { Credentials } from './credentials.ts';
 import { Diffs } from './diffs.ts';
 import { Orgs } from './orgs.ts';
 import { Policies } from './policies.ts';
 import { Repos } from './repos.ts';
 import { SigningKeys } from './signing-keys.ts';
 import { Transport, type GroveOptions } from './transport.ts';
+import { Syncs, Upstreams } from './upstreams.ts';
 
 export class Grove {
   readonly orgs: Orgs;
@@ -40,6 +42,12 @@ export class Grove {
   readonly webhooks: Webhooks;
   /** The live event stream and the audit log. */
   readonly events: Events;
+  /** An org's write-only secrets for reaching remotes. */
+  readonly credentials: Credentials;
+  /** The remotes a repository pulls from, pushes to or mirrors. */
+  readonly upstreams: Upstreams;
+  /** Sync runs of an upstream, with per-ref outcomes; `wait` follows one to its end. */
+  readonly syncs: Syncs;
   readonly admin: Admin;
 
   constructor(options: GroveOptions) {
@@ -58,6 +66,9 @@ export class Grove {
     this.merges = new Merges(http);
     this.webhooks = new Webhooks(http);
     this.events = new Events(http);
+    this.credentials = new Credentials(http);
+    this.upstreams = new Upstreams(http);
+    this.syncs = new Syncs(http);
     this.admin = new Admin(http);
   }
 }
@@ -76,5 +87,8 @@ export type { Branch, ListRefsOptions, Tag } from './refs.ts';
 export { verifyWebhook } from './events.ts';
 export type { AuditEntry, GroveEvent, StreamOptions, Webhook, WebhookDelivery, WebhookInput } from './events.ts';
 export type { MergeConflictDetails, MergeInput, MergeResult } from './merges.ts';
+export type { Credential, CredentialInput } from './credentials.ts';
+export { SyncWaitTimeoutError } from './upstreams.ts';
+export type { RefOutcome, RefReport, SyncDirection, SyncInput, SyncRule, SyncRun, SyncRunStatus, Upstream, UpstreamInput, WaitOptions } from './upstreams.ts';
 export type { CompareOptions, Comparison, DiffFile, DiffHunk } from './diffs.ts';
 export { Chunker, chunkLengths, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES } from './chunker.ts';

@@ -43,6 +43,7 @@ import { EventLog } from './events/event-log.ts';
 import { AuditWriter } from './http/audit.ts';
 import { WebhookWorker } from './events/webhook-worker.ts';
 import { SyncScheduler } from './sync/scheduler.ts';
+import { Imports } from './services/imports.ts';
 import { findRef } from './repo/ref-snapshot.ts';
 import { isAncestor } from './repo/resolve.ts';
 import { VERSION } from './version.ts';
@@ -69,6 +70,8 @@ export interface RunningServer {
   readonly generatedAdminToken: string | null;
   /** Remote sync's scheduler (tests wait for an upstream's runs with `idle`). */
   readonly sync: SyncScheduler;
+  /** Imports running on this node (tests wait for them with `idle`). */
+  readonly imports: Imports;
   /** Runs a sweep now (tests; the server sweeps on its own every GROVE_SWEEP_INTERVAL_MS). */
   sweep(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then kills the rest. */
@@ -199,9 +202,11 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     remote: { allowHttp: config.sync.allowInsecureRemotes },
     onRefsMoved: (repo) => repos.maintenance.notePush(repo.gitDir),
   });
+  const imports = new Imports();
   const ctx: AppContext = {
     events,
     sync,
+    imports,
     audit: new AuditWriter(db, durability, (error) => logger.warn({ err: error }, 'audit write failed')),
     durability,
     config,
@@ -243,6 +248,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
     storeSweep,
     cacheBudget,
     sync,
+    imports,
     generatedAdminToken: adminToken.generated,
     sweep: () => sweeper.sweep(),
     close() {
@@ -261,6 +267,7 @@ export async function startServer(config: GroveConfig, logger: Logger = pino({ l
         await sweeper.stop();
         await webhooks.stop();
         await sync.stop();
+        await imports.idle();
         events.stopFollowing();
         compactor?.stop();
         await compactor?.idle();

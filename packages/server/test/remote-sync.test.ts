@@ -450,3 +450,119 @@ describe('remote sync with a git server on loopback', () => {
     });
   });
 });
+
+describe('one-call import of a remote repository', () => {
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  let rig: SyncRig;
+  let credentialId: string;
+
+  async function remoteWithHistory(name: string): Promise<Awaited<ReturnType<SyncRig['workTree']>>> {
+    await rig.remote.createRepo(name);
+    const tree = await rig.workTree();
+    for (let i = 0; i < 12; i++) await tree.commit(`f${i % 3}.txt`);
+    await gitOk(['tag', '-a', 'v1', '-m', 'one'], { cwd: tree.dir });
+    await gitOk(['branch', 'feature'], { cwd: tree.dir });
+    await rig.pushToRemote(tree.dir, name, ['HEAD:refs/heads/trunk', 'refs/heads/feature', 'refs/tags/v1', 'HEAD~3:refs/pull/1/head']);
+    await gitOk(['--git-dir', rig.remote.gitDir(name), 'symbolic-ref', 'HEAD', 'refs/heads/trunk']);
+    return tree;
+  }
+
+  async function finished(importId: string): Promise<any> {
+    await rig.grove.server.imports.idle();
+    return rig.ok('GET', `/orgs/${ORG}/imports/${importId}`);
+  }
+
+  before(async () => {
+    work = await tempDir();
+    rig = await SyncRig.start(work.path);
+    await rig.grove.sdk.orgs.create({ name: ORG });
+    credentialId = await rig.credential(ORG);
+  });
+
+  after(async () => {
+    await rig.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  it('imports every branch and tag with the whole history and the remote default branch, and no refs/pull/*', async () => {
+    await remoteWithHistory('big');
+    const started = await rig.ok('POST', `/orgs/${ORG}/repos`, { name: 'big', import: { url: rig.remote.repoUrl('big'), credentialId } }, 202);
+    assert.equal(started.import.status, 'importing');
+    const done = await finished(started.import.id);
+    assert.equal(done.status, 'succeeded', JSON.stringify(done));
+    assert.equal(done.progress, 100);
+    assert.equal(done.refs, 3);
+    const remote = await rig.lsRemote(rig.remote.authedUrl('big'));
+    remote.delete('refs/pull/1/head');
+    assert.deepEqual(await rig.lsRemote(rig.groveUrl(ORG, 'big')), remote);
+    assert.equal((await rig.ok('GET', `/repos/${ORG}/big`)).defaultBranch, 'trunk');
+    await using clone = await tempDir();
+    await gitOk(['clone', '-q', '--mirror', rig.groveUrl(ORG, 'big'), clone.path]);
+    assert.equal((await gitOk(['rev-list', '--count', '--all'], { cwd: clone.path })).trim(), '12');
+    await gitOk(['fsck', '--strict'], { cwd: clone.path });
+    assert.equal((await rig.ok('GET', `/repos/${ORG}/big/upstreams`)).items.length, 0, 'a plain import keeps no upstream');
+  });
+
+  it('tells a git client the repository is being imported, with its progress', async () => {
+    await remoteWithHistory('slow');
+    rig.remote.uploadDelayMs = 1_500;
+    try {
+      const started = await rig.ok('POST', `/orgs/${ORG}/repos`, { name: 'slow', import: { url: rig.remote.repoUrl('slow'), credentialId } }, 202);
+      const clone = await git(['ls-remote', rig.groveUrl(ORG, 'slow')]);
+      assert.notEqual(clone.code, 0);
+      assert.match(clone.stderr, /repository acme\/slow is being imported \(\d+%\)/);
+      assert.equal((await finished(started.import.id)).status, 'succeeded');
+    } finally {
+      rig.remote.uploadDelayMs = 0;
+    }
+    assert.equal((await git(['ls-remote', rig.groveUrl(ORG, 'slow')])).code, 0);
+  });
+
+  it('removes the repository when the import fails, keeps the reason, and frees the name', async () => {
+    await remoteWithHistory('broken');
+    const wrong = await rig.ok('POST', `/orgs/${ORG}/credentials`, { name: 'wrong-import', kind: 'basic', username: REMOTE_USER, secret: 'tok_not_the_right_one' }, 201);
+    const started = await rig.ok('POST', `/orgs/${ORG}/repos`, { name: 'broken', import: { url: rig.remote.repoUrl('broken'), credentialId: wrong.id } }, 202);
+    const done = await finished(started.import.id);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error.code, 'credential_rejected');
+    assert.equal((await rig.api('GET', `/repos/${ORG}/broken`)).status, 404);
+    const again = await rig.ok('POST', `/orgs/${ORG}/repos`, { name: 'broken', import: { url: rig.remote.repoUrl('broken'), credentialId } }, 202);
+    assert.equal((await finished(again.import.id)).status, 'succeeded');
+    const objects = path.join(rig.grove.server.repos.gitDir((await rig.ok('GET', `/repos/${ORG}/broken`)).id), 'objects');
+    assert.deepEqual((await readdir(objects)).filter((n) => n.startsWith('incoming-')), [], 'no staging repository left behind');
+  });
+
+  it('refuses an import from a private address, a URL with credentials, or with a fork source, creating nothing', async () => {
+    const cases: [unknown, number, RegExp][] = [
+      [{ name: 'x1', import: { url: 'http://10.0.0.1/a.git' } }, 422, /private or reserved/],
+      [{ name: 'x2', import: { url: 'http://u:p@127.0.0.1/a.git' } }, 400, /credentials/],
+      [{ name: 'x3', import: { url: rig.remote.repoUrl('big'), credentialId: 'cred_missing' } }, 422, /no credential/],
+      [{ name: 'x4', from: `${ORG}/big`, import: { url: rig.remote.repoUrl('big') } }, 400, /either a fork/],
+    ];
+    for (const [body, status, message] of cases) {
+      const answer = await rig.api('POST', `/orgs/${ORG}/repos`, body);
+      assert.equal(answer.status, status, JSON.stringify(body));
+      assert.match(answer.json.error.message, message);
+      assert.equal((await rig.api('GET', `/repos/${ORG}/${(body as { name: string }).name}`)).status, 404);
+    }
+  });
+
+  it('imports as a read-only mirror that keeps following the remote', async () => {
+    const tree = await remoteWithHistory('followed');
+    const started = await rig.ok('POST', `/orgs/${ORG}/repos`, { name: 'followed', import: { url: rig.remote.repoUrl('followed'), credentialId, mirror: true } }, 202);
+    assert.ok(started.import.webhook.secret.startsWith('whsec_'));
+    assert.equal((await finished(started.import.id)).status, 'succeeded');
+    const upstream = await rig.ok('GET', `/repos/${ORG}/followed/upstreams/origin`);
+    assert.equal(upstream.readOnly, true);
+    assert.equal(upstream.status.state, 'active');
+    const first = await rig.sync(ORG, 'followed');
+    assert.deepEqual(first.counts, { unchanged: 3 }, 'the import wrote the tracking refs: nothing to fetch');
+    const next = await tree.commit();
+    const pushed = await rig.pushToGrove(tree.dir, ORG, 'followed', ['HEAD:refs/heads/trunk']);
+    assert.match(pushed.stderr, /this repository mirrors/);
+    await rig.pushToRemote(tree.dir, 'followed', ['HEAD:refs/heads/trunk']);
+    const run = await rig.sync(ORG, 'followed');
+    assert.equal(run.refs[0].outcome, 'updated');
+    assert.equal((await rig.lsRemote(rig.groveUrl(ORG, 'followed'))).get('refs/heads/trunk'), next);
+  });
+});

@@ -17,9 +17,30 @@ import { decodeCursor, page } from './pagination.ts';
 import { principalOf, requireAccess } from './principal.ts';
 import type { Principal } from '../auth/principal.ts';
 import { actorOf } from '../events/types.ts';
-import { errorResponses, pageOf, paginationQuery } from './schemas.ts';
+import { errorResponses, pageOf, paginationQuery, repoSchema } from './schemas.ts';
+import { checkRemoteUrl } from '../repo/remote-env.ts';
+import { OutboundRefusedError } from '../outbound/guarded-fetch.ts';
+import { importJson } from '../services/imports.ts';
+import { webhookPath } from './upstreams.ts';
 
 const MAX_DESCRIPTION = 1000;
+
+/** An import's URL, destination and credential, checked before anything is made. */
+async function checkImport(ctx: AppContext, orgId: string, spec: { url: string; credentialId?: string | null }): Promise<void> {
+  const problem = checkRemoteUrl(spec.url, { allowHttp: ctx.config.sync.allowInsecureRemotes });
+  if (problem !== null) throw new GroveError('invalid_request', `import.${problem}`);
+  if (spec.credentialId != null) {
+    const credential = await ctx.db.selectFrom('credentials').select('id').where('id', '=', spec.credentialId).where('org_id', '=', orgId).executeTakeFirst();
+    if (credential === undefined) throw new GroveError('unprocessable', `import.credentialId: no credential ${spec.credentialId} in this org`);
+  }
+  try {
+    await ctx.outbound.pin(new URL(spec.url).hostname);
+  } catch (error) {
+    if (error instanceof OutboundRefusedError) throw new GroveError('unprocessable', `import.url: ${error.message}`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOTFOUND') throw new GroveError('remote_unreachable', `import.url: ${new URL(spec.url).hostname} does not resolve`);
+    throw error;
+  }
+}
 
 function checkBranch(branch: string): void {
   if (branch === '') throw new GroveError('invalid_name', 'defaultBranch must not be empty');
@@ -54,6 +75,25 @@ function visibleRepos(principal: Principal, org: string): string[] | undefined {
   return [...new Set(grants.map((g) => g.repo!))];
 }
 
+const importSchema = {
+  $id: 'RepoImport',
+  type: 'object',
+  required: ['id', 'repo', 'url', 'mirror', 'status', 'progress', 'refs', 'error', 'createdAt', 'finishedAt'],
+  properties: {
+    id: { type: 'string' },
+    repo: { type: 'string' },
+    url: { type: 'string' },
+    mirror: { type: 'boolean' },
+    status: { type: 'string', enum: ['importing', 'succeeded', 'failed'] },
+    progress: { type: 'integer', minimum: 0, maximum: 100 },
+    refs: { type: 'integer', description: 'Branches and tags imported' },
+    error: { type: ['object', 'null'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    webhook: { type: 'object', description: "A mirror's webhook (only in the answer that started it)", properties: { url: { type: 'string' }, secret: { type: 'string' } } },
+    createdAt: { type: 'string' },
+    finishedAt: { type: ['string', 'null'] },
+  },
+} as const;
+
 const repoParams = { type: 'object', required: ['org', 'repo'], properties: { org: { type: 'string' }, repo: { type: 'string' } } } as const;
 
 interface CreateRepoBody {
@@ -63,6 +103,7 @@ interface CreateRepoBody {
   from?: string;
   snapshot?: boolean;
   ttl?: string | number;
+  import?: { url: string; credentialId?: string | null; mirror?: boolean };
 }
 
 interface UpdateRepoBody {
@@ -88,9 +129,25 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
           from: { type: 'string', description: 'org/repo to fork: instant, shares objects; same org only' },
           snapshot: { type: 'boolean', description: 'With from: one root commit holding the source\'s tree, no history' },
           ttl: { type: ['string', 'integer'], description: 'Delete the repository after 90s, 30m, 1h, 7d or N seconds' },
+          import: {
+            type: 'object',
+            required: ['url'],
+            additionalProperties: false,
+            description: 'Import a remote repository with its whole history: answered 202 at once, the repository is importing until it is done (GET /orgs/{org}/imports/{id})',
+            properties: {
+              url: { type: 'string', maxLength: 2000, description: 'https URL of the remote repository, without credentials' },
+              credentialId: { type: ['string', 'null'], maxLength: 100 },
+              mirror: { type: 'boolean', default: false, description: 'Keep following it as a read-only mirror (upstream origin)' },
+            },
+          },
         },
       },
-      response: { 201: { $ref: 'Repo#' }, ...errorResponses, 422: { $ref: 'Error#' } },
+      response: {
+        201: { $ref: 'Repo#' },
+        202: { type: 'object', description: 'An import was started', properties: { ...repoSchema.properties, import: { $ref: 'RepoImport#' } } },
+        ...errorResponses,
+        422: { $ref: 'Error#' },
+      },
     },
   }, async (request, reply) => {
     const { org } = request.params;
@@ -100,6 +157,7 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
     if (problem) throw new GroveError('invalid_name', problem);
     if (defaultBranch !== undefined) checkBranch(defaultBranch);
     if (snapshot && from === undefined) throw new GroveError('invalid_request', 'snapshot needs from');
+    if (request.body.import !== undefined && from !== undefined) throw new GroveError('invalid_request', 'a repository is either a fork (from) or an import, not both');
     let expiresAt: string | null = null;
     if (ttl !== undefined) {
       const seconds = parseTtl(ttl);
@@ -118,10 +176,37 @@ export async function repoRoutes(app: FastifyInstance, ctx: AppContext): Promise
       if (sourceOrg !== org) throw new GroveError('unprocessable', 'forks share objects, so they are made within one org only');
       source = { row: sourceRow, snapshot };
     }
+    const spec = request.body.import;
+    if (spec !== undefined) await checkImport(ctx, orgRow.id, spec);
     const row = await createRepository(ctx, { orgId: orgRow.id, org, name, defaultBranch, description, expiresAt, source }, (made) => ({
-      type: 'repo.created', org, repo: name, repoId: made.id, actor: actorOf(principalOf(request)), payload: { id: made.id, from: from ?? null, snapshot, expiresAt },
+      type: 'repo.created', org, repo: name, repoId: made.id, actor: actorOf(principalOf(request)), payload: { id: made.id, from: from ?? null, snapshot, expiresAt, ...(spec !== undefined ? { import: spec.url } : {}) },
     }));
+    if (spec !== undefined) {
+      const started = await ctx.imports.start(ctx, row, org, { url: spec.url, credentialId: spec.credentialId ?? null, mirror: spec.mirror === true }, principalOf(request));
+      return reply.code(202).send({ ...repoJson(row, org, baseUrl(ctx, request)), import: { ...importJson(started.record), ...(started.webhookSecret !== null ? { webhook: { url: webhookPath(started.upstreamId!), secret: started.webhookSecret } } : {}) } });
+    }
     return reply.code(201).send(repoJson(row, org, baseUrl(ctx, request)));
+  });
+
+  app.addSchema(importSchema);
+
+  app.get<{ Params: { org: string; id: string } }>('/orgs/:org/imports/:id', {
+    schema: {
+      tags: ['repos'],
+      summary: 'An import: status (importing, succeeded, failed), progress 0–100, refs, the error of a failed one',
+      params: { type: 'object', required: ['org', 'id'], properties: { org: { type: 'string' }, id: { type: 'string', maxLength: 100 } } },
+      response: { 200: { $ref: 'RepoImport#' }, ...errorResponses },
+    },
+  }, async (request) => {
+    const { org, id } = request.params;
+    requireAccess(request, 'read', { kind: 'org', org });
+    const orgRow = await findOrgByName(ctx.db, org);
+    if (!orgRow) throw notFound(`org ${org}`);
+    const row = await ctx.db.selectFrom('repo_imports').selectAll().where('id', '=', id).where('org_id', '=', orgRow.id).executeTakeFirst();
+    if (!row) throw notFound(`import ${id}`);
+    requireAccess(request, 'read', { kind: 'repo', org, repo: row.repo_name });
+    const live = row.status === 'importing' ? ctx.imports.progressOf(row.repo_id) : null;
+    return importJson(live === null ? row : { ...row, progress: Math.max(row.progress, live) });
   });
 
   app.get<{ Params: { org: string }; Querystring: { limit: number; cursor?: string } }>('/orgs/:org/repos', {

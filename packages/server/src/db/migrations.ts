@@ -358,6 +358,24 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('sync_runs_upstream').on('sync_runs').columns(['upstream_id', 'created_at']).execute();
       await db.schema.createIndex('sync_runs_status').on('sync_runs').columns(['status']).execute();
+      // No foreign key to repos: a failed import deletes its repository and keeps this record.
+      await db.schema
+        .createTable('repo_imports')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('repo_name', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('mirror', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('progress', 'integer', (c) => c.notNull())
+        .addColumn('refs', 'integer', (c) => c.notNull())
+        .addColumn('error_code', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('repo_imports_repo').on('repo_imports').columns(['repo_id']).execute();
     },
   },
 };

@@ -281,7 +281,26 @@ export interface SyncRunsTable {
   finished_at: string | null;
 }
 
+/** A one-call import of a remote repository (kept after it ends, also when it failed and its repository was removed). */
+export interface RepoImportsTable {
+  id: string;
+  org_id: string;
+  repo_id: string;
+  repo_name: string;
+  url: string;
+  mirror: number;
+  status: 'importing' | 'succeeded' | 'failed';
+  /** 0–100, from git's progress. */
+  progress: number;
+  refs: number;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
 export interface Database {
+  repo_imports: RepoImportsTable;
   credentials: CredentialsTable;
   upstreams: UpstreamsTable;
   sync_runs: SyncRunsTable;

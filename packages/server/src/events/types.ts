@@ -30,6 +30,8 @@ export const EVENT_TYPES = [
   'upstream.resumed',
   'sync.completed',
   'sync.failed',
+  'repo.import.completed',
+  'repo.import.failed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -19,6 +19,7 @@ import type { EventLog } from '../events/event-log.ts';
 import type { AuditWriter } from './audit.ts';
 import type { Bigstore } from '../bigstore/bigstore.ts';
 import type { SyncScheduler } from '../sync/scheduler.ts';
+import type { Imports } from '../services/imports.ts';
 
 export interface AppContext {
   readonly config: GroveConfig;
@@ -54,6 +55,8 @@ export interface AppContext {
   readonly audit: AuditWriter;
   /** Remote sync: queues and runs syncs with upstreams (sync/scheduler.ts). */
   readonly sync: SyncScheduler;
+  /** Imports of remote repositories running on this node (services/imports.ts). */
+  readonly imports: Imports;
   /** What Grove calls itself in `agent=` capabilities. */
   readonly agent: string;
   /** False once shutdown has begun: /healthz answers 503 so balancers move away. */

@@ -79,6 +79,14 @@ export async function resolveRepo(ctx: AppContext, request: FastifyRequest<{ Par
     sendText(reply, 403, decision.reason);
     return null;
   }
+  const importing = ctx.imports.progressOf(row.id);
+  if (importing !== null) {
+    // In the protocol, so the client prints it: `fatal: remote error: repository … is being imported (42%)`.
+    await drainRequest(request);
+    const service = /git-(upload|receive)-pack/.exec(request.url)?.[0] ?? 'git-upload-pack';
+    sendGit(reply, `application/x-${service}-${request.method === 'GET' ? 'advertisement' : 'result'}`, pktLine(`ERR repository ${org}/${repo} is being imported (${importing}%); try again when it is done\n`));
+    return null;
+  }
   const gitDir = ctx.repos.gitDir(row.id);
   // A cluster node's copy: current first (the version came with the row).
   await ctx.repoCache.ensure({ id: row.id, gitDir, defaultBranch: row.default_branch, ...(row.refs_version !== undefined ? { version: row.refs_version } : {}) }, request.answered);

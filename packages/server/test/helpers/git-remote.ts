@@ -29,6 +29,8 @@ export class GitRemote {
   readonly tokens = new Map<string, string>();
   /** When set, every request is answered with this status. */
   failWith: number | null = null;
+  /** Milliseconds every upload-pack POST waits before it is served (a slow remote). */
+  uploadDelayMs = 0;
   readonly #server: http.Server;
 
   private constructor(server: http.Server, root: string) {
@@ -86,6 +88,15 @@ export class GitRemote {
   }
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+    if (this.uploadDelayMs > 0 && request.method === 'POST' && request.url?.endsWith('/git-upload-pack')) {
+      request.pause();
+      setTimeout(() => this.serve(request, response), this.uploadDelayMs);
+      return;
+    }
+    this.serve(request, response);
+  }
+
+  private serve(request: http.IncomingMessage, response: http.ServerResponse): void {
     const url = new URL(request.url ?? '/', this.url);
     const service = url.searchParams.get('service') ?? (/\/(git-upload-pack|git-receive-pack)$/.exec(url.pathname)?.[1] ?? null);
     const record = (status: number, user: string | null) => this.requests.push({ method: request.method ?? 'GET', path: url.pathname, service, user, status, authorization: request.headers.authorization });
