@@ -31,7 +31,13 @@ export class Metrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30, 60, 120, 300],
     registers: [this.registry],
   });
-  readonly syncPolls = new Counter({ name: 'grove_sync_polls_total', help: 'polls of upstreams, by result (noop: nothing to do, run: a run followed, failed)', labelNames: ['result'], registers: [this.registry] });
+  readonly syncPolls = new Histogram({
+    name: 'grove_sync_poll_seconds',
+    help: 'polls of upstreams (one ls-remote and the comparison), by result (noop: nothing to do, run: a run followed, failed)',
+    labelNames: ['result'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
 
   readonly fairShareRefused = new Counter({ name: 'grove_fair_share_refused_total', help: 'requests refused 429 by fair share, by credential (key id, signing-key:<id> or root) and org', labelNames: ['key', 'org'], registers: [this.registry] });
 

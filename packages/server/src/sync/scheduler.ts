@@ -16,6 +16,7 @@
  * pauses the upstream at once (no retry storm), ten failures in a row pause it too, and
  * rotating the credential resumes it.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Leases } from '../cluster/leases.ts';
 import type { RepoCache } from '../cluster/repo-cache.ts';
@@ -266,20 +267,22 @@ export class SyncScheduler {
     const queued = await db.selectFrom('sync_runs').select('id').where('upstream_id', '=', upstreamId).where('status', '=', 'queued').executeTakeFirst();
     if (queued !== undefined) return; // the queue runs it first
     let direction: SyncDirection | null;
+    const started = performance.now();
+    const observe = (result: string) => this.#deps.metrics.syncPolls.observe({ result }, (performance.now() - started) / 1000);
     try {
       direction = await this.#pollDirection(upstream);
     } catch (error) {
-      this.#deps.metrics.syncPolls.inc({ result: 'failed' });
+      observe('failed');
       await this.#failed(upstream, null, error);
       return;
     }
     if (direction === null) {
-      this.#deps.metrics.syncPolls.inc({ result: 'noop' });
+      observe('noop');
       const now = Date.now();
       await db.updateTable('upstreams').set({ last_checked_at: new Date(now).toISOString(), next_poll_at: new Date(now + pollIntervalSeconds(upstream, now) * 1000).toISOString() }).where('id', '=', upstreamId).execute();
       return;
     }
-    this.#deps.metrics.syncPolls.inc({ result: 'run' });
+    observe('run');
     const run = await this.request(upstreamId, { direction, trigger: 'poll' });
     await this.#execute(run);
   }
