@@ -78,7 +78,7 @@ export type { GroveOptions } from './transport.ts';
 export { mintToken, MAX_TOKEN_TTL_SECONDS, type MintTokenInput } from './mint-token.ts';
 export type { CreateApiKeyInput } from './api-keys.ts';
 export type { SecretKeyRotation } from './admin.ts';
-export type { CreateRepoInput, FsckProblem, FsckReport, UpdateRepoInput } from './repos.ts';
+export type { CreateRepoInput, FsckProblem, FsckReport, ImportRepoInput, RepoImport, UpdateRepoInput } from './repos.ts';
 export type { ApiKey, CreatedApiKey, Grant, Jwk, Org, Page, PageOptions, RefPolicy, RefRule, Repo, Scope, SigningKey, WebCryptoKey } from './types.ts';
 export type { Blame, BlameRange, ByteRange, ChangedFile, ChangeStatus, CommitDetail, CommitInfo, CommitSignature, DirectoryListing, FileContent, FileMeta, FileOptions, FileStream, ReadOptions, TreeEntry, TreeListing } from './contents.ts';
 export type { BlobContent, BlobInfo, BlobReadOptions, ChunkListing, DownloadOptions, LocalBytes, ReusedPiece } from './blobs.ts';

@@ -33,6 +33,36 @@ export interface FsckReport {
   storedBlobs: { count: number; bytes: number };
 }
 
+/** What `grove.repos.import` starts. */
+export interface ImportRepoInput {
+  name: string;
+  /** https URL of the remote repository, without credentials. */
+  url: string;
+  /** An org credential (`grove.credentials.create`) for a private remote. */
+  credentialId?: string;
+  /** Keep following the remote as a read-only mirror (upstream `origin`). */
+  mirror?: boolean;
+  description?: string;
+}
+
+/** An import's state (`GET /orgs/{org}/imports/{id}`). */
+export interface RepoImport {
+  id: string;
+  repo: string;
+  url: string;
+  mirror: boolean;
+  status: 'importing' | 'succeeded' | 'failed';
+  /** 0–100. */
+  progress: number;
+  /** Branches and tags imported. */
+  refs: number;
+  error: { code: string; message: string } | null;
+  /** A mirror's webhook: only in the answer that started the import. */
+  webhook?: { url: string; secret: string };
+  createdAt: string;
+  finishedAt: string | null;
+}
+
 export interface UpdateRepoInput {
   name?: string;
   defaultBranch?: string;
@@ -53,6 +83,35 @@ export class Repos {
   /** A fork of `from` ("org/repo") named `name` in the same org: instant, whatever the size. */
   fork(org: string, name: string, from: string, options: { snapshot?: boolean; ttl?: string | number; defaultBranch?: string } = {}): Promise<Repo> {
     return this.create(org, { name, from, ...options });
+  }
+
+  /**
+   * Imports a remote repository with its whole history: the repository exists at once (git
+   * clients are told it is being imported) and fills in the background; `waitForImport` follows it.
+   */
+  import(org: string, input: ImportRepoInput): Promise<Repo & { import: RepoImport }> {
+    const { url, credentialId, mirror, ...repo } = input;
+    return this.#http.request('POST', `/orgs/${seg(org)}/repos`, { body: { ...repo, import: { url, ...(credentialId !== undefined ? { credentialId } : {}), ...(mirror !== undefined ? { mirror } : {}) } } });
+  }
+
+  importStatus(org: string, importId: string): Promise<RepoImport> {
+    return this.#http.request('GET', `/orgs/${seg(org)}/imports/${seg(importId)}`);
+  }
+
+  /** Polls an import until it succeeded or failed (returned, not thrown), calling `onProgress` with each new state. */
+  async waitForImport(org: string, importId: string, options: { intervalMs?: number; timeoutMs?: number; onProgress?: (state: RepoImport) => void } = {}): Promise<RepoImport> {
+    const deadline = Date.now() + (options.timeoutMs ?? 24 * 3600_000);
+    let last = -1;
+    for (;;) {
+      const state = await this.importStatus(org, importId);
+      if (state.progress !== last || state.status !== 'importing') {
+        last = state.progress;
+        options.onProgress?.(state);
+      }
+      if (state.status !== 'importing') return state;
+      if (Date.now() > deadline) throw new Error(`import ${importId} still running after ${options.timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
+    }
   }
 
   list(org: string, options: PageOptions = {}): Promise<Page<Repo>> {

@@ -9,6 +9,8 @@ import { describeCliError, registerClientCommands } from './client-commands.ts';
 import { registerContentCommands } from './content-commands.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
 import { serve } from './serve.ts';
+import { registerSyncCommands } from './sync-commands.ts';
+import { registerImportCommand } from './import-command.ts';
 
 export async function runCli(argv: readonly string[]): Promise<void> {
   const program = new Command('grove')
@@ -28,6 +30,8 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerContentCommands(program);
   registerAgentCommands(program);
   registerEventCommands(program);
+  registerSyncCommands(program);
+  registerImportCommand(program);
   const repoCommand = program.commands.find((command) => command.name() === 'repo');
   if (repoCommand) registerForkCommand(repoCommand);
   const adminCommand = program.commands.find((command) => command.name() === 'admin');

@@ -65,7 +65,8 @@ function basicToken(credential: { readonly username: string; readonly secret: st
 
 /** Removes the secret, its Basic form and URL user info from `text`. */
 export function redact(text: string, access: Pick<RemoteAccess, 'credential'>): string {
-  let out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1<redacted>@');
+  // Greedy to the last '@' before the path: a password may itself contain '@'.
+  let out = text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s]*@/gi, '$1<redacted>@');
   if (access.credential !== null) {
     for (const secret of [access.credential.secret, basicToken(access.credential)]) {
       if (secret.length >= 4) out = out.split(secret).join('<redacted>');

@@ -27,7 +27,9 @@ export class RemoteGitError extends Error {
   readonly detail: string;
   constructor(action: string, failure: RemoteFailure, detail: string) {
     const line = detail.trim().split('\n').filter((l) => /^(fatal|error):/.test(l)).pop() ?? detail.trim().split('\n').pop() ?? '';
-    super(`${action} failed: ${line.replace(/^(fatal|error):\s*/, '') || 'git exited with an error'}`);
+    // git words a refused header as a prompt it could not show: say what happened.
+    const reason = failure === 'credential_rejected' ? 'the remote refused the credential (HTTP 401 or 403): rotate it or check its access' : line.replace(/^(fatal|error):\s*/, '') || 'git exited with an error';
+    super(`${action} failed: ${reason}`);
     this.failure = failure;
     this.detail = detail;
   }

@@ -111,10 +111,12 @@ describe('decidePull', () => {
     }
   });
 
-  it('reports a divergence without touching Grove under onDivergence skip', () => {
+  it('reports a divergence without touching Grove under onDivergence skip, once for a pull rule and every run for a two-way rule', () => {
     for (const deletions of DELETIONS) {
-      assert.deepEqual(decidePull(sides(A, C, B), rule({ deletions }), C), { outcome: 'diverged', tracking: B, message: 'both sides changed: not resolved (onDivergence: skip)' });
-      assert.deepEqual(decidePull(sides(A, null, B), rule({ deletions }), null), { outcome: 'diverged', tracking: B, message: 'both sides changed: not resolved (onDivergence: skip)' });
+      assert.deepEqual(decidePull(sides(A, C, B), rule({ direction: 'pull', deletions }), C), { outcome: 'diverged', tracking: B, message: 'both sides changed: not resolved (onDivergence: skip)' });
+      assert.deepEqual(decidePull(sides(A, null, B), rule({ direction: 'pull', deletions }), null), { outcome: 'diverged', tracking: B, message: 'both sides changed: not resolved (onDivergence: skip)' });
+      // A two-way rule keeps T, so its push side cannot mistake the remote's change for agreement.
+      assert.deepEqual(decidePull(sides(A, C, B), rule({ deletions }), C), { outcome: 'diverged', message: 'both sides changed: not resolved (onDivergence: skip)' });
     }
   });
 
@@ -132,7 +134,7 @@ describe('decidePull', () => {
   it('never fast-forwards a tag: a moved tag is a divergence even when the merge base says fast-forward', () => {
     const tags = rule({ refs: 'refs/tags/**' });
     for (const mergeBase of [A, B, null, C]) {
-      assert.deepEqual(decidePull(sides(A, A, B, 'refs/tags/v1'), tags, mergeBase), { outcome: 'diverged', tracking: B, message: 'the tag differs: not resolved (onDivergence: skip)' });
+      assert.deepEqual(decidePull(sides(A, A, B, 'refs/tags/v1'), { ...tags, direction: 'pull' }, mergeBase), { outcome: 'diverged', tracking: B, message: 'the tag differs: not resolved (onDivergence: skip)' });
     }
     assert.deepEqual(decidePull(sides(A, A, B, 'refs/tags/v1'), rule({ refs: 'refs/tags/**', onDivergence: 'overwrite' }), A), { outcome: 'forced', grove: B, tracking: B, backupOfGrove: A });
   });
@@ -206,6 +208,33 @@ describe('decidePush', () => {
     const tags = rule({ refs: 'refs/tags/**' });
     assert.deepEqual(decidePush(sides(B, A, A, 'refs/tags/v1'), tags, A), { outcome: 'diverged', message: 'the tag differs on the remote: not pushed (onDivergence: skip)' });
     assert.deepEqual(decidePush(sides(B, A, A, 'refs/tags/v1'), rule({ refs: 'refs/tags/**', onDivergence: 'overwrite' }), A), { outcome: 'forced', send: { oid: B, lease: A, force: true }, backupOfRemote: A });
+  });
+});
+
+describe('a branch rewound on one side since the last sync', () => {
+  // B descends from A; the merge base of A and B is A.
+  const mirror = rule({ direction: 'pull', onDivergence: 'overwrite', deletions: 'propagate' });
+
+  it('is followed by a mirror when the remote rewound it (G == T == B, U == A)', () => {
+    assert.deepEqual(decidePull(sides(B, B, A), mirror, A), { outcome: 'forced', grove: A, tracking: A, backupOfGrove: B });
+  });
+
+  it('is reported, not silently re-pushed, when the remote rewound it under onDivergence skip', () => {
+    const both = rule({ direction: 'both' });
+    const pull = decidePull(sides(B, B, A), both, A);
+    assert.equal(pull.outcome, 'diverged');
+    assert.match(pull.message ?? '', /the remote moved the branch back/);
+    // T stays at B (sync-run pushes no ref its pull left diverged): the next run reports it again rather than re-pushing B.
+    assert.equal(pull.tracking, undefined);
+    assert.equal(decidePull(sides(B, B, A), both, A).outcome, 'diverged');
+  });
+
+  it('is force-pushed under onDivergence overwrite when Grove rewound it (G == A, T == U == B)', () => {
+    assert.deepEqual(decidePush(sides(A, B, B), rule({ direction: 'push', onDivergence: 'overwrite' }), A), { outcome: 'forced', send: { oid: A, lease: B, force: true }, backupOfRemote: B });
+  });
+
+  it('is reported when Grove rewound it under onDivergence skip (G == A, T == U == B)', () => {
+    assert.equal(decidePush(sides(A, B, B), rule({ direction: 'push' }), A).outcome, 'diverged');
   });
 });
 
@@ -353,4 +382,97 @@ describe('decide (properties)', () => {
       }
     }), { numRuns: 2000 });
   });
+
+  // A small commit graph: a commit's id is its path from a root ('r' or 's'), so x is an
+  // ancestor of y when y starts with x, and the merge base is the longest common prefix.
+  const COMMITS = ['r', 'ra', 'rb', 'raa', 'rab', 'rba', 's', 'sa'] as const;
+  const graphBase = (x: string, y: string): string | null => {
+    let i = 0;
+    while (i < x.length && i < y.length && x[i] === y[i]) i++;
+    return i === 0 ? null : x.slice(0, i);
+  };
+  const mergeBaseIn = (s: RefSides): string | null => (needsMergeBase(s) ? graphBase(s.grove!, s.upstream!) : null);
+  const commit = fc.option(fc.constantFrom(...COMMITS), { nil: null });
+  const bothRule = fc.record({ ref: ref, onDivergence: fc.constantFrom(...DIVERGENCES), deletions: fc.constantFrom(...DELETIONS) })
+    .filter(({ ref: r, onDivergence }) => onDivergence !== 'keep' || r.startsWith('refs/heads/'))
+    .map(({ ref: r, onDivergence, deletions }) => ({ ref: r, rule: rule({ refs: 'refs/**', direction: 'both', onDivergence, deletions }) }));
+
+  /** One run over one ref as sync-run applies it, every push accepted: pull, then push over what the pull left (unless the pull left it diverged or kept). */
+  function run(state: RefSides, r: SyncRule): { state: RefSides; outcomes: string[] } {
+    let { grove, tracking, upstream } = state;
+    const pull = decidePull(state, r, mergeBaseIn(state));
+    if (pull.grove !== undefined) grove = pull.grove;
+    if (pull.tracking !== undefined) tracking = pull.tracking;
+    // sync-run never pushes a ref its pull left diverged or kept.
+    if (pull.outcome === 'diverged' || pull.outcome === 'kept') return { state: { ref: state.ref, grove, tracking, upstream }, outcomes: [pull.outcome] };
+    const afterPull = { ref: state.ref, grove, tracking, upstream };
+    const push = decidePush(afterPull, r, mergeBaseIn(afterPull));
+    if (push.send !== undefined) {
+      upstream = push.send.oid;
+      tracking = push.send.oid;
+    } else if (push.tracking !== undefined) tracking = push.tracking;
+    return { state: { ref: state.ref, grove, tracking, upstream }, outcomes: [pull.outcome, push.outcome] };
+  }
+
+  /** One side moved its branch back to an ancestor while the other stayed at the last agreed value. */
+  const rewound = ({ ref: r, grove, tracking, upstream }: RefSides): boolean =>
+    r.startsWith('refs/heads/') && grove !== null && upstream !== null && grove !== upstream &&
+    ((grove === tracking && grove.startsWith(upstream)) || (upstream === tracking && upstream.startsWith(grove)));
+
+  it('brings both sides of a two-way rule to agree within two runs, unless a run reports a divergence (property)', () => {
+    fc.assert(fc.property(bothRule, commit, commit, commit, ({ ref: r, rule: theRule }, grove, tracking, upstream) => {
+      let state: RefSides = { ref: r, grove, tracking, upstream };
+      const seen: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const next = run(state, theRule);
+        seen.push(...next.outcomes);
+        state = next.state;
+      }
+      if (seen.includes('diverged') || seen.includes('kept')) return;
+      assert.equal(state.grove, state.upstream, JSON.stringify({ start: { grove, tracking, upstream }, theRule, state, seen }));
+      assert.equal(state.tracking, state.grove, JSON.stringify({ start: { grove, tracking, upstream }, theRule, state, seen }));
+    }), { numRuns: 3000 });
+  });
+
+  it('brings both sides of a two-way rule to agree within two runs when neither side rewound a branch, unless a run reports a divergence (property)', () => {
+    fc.assert(fc.property(bothRule, commit, commit, commit, ({ ref: r, rule: theRule }, grove, tracking, upstream) => {
+      let state: RefSides = { ref: r, grove, tracking, upstream };
+      fc.pre(!rewound(state));
+      const seen: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const next = run(state, theRule);
+        seen.push(...next.outcomes);
+        state = next.state;
+      }
+      if (seen.includes('diverged') || seen.includes('kept')) return;
+      assert.equal(state.grove, state.upstream, JSON.stringify({ start: { grove, tracking, upstream }, theRule, state, seen }));
+      assert.equal(state.tracking, state.grove, JSON.stringify({ start: { grove, tracking, upstream }, theRule, state, seen }));
+    }), { numRuns: 3000 });
+  });
+
+  it('leaves agreeing sides alone on every later run (property)', () => {
+    fc.assert(fc.property(bothRule, commit, ({ ref: r, rule: theRule }, value) => {
+      const state: RefSides = { ref: r, grove: value, tracking: value, upstream: value };
+      assert.deepEqual(run(state, theRule), { state, outcomes: ['unchanged', 'unchanged'] });
+    }), { numRuns: 300 });
+  });
+
+  it('never loses a commit under onDivergence overwrite: what a run replaces or deletes is an ancestor of the new value, backed up, or the last agreed value (property)', () => {
+    fc.assert(fc.property(bothRule, commit, commit, commit, ({ ref: r, rule: theRule }, grove, tracking, upstream) => {
+      const overwrite = { ...theRule, onDivergence: 'overwrite' as const };
+      const sidesNow: RefSides = { ref: r, grove, tracking, upstream };
+      const pull = decidePull(sidesNow, overwrite, mergeBaseIn(sidesNow));
+      if (pull.grove !== undefined && grove !== null && pull.grove !== grove) {
+        const ancestor = pull.grove !== null && r.startsWith('refs/heads/') && pull.grove.startsWith(grove);
+        assert.ok(ancestor || pull.backupOfGrove === grove || grove === tracking, JSON.stringify({ sidesNow, pull }));
+      }
+      const afterPull: RefSides = { ref: r, grove: pull.grove !== undefined ? pull.grove : grove, tracking: pull.tracking !== undefined ? pull.tracking : tracking, upstream };
+      const push = decidePush(afterPull, overwrite, mergeBaseIn(afterPull));
+      if (push.send !== undefined && upstream !== null) {
+        const ancestor = push.send.oid !== null && r.startsWith('refs/heads/') && push.send.oid.startsWith(upstream);
+        assert.ok(ancestor || push.backupOfRemote === upstream || upstream === afterPull.tracking, JSON.stringify({ afterPull, push }));
+      }
+    }), { numRuns: 3000 });
+  });
 });
+

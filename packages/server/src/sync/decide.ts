@@ -72,11 +72,17 @@ export function decidePull(sides: RefSides, rule: SyncRule, mergeBase: string | 
   if (g === null) return { outcome: 'created', grove: u, tracking: u };
   if (g === u) return { outcome: 'unchanged', tracking: u };
   const relation = ancestry(sides, mergeBase);
+  // G still at the last agreement and descending from U: the remote moved *back* (a rewind), which is a change too.
+  const remoteRewound = relation === 'grove-ahead' && t !== null && g === t;
   if (relation === 'upstream-ahead') return { outcome: 'updated', grove: u, tracking: u };
-  if (relation === 'grove-ahead') return { outcome: 'unchanged', tracking: u, message: 'Grove is ahead of the remote' };
+  if (relation === 'grove-ahead' && !remoteRewound) return { outcome: 'unchanged', tracking: u, message: 'Grove is ahead of the remote' };
+  const what = remoteRewound ? 'the remote moved the branch back' : sides.ref.startsWith('refs/tags/') ? 'the tag differs' : 'both sides changed';
   switch (rule.onDivergence) {
     case 'skip':
-      return { outcome: 'diverged', tracking: u, message: `${sides.ref.startsWith('refs/tags/') ? 'the tag differs' : 'both sides changed'}: not resolved (onDivergence: skip)` };
+      // Reported once for a pull rule; a two-way rule keeps T, so its push side never undoes the remote's change.
+      return rule.direction === 'both'
+        ? { outcome: 'diverged', message: `${what}: not resolved (onDivergence: skip)` }
+        : { outcome: 'diverged', tracking: u, message: `${what}: not resolved (onDivergence: skip)` };
     case 'overwrite':
       return { outcome: 'forced', grove: u, tracking: u, backupOfGrove: g };
     case 'keep':
@@ -95,10 +101,13 @@ export function decidePush(sides: RefSides, rule: SyncRule, mergeBase: string | 
   }
   if (u === null) return { outcome: 'created', send: { oid: g, lease: null, force: false } };
   const relation = ancestry(sides, mergeBase);
+  // The remote still at the last agreement and descending from G: Grove moved *back* (a rewind), which is a change too.
+  const groveRewound = relation === 'upstream-ahead' && t !== null && u === t;
   if (relation === 'grove-ahead') return { outcome: 'updated', send: { oid: g, lease: u, force: false } };
-  if (relation === 'upstream-ahead') return { outcome: 'unchanged', message: 'the remote is ahead of Grove' };
+  if (relation === 'upstream-ahead' && !groveRewound) return { outcome: 'unchanged', message: 'the remote is ahead of Grove' };
   if (rule.onDivergence === 'overwrite') return { outcome: 'forced', send: { oid: g, lease: u, force: true }, backupOfRemote: u };
-  return { outcome: 'diverged', message: `${sides.ref.startsWith('refs/tags/') ? 'the tag differs on the remote' : 'both sides changed'}: not pushed (onDivergence: ${rule.onDivergence})` };
+  const what = groveRewound ? 'Grove moved the branch back' : sides.ref.startsWith('refs/tags/') ? 'the tag differs on the remote' : 'both sides changed';
+  return { outcome: 'diverged', message: `${what}: not pushed (onDivergence: ${rule.onDivergence})` };
 }
 
 /** A run's status from its refs' outcomes: any diverged, rejected, stale or failed ref makes it partial. */

@@ -355,6 +355,10 @@ export class SyncScheduler {
         last_success_at: finished,
         next_poll_at: new Date(now + pollIntervalSeconds(upstream, now) * 1000).toISOString(),
       }).where('id', '=', upstream.id).execute();
+      // A run that reached the remote proves the credential works (a resume without a rotation clears a stale rejection).
+      if (upstream.credential_id !== null && pushFailure?.code !== 'credential_rejected') {
+        await trx.updateTable('credentials').set({ last_used_at: finished, status: 'ok', last_error: null }).where('id', '=', upstream.credential_id).execute();
+      }
     }, () => [this.#event(upstream, 'sync.completed', { runId: run.id, direction: run.direction, trigger: run.trigger, status: report.status, dryRun: run.dry_run === 1, counts })]);
     this.#deps.metrics.syncRuns.inc({ direction: run.direction, status: report.status });
     for (const [outcome, n] of Object.entries(counts)) if (outcome !== 'unchanged') this.#deps.metrics.syncRefOutcomes.inc({ outcome }, n);

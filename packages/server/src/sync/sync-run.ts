@@ -172,7 +172,9 @@ export async function runSync(deps: SyncDeps, target: SyncTarget, request: SyncR
     }
 
     // Push.
-    const pushSide = request.direction !== 'pull' ? ruled.filter(({ rule }) => pushes(rule)) : [];
+    // A ref the pull left diverged or kept is not pushed: that would undo the remote's change it reported.
+    const unresolved = (ref: string) => ['diverged', 'kept', 'stale'].includes(pullOf.get(ref)?.decision.outcome ?? '') || reports.some((r) => r.ref === ref && r.outcome === 'stale');
+    const pushSide = request.direction !== 'pull' ? ruled.filter(({ ref, rule }) => pushes(rule) && !unresolved(ref)) : [];
     const pushDecisions = await Promise.all(pushSide.map(async ({ ref, rule }) => {
       const sides = sidesOf(ref);
       return { sides, decision: decidePush(sides, rule, await mergeBase(sides)) };

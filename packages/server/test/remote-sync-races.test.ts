@@ -1,0 +1,362 @@
+/**
+ * Randomized bidirectional races between remote sync and the clients of both sides: agents
+ * pushing (fast-forwards, non-fast-forwards git refuses, force pushes) to Grove, a human
+ * pushing (fast-forwards and force pushes) to the remote, manual sync runs (some waited for,
+ * some not), polls (some awaited, some not) and Grove's own push-forward runs, a few of them
+ * at once, over four branches of one repository. A seeded PRNG drives it; the seed is printed
+ * on failure and GROVE_RACE_SEED replays one (GROVE_RACE_STEPS sets the number of steps;
+ * GROVE_RACE_LOG=<file> writes every step of a failed scenario there).
+ *
+ * What must hold at the end, once everything settled:
+ *
+ * - nothing acknowledged is lost: every commit Grove acknowledged is reachable from a ref of
+ *   the Grove repository on disk (its hidden refs, tracking and backups, included); every
+ *   commit the remote acknowledged is reachable in Grove or on the remote;
+ * - no loops: two more runs change nothing, and a quiet 2 s window creates no run;
+ * - no run failed and the upstream is still active.
+ *
+ * The accounting. Every commit in the game is made by the test (sync never makes one), each
+ * pushed exactly once, so a commit is "acknowledged" by the side git reported it accepted on
+ * (porcelain flag ' ', '+' or '*'), for the branch it was pushed to. The only commits a side
+ * may legitimately lose are the ones that side's own client threw away: when a force push is
+ * accepted, git names the tip it replaced (`old...new (forced update)`), and that tip's
+ * acknowledgement *on that branch, on that side* is released. Nothing else is released, so:
+ *
+ * - a replaced tip still acknowledged on another branch, or an ancestor of anything that must
+ *   survive, is still checked (reachability covers ancestors);
+ * - a replaced tip a sync run had already carried to the other side (the run's report says it
+ *   pushed or pulled it) must still survive there — the other side's client never threw it
+ *   away — unless a force push on that other side replaced it too.
+ *
+ * Grove-acknowledged commits must be reachable in Grove itself (if the remote overwrote them,
+ * the backup ref keeps them); the rest may be reachable on either side.
+ */
+import { describe, it, before, after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import { git, gitOk, tempDir } from './helpers/git.ts';
+import { onClusterOfOne } from './helpers/database.ts';
+import { SyncRig } from './helpers/sync-rig.ts';
+
+const ORG = 'races';
+const BRANCHES = ['main', 'feature', 'agent/one', 'agent/two'] as const;
+const STEPS = Number(process.env.GROVE_RACE_STEPS ?? 200);
+const SEED = process.env.GROVE_RACE_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.GROVE_RACE_SEED);
+const CHANGED = ['created', 'updated', 'forced', 'deleted'] as const;
+const UNSETTLED = [...CHANGED, 'stale', 'failed', 'rejected'] as const;
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Porcelain {
+  /** Git reported the ref accepted. */
+  readonly ok: boolean;
+  /** The tip a forced update replaced. */
+  readonly replaced: string | null;
+  readonly summary: string;
+}
+
+/** The one ref line of `git push --porcelain` (with core.abbrev=40, so ids are whole). */
+function porcelain(stdout: string, ref: string): Porcelain | null {
+  for (const line of stdout.split('\n')) {
+    const match = /^([ +\-*=!])\t([^\t]*)\t(.*)$/.exec(line);
+    if (!match || !match[2]!.endsWith(`:${ref}`)) continue;
+    const [, flag, , summary] = match as unknown as [string, string, string, string];
+    const forced = flag === '+' ? /^([0-9a-f]{40})\.\.\.[0-9a-f]{40}/.exec(summary) : null;
+    return { ok: flag !== '!', replaced: forced?.[1] ?? null, summary };
+  }
+  return null;
+}
+
+type Side = 'grove' | 'remote';
+
+/** Acknowledged commits of one side: oid → the branches whose acknowledgement still stands. */
+class Acks {
+  readonly byOid = new Map<string, Set<string>>();
+  /** Tips a force push of this side's client replaced (on any branch). */
+  readonly replaced = new Set<string>();
+
+  ack(oid: string, branch: string): void {
+    let branches = this.byOid.get(oid);
+    if (branches === undefined) this.byOid.set(oid, (branches = new Set()));
+    branches.add(branch);
+  }
+
+  release(oid: string, branch: string): void {
+    this.byOid.get(oid)?.delete(branch);
+    this.replaced.add(oid);
+  }
+
+  standing(): string[] {
+    return [...this.byOid].filter(([, branches]) => branches.size > 0).map(([oid]) => oid);
+  }
+}
+
+interface ScenarioOptions {
+  readonly name: string;
+  readonly onDivergence: 'overwrite' | 'skip';
+  readonly seed: number;
+  readonly steps: number;
+}
+
+describe('remote sync under randomized bidirectional races', () => {
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  let rig: SyncRig;
+  let credentialId: string;
+
+  before(async () => {
+    work = await tempDir();
+    rig = await SyncRig.start(work.path);
+    await rig.grove.sdk.orgs.create({ name: ORG });
+    credentialId = await rig.credential(ORG);
+  });
+
+  after(async () => {
+    await rig.close();
+    await work[Symbol.asyncDispose]();
+  });
+
+  async function scenario(t: TestContext, options: ScenarioOptions): Promise<void> {
+    const log: string[] = [];
+    t.diagnostic(`seed ${options.seed} (replay with GROVE_RACE_SEED=${options.seed}), ${options.steps} steps`);
+    try {
+      await play(t, options, log);
+    } catch (error) {
+      if (process.env.GROVE_RACE_LOG !== undefined) await writeFile(process.env.GROVE_RACE_LOG, `${log.join('\n')}\n`);
+      const tail = log.slice(-60).join('\n');
+      if (error instanceof Error) error.message = `seed ${options.seed} (GROVE_RACE_SEED=${options.seed}): ${error.message}\n--- the last ${Math.min(60, log.length)} of ${log.length} steps:\n${tail}`;
+      throw error;
+    }
+  }
+
+  async function play(t: TestContext, { name, onDivergence, seed, steps }: ScenarioOptions, log: string[]): Promise<void> {
+    const random = prng(seed);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const chance = (p: number) => random() < p;
+    const note = (line: string) => log.push(`${String(log.length + 1).padStart(3)} ${line}`);
+    const short = (oid: string | null | undefined) => (oid == null ? '-' : oid.slice(0, 8));
+
+    // All commits are made in one bare client repository (empty trees, unique messages), so
+    // either side's client can base a commit on anything either side ever held.
+    const client = path.join(work.path, `${name}-client.git`);
+    await mkdir(client, { recursive: true });
+    await gitOk(['init', '-q', '--bare', client]);
+    const tree = (await gitOk(['--git-dir', client, 'mktree'], { input: '' })).trim();
+    let made = 0;
+    const commit = async (who: string, parent: string | null) =>
+      (await gitOk(['--git-dir', client, 'commit-tree', tree, ...(parent === null ? [] : ['-p', parent]), '-m', `${who} ${++made} (seed ${seed})`])).trim();
+
+    const remoteUrl = rig.remote.authedUrl(name);
+    await rig.remote.createRepo(name);
+    const groveUrl = rig.groveUrl(ORG, name);
+    const acks: Record<Side, Acks> = { grove: new Acks(), remote: new Acks() };
+    /** Every value a branch was seen to have on each side: the bases of later commits. */
+    const seen: Record<Side, string[]> = { grove: [], remote: [] };
+
+    const root = await commit('human', null);
+    await gitOk(['--git-dir', client, 'push', '-q', remoteUrl, `${root}:refs/heads/main`]);
+    acks.remote.ack(root, 'main');
+    seen.remote.push(root);
+    await rig.grove.createRepo(ORG, name);
+    const upstream = await rig.attach(ORG, name, rig.remote.repoUrl(name), {
+      credentialId,
+      rules: [{ refs: 'refs/heads/**', direction: 'both', onDivergence, deletions: 'ignore' }],
+      pushForward: true,
+    });
+    seen.grove.push(root);
+    const route = `/repos/${ORG}/${name}/upstreams/origin`;
+
+    const tipOf = async (side: Side, branch: string): Promise<string | null> => {
+      const out = await gitOk(['ls-remote', side === 'grove' ? groveUrl : remoteUrl, `refs/heads/${branch}`]);
+      const oid = out.split('\t')[0]?.trim() || null;
+      if (oid !== null) seen[side].push(oid);
+      return oid;
+    };
+
+    /** A client of `side` pushes a new commit to `branch` (force: `+`); the acknowledgement is recorded. */
+    const push = async (side: Side, force: boolean) => {
+      const branch = pick(BRANCHES);
+      const ref = `refs/heads/${branch}`;
+      // Half the time the client fetched first (mostly a fast-forward, unless someone races
+      // it); otherwise it builds on some earlier tip it saw (mostly refused without force).
+      const fresh = !force && chance(0.5) ? await tipOf(side, branch) : null;
+      const base = fresh ?? pick(seen[side]);
+      const oid = await commit(side === 'grove' ? 'agent' : 'human', base);
+      const url = side === 'grove' ? groveUrl : remoteUrl;
+      const result = await git(['-c', 'core.abbrev=40', '--git-dir', client, 'push', '--porcelain', url, `${force ? '+' : ''}${oid}:${ref}`]);
+      const line = porcelain(result.stdout, ref);
+      const who = side === 'grove' ? 'agent pushes to Grove' : 'human pushes to the remote';
+      if (line === null || !line.ok) {
+        // A refusal is a normal one (non-fast-forward, or the ref moved since git read it), never a server error.
+        assert.doesNotMatch(result.stdout + result.stderr, side === 'grove' ? /HTTP 5\d\d|internal error|cannot lock|\.lock/ : /HTTP 5\d\d/, `${who}: ${result.stdout}${result.stderr}`);
+        note(`${who}${force ? ' (force)' : ''} ${branch} ${short(oid)} on ${short(base)}: refused (${line?.summary ?? result.stderr.trim().split('\n').pop()})`);
+        return;
+      }
+      acks[side].ack(oid, branch);
+      seen[side].push(oid);
+      if (line.replaced !== null) {
+        // What the force push took off the branch: the replaced tip and its history the new tip lacks.
+        const dropped = (await gitOk(['--git-dir', client, 'rev-list', line.replaced, '--not', oid])).split('\n').filter((l) => l !== '');
+        for (const gone of dropped) acks[side].release(gone, branch);
+      }
+      note(`${who}${force ? ' (force)' : ''} ${branch} ${short(oid)} on ${short(base)}: accepted${line.replaced !== null ? `, replacing ${short(line.replaced)}` : ''}`);
+    };
+
+    const background: Promise<unknown>[] = [];
+    const runIds = new Set<string>();
+
+    const waitRun = async (id: string): Promise<any> => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const run = await rig.ok('GET', `${route}/syncs/${id}`);
+        if (run.status !== 'queued' && run.status !== 'running') return run;
+        assert.ok(Date.now() < deadline, `run ${id} finished within 60 s`);
+        await delay(20);
+      }
+    };
+
+    const sync = async () => {
+      const wait = chance(0.5);
+      const run = await rig.ok('POST', `${route}/syncs`, { direction: 'both' }, 202);
+      runIds.add(run.id);
+      if (!wait) {
+        note(`sync run ${run.id} queued (not waited for)`);
+        return;
+      }
+      const done = await waitRun(run.id);
+      note(`sync run ${run.id} ${done.status}: ${JSON.stringify(done.counts)}`);
+    };
+
+    const poll = async () => {
+      const work = rig.grove.server.sync.pollNow(upstream.id);
+      if (chance(0.5)) {
+        background.push(work);
+        note('poll (not awaited)');
+      } else {
+        await work;
+        note('poll');
+      }
+    };
+
+    const spent = new Map<string, { n: number; ms: number }>();
+    const timed = async (kind: string, work: () => Promise<void>) => {
+      const started = performance.now();
+      await work();
+      const entry = spent.get(kind) ?? { n: 0, ms: 0 };
+      spent.set(kind, { n: entry.n + 1, ms: entry.ms + performance.now() - started });
+    };
+    const step = () => {
+      const r = random();
+      if (r < 0.3) return timed('agent push', () => push('grove', false));
+      if (r < 0.38) return timed('agent force push', () => push('grove', true));
+      if (r < 0.52) return timed('human push', () => push('remote', false));
+      if (r < 0.6) return timed('human force push', () => push('remote', true));
+      if (r < 0.85) return timed('sync', sync);
+      return timed('poll', poll);
+    };
+
+    for (let done = 0; done < steps;) {
+      const r = random();
+      const width = Math.min(steps - done, r < 0.5 ? 1 : r < 0.8 ? 2 : 3);
+      if (width > 1) note(`-- ${width} steps at once:`);
+      await Promise.all(Array.from({ length: width }, step));
+      done += width;
+    }
+
+    t.diagnostic(`steps: ${[...spent].map(([kind, { n, ms }]) => `${n} × ${kind} (${Math.round(ms / n)} ms)`).join(', ')}`);
+
+    // Settle: the pushes and polls in flight, a push-forward's debounce, every queued run;
+    // then runs until one changes nothing.
+    const outcomes = await Promise.allSettled(background);
+    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+    await delay(400);
+    await rig.idle(upstream.id);
+    const changes = (run: any) => Object.keys(run.counts).filter((k) => (UNSETTLED as readonly string[]).includes(k));
+    let settled = false;
+    for (let i = 0; i < 6 && !settled; i++) {
+      const run = await rig.sync(ORG, name, { direction: 'both' });
+      note(`settling run ${run.id} ${run.status}: ${JSON.stringify(run.counts)}`);
+      settled = changes(run).length === 0;
+    }
+    assert.ok(settled, 'the sync settles within six runs');
+
+    // No loops: two more runs change nothing, and nothing starts a run in a quiet window.
+    for (let i = 0; i < 2; i++) {
+      const run = await rig.sync(ORG, name, { direction: 'both' });
+      note(`check run ${run.id} ${run.status}: ${JSON.stringify(run.counts)}`);
+      assert.deepEqual(changes(run), [], `a run after settling changes nothing: ${JSON.stringify(run.refs)}`);
+      if (onDivergence === 'overwrite') assert.deepEqual(Object.keys(run.counts), ['unchanged'], `only unchanged refs: ${JSON.stringify(run.refs)}`);
+    }
+    const db = rig.grove.server.db;
+    const countRuns = async () => Number((await db.selectFrom('sync_runs').select((eb) => eb.fn.countAll().as('n')).where('upstream_id', '=', upstream.id).executeTakeFirstOrThrow()).n);
+    const quietBefore = await countRuns();
+    await delay(2_000);
+    assert.equal(await countRuns() - quietBefore, 0, 'no run is created in a quiet 2 s window');
+
+    // Every run finished, none failed, and the upstream was never paused.
+    const runs = await db.selectFrom('sync_runs').selectAll().where('upstream_id', '=', upstream.id).execute();
+    const failed = runs.filter((r) => r.status === 'failed').map((r) => `${r.id} (${r.trigger}): ${r.error_code} ${r.error_message}`);
+    assert.deepEqual(failed, [], 'no run failed');
+    assert.deepEqual(runs.filter((r) => r.status === 'queued' || r.status === 'running').map((r) => r.id), []);
+    const shown = await rig.ok('GET', route);
+    assert.equal(shown.status.state, 'active', `the upstream is active: ${JSON.stringify(shown.status)}`);
+    const triggers = new Map<string, number>();
+    for (const r of runs) triggers.set(r.trigger, (triggers.get(r.trigger) ?? 0) + 1);
+    note(`${runs.length} runs: ${JSON.stringify(Object.fromEntries(triggers))}`);
+
+    // What the runs carried across: a replaced tip they had carried must survive on the other side.
+    const carried: Record<Side, Set<string>> = { grove: new Set(), remote: new Set() };
+    for (const run of runs) {
+      for (const report of JSON.parse(run.refs) as { side: 'pull' | 'push'; outcome: string; after: string | null; upstream: string | null }[]) {
+        if (!(CHANGED as readonly string[]).includes(report.outcome)) continue;
+        if (report.side === 'pull' && report.after !== null) carried.grove.add(report.after);
+        if (report.side === 'push' && report.upstream !== null) carried.remote.add(report.upstream);
+      }
+    }
+
+    // Reachability, on disk: Grove's refs with the hidden ones (tracking, backups), and the remote's.
+    const repoRow = await rig.grove.sdk.repos.get(ORG, name);
+    const gitDir = rig.grove.server.repos.gitDir(repoRow.id);
+    if (onClusterOfOne) {
+      // PostgreSQL holds the truth in a cluster: the copy on disk must say the same.
+      const truth = await db.selectFrom('repo_refs').select(['name', 'oid']).where('repo_id', '=', repoRow.id).execute();
+      const onDisk = await rig.groveRefs(ORG, name);
+      assert.deepEqual(new Map(truth.map((r) => [r.name, r.oid])), onDisk, "the repository's copy on disk has PostgreSQL's refs");
+    }
+    const reachable = async (dir: string) => new Set((await gitOk(['--git-dir', dir, 'rev-list', '--all'])).split('\n').filter((l) => l !== ''));
+    const inGrove = await reachable(gitDir);
+    const onRemote = await reachable(rig.remote.gitDir(name));
+    const lostInGrove = acks.grove.standing().filter((oid) => !inGrove.has(oid));
+    const mustSurvive = new Set([
+      ...acks.remote.standing(),
+      ...[...carried.remote].filter((oid) => !acks.remote.replaced.has(oid)),
+      ...[...carried.grove].filter((oid) => !acks.grove.replaced.has(oid)),
+    ]);
+    const lost = [...mustSurvive].filter((oid) => !inGrove.has(oid) && !onRemote.has(oid));
+    const refsNow = `Grove: ${JSON.stringify(Object.fromEntries(await rig.groveRefs(ORG, name)))}\nremote: ${JSON.stringify(Object.fromEntries(await rig.lsRemote(remoteUrl)))}`;
+    assert.deepEqual(lostInGrove, [], `every commit Grove acknowledged is reachable from a ref in Grove (${acks.grove.standing().length} checked)\n${refsNow}`);
+    assert.deepEqual(lost, [], `every commit the remote acknowledged or a run carried across is reachable on a side (${mustSurvive.size} checked)\n${refsNow}`);
+    note(`checked ${acks.grove.standing().length} Grove and ${mustSurvive.size} other commits; ${acks.grove.replaced.size + acks.remote.replaced.size} tips force-pushed away by clients`);
+  }
+
+  it(`loses no acknowledged commit and never loops, with both directions and onDivergence overwrite (${STEPS} steps)`, async (t) => {
+    await scenario(t, { name: 'overwrite', onDivergence: 'overwrite', seed: SEED, steps: STEPS });
+  });
+
+  it(`loses no acknowledged commit and never loops, with both directions and onDivergence skip (${STEPS} steps)`, async (t) => {
+    await scenario(t, { name: 'skip', onDivergence: 'skip', seed: SEED + 1, steps: STEPS });
+  });
+});
