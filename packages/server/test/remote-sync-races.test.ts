@@ -1,35 +1,40 @@
 /**
- * Randomized bidirectional races between remote sync and the clients of both sides: agents
- * pushing (fast-forwards, non-fast-forwards git refuses, force pushes) to Grove, a human
- * pushing (fast-forwards and force pushes) to the remote, manual sync runs (some waited for,
- * some not), polls (some awaited, some not) and Grove's own push-forward runs, a few of them
- * at once, over four branches of one repository. A seeded PRNG drives it; the seed is printed
- * on failure and GROVE_RACE_SEED replays one (GROVE_RACE_STEPS sets the number of steps;
- * GROVE_RACE_LOG=<file> writes every step of a failed scenario there).
+ * Randomized bidirectional races between remote sync and the clients of both sides, over
+ * four branches of one repository: agents pushing to Grove (fast-forwards, pushes git refuses
+ * as non-fast-forward, force pushes), a human pushing to the remote (fast-forwards and force
+ * pushes), manual runs (some waited for, some not), polls (some awaited, some not) and the
+ * push-forward runs Grove queues by itself — often two or three of them at once. One
+ * upstream pulls and pushes every branch under onDivergence overwrite (the most dangerous
+ * setting), another under skip. A seeded PRNG drives each; the seed is printed, and
+ * GROVE_RACE_SEED replays it (GROVE_RACE_STEPS: the number of steps; GROVE_RACE_LOG=<file>:
+ * every step of a failed scenario is written there).
  *
- * What must hold at the end, once everything settled:
+ * At the end everything settles (the work in flight, the queued runs, then runs until one
+ * changes nothing), and then:
  *
- * - nothing acknowledged is lost: every commit Grove acknowledged is reachable from a ref of
- *   the Grove repository on disk (its hidden refs, tracking and backups, included); every
- *   commit the remote acknowledged is reachable in Grove or on the remote;
- * - no loops: two more runs change nothing, and a quiet 2 s window creates no run;
- * - no run failed and the upstream is still active.
+ * - nothing acknowledged is lost (below);
+ * - no loops: two more runs change nothing (under overwrite: every ref `unchanged`; under
+ *   skip a branch left diverged is reported again, which changes nothing), a quiet 2 s window
+ *   creates no run, and a poll starts none under overwrite (under skip only runs that change
+ *   nothing: a diverged branch keeps its tracking ref, so the poll sees a difference);
+ * - no run failed, and the upstream is still active.
  *
- * The accounting. Every commit in the game is made by the test (sync never makes one), each
- * pushed exactly once, so a commit is "acknowledged" by the side git reported it accepted on
- * (porcelain flag ' ', '+' or '*'), for the branch it was pushed to. The only commits a side
- * may legitimately lose are the ones that side's own client threw away: when a force push is
- * accepted, git names the tip it replaced (`old...new (forced update)`), and that tip's
- * acknowledgement *on that branch, on that side* is released. Nothing else is released, so:
+ * The accounting. Every commit in the game is made by the test (a sync never makes one) and
+ * pushed once, to one branch of one side; it is *acknowledged* there when git reports the
+ * ref accepted (porcelain flag ' ', '+' or '*'). A side may legitimately lose only what its
+ * own client threw away: when a force push is accepted, git names the tip it replaced
+ * (`old...new (forced update)`), and the commits that push took off the branch,
+ * `git rev-list <old> --not <new>`, lose their acknowledgement on that branch of that side.
+ * Nothing else is released: a commit dropped from one branch but acknowledged on another, or
+ * an ancestor of anything that must survive, is still checked (reachability covers
+ * ancestors). What a run carried to the other side (its report says it pulled or pushed that
+ * commit) must survive too, unless a force push on that other side dropped it as well.
  *
- * - a replaced tip still acknowledged on another branch, or an ancestor of anything that must
- *   survive, is still checked (reachability covers ancestors);
- * - a replaced tip a sync run had already carried to the other side (the run's report says it
- *   pushed or pulled it) must still survive there — the other side's client never threw it
- *   away — unless a force push on that other side replaced it too.
- *
- * Grove-acknowledged commits must be reachable in Grove itself (if the remote overwrote them,
- * the backup ref keeps them); the rest may be reachable on either side.
+ * Then every commit Grove acknowledged must be reachable from a ref of the Grove repository
+ * on disk, hidden refs (tracking, backups) included: when the remote wins an overwrite, the
+ * backup ref keeps it. The remote's acknowledged commits and the carried ones must be
+ * reachable in Grove or on the remote (under skip a diverged branch keeps the human's
+ * commit on the remote only).
  */
 import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -86,8 +91,8 @@ type Side = 'grove' | 'remote';
 /** Acknowledged commits of one side: oid → the branches whose acknowledgement still stands. */
 class Acks {
   readonly byOid = new Map<string, Set<string>>();
-  /** Tips a force push of this side's client replaced (on any branch). */
-  readonly replaced = new Set<string>();
+  /** Commits a force push of this side's client took off a branch (any branch). */
+  readonly dropped = new Set<string>();
 
   ack(oid: string, branch: string): void {
     let branches = this.byOid.get(oid);
@@ -97,7 +102,7 @@ class Acks {
 
   release(oid: string, branch: string): void {
     this.byOid.get(oid)?.delete(branch);
-    this.replaced.add(oid);
+    this.dropped.add(oid);
   }
 
   standing(): string[] {
@@ -112,7 +117,8 @@ interface ScenarioOptions {
   readonly steps: number;
 }
 
-describe('remote sync under randomized bidirectional races', () => {
+// The two scenarios run at once (their own repositories, one server): more races, half the time.
+describe('remote sync under randomized bidirectional races', { concurrency: true }, () => {
   let work: Awaited<ReturnType<typeof tempDir>>;
   let rig: SyncRig;
   let credentialId: string;
@@ -216,22 +222,21 @@ describe('remote sync under randomized bidirectional races', () => {
     };
 
     const background: Promise<unknown>[] = [];
-    const runIds = new Set<string>();
 
     const waitRun = async (id: string): Promise<any> => {
       const deadline = Date.now() + 60_000;
+      // The run's row, not the API, is polled: cheaper for a server that is busy racing.
       for (;;) {
-        const run = await rig.ok('GET', `${route}/syncs/${id}`);
-        if (run.status !== 'queued' && run.status !== 'running') return run;
+        const row = await rig.grove.server.db.selectFrom('sync_runs').select('status').where('id', '=', id).executeTakeFirstOrThrow();
+        if (row.status !== 'queued' && row.status !== 'running') return rig.ok('GET', `${route}/syncs/${id}`);
         assert.ok(Date.now() < deadline, `run ${id} finished within 60 s`);
-        await delay(20);
+        await delay(25);
       }
     };
 
     const sync = async () => {
-      const wait = chance(0.5);
+      const wait = chance(0.4);
       const run = await rig.ok('POST', `${route}/syncs`, { direction: 'both' }, 202);
-      runIds.add(run.id);
       if (!wait) {
         note(`sync run ${run.id} queued (not waited for)`);
         return;
@@ -260,17 +265,17 @@ describe('remote sync under randomized bidirectional races', () => {
     };
     const step = () => {
       const r = random();
-      if (r < 0.3) return timed('agent push', () => push('grove', false));
-      if (r < 0.38) return timed('agent force push', () => push('grove', true));
-      if (r < 0.52) return timed('human push', () => push('remote', false));
-      if (r < 0.6) return timed('human force push', () => push('remote', true));
-      if (r < 0.85) return timed('sync', sync);
+      if (r < 0.35) return timed('agent push', () => push('grove', false));
+      if (r < 0.43) return timed('agent force push', () => push('grove', true));
+      if (r < 0.6) return timed('human push', () => push('remote', false));
+      if (r < 0.68) return timed('human force push', () => push('remote', true));
+      if (r < 0.88) return timed('sync', sync);
       return timed('poll', poll);
     };
 
     for (let done = 0; done < steps;) {
       const r = random();
-      const width = Math.min(steps - done, r < 0.5 ? 1 : r < 0.8 ? 2 : 3);
+      const width = Math.min(steps - done, r < 0.3 ? 1 : r < 0.7 ? 2 : 3);
       if (width > 1) note(`-- ${width} steps at once:`);
       await Promise.all(Array.from({ length: width }, step));
       done += width;
@@ -280,8 +285,7 @@ describe('remote sync under randomized bidirectional races', () => {
 
     // Settle: the pushes and polls in flight, a push-forward's debounce, every queued run;
     // then runs until one changes nothing.
-    const outcomes = await Promise.allSettled(background);
-    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+    for (const settled of await Promise.allSettled(background)) if (settled.status === 'rejected') throw settled.reason;
     await delay(400);
     await rig.idle(upstream.id);
     const changes = (run: any) => Object.keys(run.counts).filter((k) => (UNSETTLED as readonly string[]).includes(k));
@@ -291,72 +295,89 @@ describe('remote sync under randomized bidirectional races', () => {
       note(`settling run ${run.id} ${run.status}: ${JSON.stringify(run.counts)}`);
       settled = changes(run).length === 0;
     }
-    assert.ok(settled, 'the sync settles within six runs');
-
-    // No loops: two more runs change nothing, and nothing starts a run in a quiet window.
+    // Then two more runs, and a quiet window with no push at all.
+    const checks: any[] = [];
     for (let i = 0; i < 2; i++) {
       const run = await rig.sync(ORG, name, { direction: 'both' });
       note(`check run ${run.id} ${run.status}: ${JSON.stringify(run.counts)}`);
-      assert.deepEqual(changes(run), [], `a run after settling changes nothing: ${JSON.stringify(run.refs)}`);
-      if (onDivergence === 'overwrite') assert.deepEqual(Object.keys(run.counts), ['unchanged'], `only unchanged refs: ${JSON.stringify(run.refs)}`);
+      checks.push(run);
     }
     const db = rig.grove.server.db;
     const countRuns = async () => Number((await db.selectFrom('sync_runs').select((eb) => eb.fn.countAll().as('n')).where('upstream_id', '=', upstream.id).executeTakeFirstOrThrow()).n);
     const quietBefore = await countRuns();
     await delay(2_000);
-    assert.equal(await countRuns() - quietBefore, 0, 'no run is created in a quiet 2 s window');
+    const quietRuns = (await countRuns()) - quietBefore;
+    // And a poll: under overwrite everything agrees, so it starts no run; under skip a branch
+    // left diverged keeps its tracking ref, so a poll may start a run, which must change nothing.
+    const runsOf = () => db.selectFrom('sync_runs').selectAll().where('upstream_id', '=', upstream.id).execute();
+    const beforePoll = new Set((await runsOf()).map((r) => r.id));
+    await rig.grove.server.sync.pollNow(upstream.id);
+    await rig.idle(upstream.id);
+    const runs = await runsOf();
+    const pollRuns = runs.filter((r) => !beforePoll.has(r.id));
+    for (const run of pollRuns) note(`poll run ${run.id} ${run.status}: ${run.counts}`);
 
-    // Every run finished, none failed, and the upstream was never paused.
-    const runs = await db.selectFrom('sync_runs').selectAll().where('upstream_id', '=', upstream.id).execute();
-    const failed = runs.filter((r) => r.status === 'failed').map((r) => `${r.id} (${r.trigger}): ${r.error_code} ${r.error_message}`);
-    assert.deepEqual(failed, [], 'no run failed');
-    assert.deepEqual(runs.filter((r) => r.status === 'queued' || r.status === 'running').map((r) => r.id), []);
-    const shown = await rig.ok('GET', route);
-    assert.equal(shown.status.state, 'active', `the upstream is active: ${JSON.stringify(shown.status)}`);
-    const triggers = new Map<string, number>();
-    for (const r of runs) triggers.set(r.trigger, (triggers.get(r.trigger) ?? 0) + 1);
-    note(`${runs.length} runs: ${JSON.stringify(Object.fromEntries(triggers))}`);
-
-    // What the runs carried across: a replaced tip they had carried must survive on the other side.
+    // What the runs carried across: a released commit they had carried must survive on the other side.
     const carried: Record<Side, Set<string>> = { grove: new Set(), remote: new Set() };
+    const outcomes = new Map<string, number>();
     for (const run of runs) {
       for (const report of JSON.parse(run.refs) as { side: 'pull' | 'push'; outcome: string; after: string | null; upstream: string | null }[]) {
+        const key = `${report.side} ${report.outcome}`;
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
         if (!(CHANGED as readonly string[]).includes(report.outcome)) continue;
         if (report.side === 'pull' && report.after !== null) carried.grove.add(report.after);
         if (report.side === 'push' && report.upstream !== null) carried.remote.add(report.upstream);
       }
     }
+    const triggers = new Map<string, number>();
+    for (const run of runs) triggers.set(run.trigger, (triggers.get(run.trigger) ?? 0) + 1);
+    t.diagnostic(`${runs.length} runs (${[...triggers].map(([trigger, n]) => `${n} ${trigger}`).join(', ')}); per-ref outcomes: ${[...outcomes].sort().map(([o, n]) => `${n} ${o}`).join(', ')}`);
 
     // Reachability, on disk: Grove's refs with the hidden ones (tracking, backups), and the remote's.
     const repoRow = await rig.grove.sdk.repos.get(ORG, name);
     const gitDir = rig.grove.server.repos.gitDir(repoRow.id);
+    const groveRefs = await rig.groveRefs(ORG, name);
     if (onClusterOfOne) {
       // PostgreSQL holds the truth in a cluster: the copy on disk must say the same.
       const truth = await db.selectFrom('repo_refs').select(['name', 'oid']).where('repo_id', '=', repoRow.id).execute();
-      const onDisk = await rig.groveRefs(ORG, name);
-      assert.deepEqual(new Map(truth.map((r) => [r.name, r.oid])), onDisk, "the repository's copy on disk has PostgreSQL's refs");
+      assert.deepEqual(new Map(truth.map((r) => [r.name, r.oid])), groveRefs, "the repository's copy on disk has PostgreSQL's refs");
     }
     const reachable = async (dir: string) => new Set((await gitOk(['--git-dir', dir, 'rev-list', '--all'])).split('\n').filter((l) => l !== ''));
     const inGrove = await reachable(gitDir);
     const onRemote = await reachable(rig.remote.gitDir(name));
-    const lostInGrove = acks.grove.standing().filter((oid) => !inGrove.has(oid));
-    const mustSurvive = new Set([
+    const groveMust = acks.grove.standing();
+    const eitherMust = new Set([
       ...acks.remote.standing(),
-      ...[...carried.remote].filter((oid) => !acks.remote.replaced.has(oid)),
-      ...[...carried.grove].filter((oid) => !acks.grove.replaced.has(oid)),
+      ...[...carried.remote].filter((oid) => !acks.remote.dropped.has(oid)),
+      ...[...carried.grove].filter((oid) => !acks.grove.dropped.has(oid)),
     ]);
-    const lost = [...mustSurvive].filter((oid) => !inGrove.has(oid) && !onRemote.has(oid));
-    const refsNow = `Grove: ${JSON.stringify(Object.fromEntries(await rig.groveRefs(ORG, name)))}\nremote: ${JSON.stringify(Object.fromEntries(await rig.lsRemote(remoteUrl)))}`;
-    assert.deepEqual(lostInGrove, [], `every commit Grove acknowledged is reachable from a ref in Grove (${acks.grove.standing().length} checked)\n${refsNow}`);
-    assert.deepEqual(lost, [], `every commit the remote acknowledged or a run carried across is reachable on a side (${mustSurvive.size} checked)\n${refsNow}`);
-    note(`checked ${acks.grove.standing().length} Grove and ${mustSurvive.size} other commits; ${acks.grove.replaced.size + acks.remote.replaced.size} tips force-pushed away by clients`);
+    const refsNow = `\nGrove: ${JSON.stringify(Object.fromEntries(groveRefs))}\nremote: ${JSON.stringify(Object.fromEntries(await rig.lsRemote(remoteUrl)))}`;
+    t.diagnostic(`checked ${groveMust.length} commits in Grove and ${eitherMust.size} on either side; ${[...groveRefs.keys()].filter((r) => r.startsWith('refs/grove/backups/')).length} backup refs`);
+    assert.deepEqual(groveMust.filter((oid) => !inGrove.has(oid)), [], `every commit Grove acknowledged is reachable from a ref in Grove${refsNow}`);
+    assert.deepEqual([...eitherMust].filter((oid) => !inGrove.has(oid) && !onRemote.has(oid)), [], `every commit the remote acknowledged, or a run carried across, is reachable on one side${refsNow}`);
+
+    // Every run finished, none failed, the upstream was never paused, and nothing loops.
+    assert.deepEqual(runs.filter((r) => r.status === 'failed').map((r) => `${r.id} (${r.trigger}): ${r.error_code} ${r.error_message}`), [], 'no run failed');
+    assert.deepEqual(runs.filter((r) => r.status === 'queued' || r.status === 'running').map((r) => r.id), [], 'every run finished');
+    const shown = await rig.ok('GET', route);
+    assert.equal(shown.status.state, 'active', `the upstream is active: ${JSON.stringify(shown.status)}`);
+    assert.ok(settled, 'the sync settles within six runs');
+    for (const run of checks) {
+      assert.deepEqual(changes(run), [], `a run after settling changes nothing: ${JSON.stringify(run.refs)}`);
+      // Under skip, a branch both sides changed stays `diverged` on the push side, run after run: that is a report, not a change.
+      const allowed = onDivergence === 'overwrite' ? ['unchanged'] : ['unchanged', 'diverged'];
+      assert.deepEqual(Object.keys(run.counts).filter((k) => !allowed.includes(k)), [], `only ${allowed.join(' or ')} refs after settling: ${JSON.stringify(run.refs)}`);
+    }
+    assert.equal(quietRuns, 0, 'no run is created in a quiet 2 s window');
+    if (onDivergence === 'overwrite') assert.equal(pollRuns.length, 0, `a poll after settling starts no run: ${JSON.stringify(pollRuns)}`);
+    for (const run of pollRuns) assert.deepEqual(changes({ counts: JSON.parse(run.counts) }), [], `a poll's run after settling changes nothing: ${run.refs}`);
   }
 
-  it(`loses no acknowledged commit and never loops, with both directions and onDivergence overwrite (${STEPS} steps)`, async (t) => {
+  it(`keeps every acknowledged commit reachable and settles without loops when both sides race under onDivergence overwrite (${STEPS} steps)`, async (t) => {
     await scenario(t, { name: 'overwrite', onDivergence: 'overwrite', seed: SEED, steps: STEPS });
   });
 
-  it(`loses no acknowledged commit and never loops, with both directions and onDivergence skip (${STEPS} steps)`, async (t) => {
+  it(`keeps every acknowledged commit reachable and settles without loops when both sides race under onDivergence skip (${STEPS} steps)`, async (t) => {
     await scenario(t, { name: 'skip', onDivergence: 'skip', seed: SEED + 1, steps: STEPS });
   });
 });

@@ -331,6 +331,23 @@ describe('remote sync with a git server on loopback', () => {
       assert.equal(runs.items[0].trigger, 'poll');
       assert.equal((await rig.lsRemote(rig.groveUrl(ORG, name))).get('refs/heads/main'), next);
     });
+
+    it('makes one run for a divergence nobody resolves, not one per poll', async () => {
+      const { name, url, tree } = await pair();
+      const upstream = await rig.attach(ORG, name, url, { credentialId, rules: [{ refs: 'refs/heads/**', direction: 'both' }], pushForward: false });
+      const agent = await rig.workTree();
+      await gitOk(['pull', '-q', rig.groveUrl(ORG, name), 'main'], { cwd: agent.dir });
+      await agent.commit('agent.txt');
+      assert.equal((await rig.pushToGrove(agent.dir, ORG, name, ['HEAD:refs/heads/main'])).code, 0);
+      await tree.commit('human.txt');
+      await rig.pushToRemote(tree.dir, name, ['HEAD:refs/heads/main']);
+      const before = (await rig.ok('GET', `/repos/${ORG}/${name}/upstreams/origin/syncs`)).items.length;
+      for (let i = 0; i < 3; i++) await rig.grove.server.sync.pollNow(upstream.id);
+      const runs = (await rig.ok('GET', `/repos/${ORG}/${name}/upstreams/origin/syncs`)).items;
+      assert.equal(runs.length, before + 1, 'the first poll runs and reports it; the next two have nothing new');
+      assert.equal(runs[0].refs[0].outcome, 'diverged');
+      assert.equal(runs[0].status, 'partial');
+    });
   });
 
   describe('credentials', () => {

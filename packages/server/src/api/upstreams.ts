@@ -244,6 +244,7 @@ export async function upstreamRoutes(app: FastifyInstance, ctx: AppContext): Pro
         last_success_at: null,
         last_webhook_at: null,
         last_error: null,
+        poll_digest: null,
         created_at: now,
       };
       try {
@@ -255,7 +256,7 @@ export async function upstreamRoutes(app: FastifyInstance, ctx: AppContext): Pro
     } else {
       id = existing.id;
       // A new configuration starts afresh: active, polled now.
-      const changes = { ...settings, state: 'active' as const, paused_reason: null, consecutive_failures: 0, next_poll_at: now, last_error: null };
+      const changes = { ...settings, state: 'active' as const, paused_reason: null, consecutive_failures: 0, next_poll_at: now, last_error: null, poll_digest: null };
       await ctx.events.change((trx) => trx.updateTable('upstreams').set(changes).where('id', '=', id).execute(), () => [event('upstream.updated', { ...existing, ...changes, org_name: org, repo_name: repo, default_branch: repoRow.default_branch }, request)]);
     }
     const run = await ctx.sync.request(id, { direction: 'both', trigger: 'manual' });

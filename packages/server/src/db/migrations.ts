@@ -331,6 +331,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('last_success_at', 'text')
         .addColumn('last_webhook_at', 'text')
         .addColumn('last_error', 'text')
+        .addColumn('poll_digest', 'text')
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addColumn('updated_at', 'text', (c) => c.notNull())
         .addUniqueConstraint('upstreams_repo_name', ['repo_id', 'name'])

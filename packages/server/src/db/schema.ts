@@ -256,6 +256,8 @@ export interface UpstreamsTable {
   last_success_at: string | null;
   last_webhook_at: string | null;
   last_error: string | null;
+  /** What the last poll that made a run looked at (sync/poll.ts): the same again is a no-op. */
+  poll_digest: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -170,6 +170,7 @@ export class Imports {
       last_success_at: null,
       last_webhook_at: null,
       last_error: null,
+      poll_digest: null,
       created_at: now,
       updated_at: now,
     };

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { backoffMs } from './scheduler.ts';
+import { backoffMs } from './failures.ts';
 
 const SECOND = 1_000;
 const HOUR = 3_600_000;

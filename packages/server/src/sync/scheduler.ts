@@ -3,11 +3,11 @@
  * runs are idempotent, so a lost trigger costs latency, never correctness:
  *
  * - manual runs (`POST …/syncs`) and webhook hints queue a run row;
- * - push-forward: a committed ref change by anyone but a sync, on a ref a push rule covers,
- *   queues a push run after a 200 ms debounce;
+ * - push-forward (sync/push-forward.ts): a committed ref change by anyone but a sync, on a
+ *   ref a push rule covers, queues a push run after a 200 ms debounce;
  * - the poll always runs: when an upstream is due, one `ls-remote` is compared with the
- *   tracking refs (and Grove's refs on push rules); only a difference makes a run, so a
- *   no-op poll writes no row and makes no REST call.
+ *   tracking refs (and Grove's refs on push rules) (sync/poll.ts); only a difference not seen
+ *   by the last poll makes a run, so a no-op poll writes no row and makes no REST call.
  *
  * Queued triggers coalesce: an upstream has at most one queued run without ref filters, and
  * one running run. Runs are the database's (`sync_runs`), so a restart resumes them; in a
@@ -24,16 +24,18 @@ import type { Db } from '../db/database.ts';
 import type { Durability } from '../db/durability.ts';
 import type { SyncRunsTable } from '../db/schema.ts';
 import type { EventLog } from '../events/event-log.ts';
-import type { NewEvent, StoredEvent } from '../events/types.ts';
+import type { NewEvent } from '../events/types.ts';
 import type { Metrics } from '../http/metrics.ts';
-import { OutboundRefusedError, type GuardedFetch } from '../outbound/guarded-fetch.ts';
+import type { GuardedFetch } from '../outbound/guarded-fetch.ts';
 import type { RefView } from '../repo/ref-view.ts';
-import { listRemoteRefs, RemoteGitError } from '../repo/remote-git.ts';
+import { listRemoteRefs } from '../repo/remote-git.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
-import { SecretOpenError } from '../secrets/secret-box.ts';
-import { pulls, pushes, ruleFor, trackingPrefix, type SyncDirection } from './rules.ts';
+import { backoffMs, failureOf, PAUSE_AFTER_FAILURES } from './failures.ts';
+import { pollDecision, type PollDecision } from './poll.ts';
+import { PushForward } from './push-forward.ts';
+import { pulls, ruleFor, trackingPrefix, type SyncDirection } from './rules.ts';
 import { runSync, syncActor, type SyncDeps, type SyncReport } from './sync-run.ts';
-import { CredentialUnusableError, findUpstreamById, newId, pollIntervalSeconds, remoteAccess, rulesOf, upstreamsOfRepo, type UpstreamWithRepo } from './upstream-store.ts';
+import { findUpstreamById, newId, pollIntervalSeconds, remoteAccess, rulesOf, type UpstreamWithRepo } from './upstream-store.ts';
 
 export type SyncTrigger = SyncRunsTable['trigger'];
 
@@ -59,31 +61,12 @@ export interface SchedulerDeps extends SyncDeps {
 }
 
 const TICK_MS = 1_000;
-const PUSH_DEBOUNCE_MS = 200;
 const MAX_RECORDED_REFS = 10_000;
-const PAUSE_AFTER_FAILURES = 10;
-/** Ref-changing events: each carries the changed refs in `payload.refs`. */
-const REF_EVENTS = new Set(['push', 'commit.created', 'merge.completed']);
-
-/** Backoff after `failures` failures in a row: 30 s × 2ⁿ⁻¹, jittered ±20 %, at most an hour. Pure but for the jitter. */
-export function backoffMs(failures: number, random: () => number = Math.random): number {
-  const base = Math.min(3600_000, 30_000 * 2 ** Math.max(0, failures - 1));
-  return Math.round(base * (0.8 + 0.4 * random()));
-}
-
-/** The catalogue code and message of a failed run (already redacted: git's output is scrubbed at the source). */
-function failureOf(error: unknown): { code: string; message: string; pause: boolean } {
-  if (error instanceof RemoteGitError) return { code: error.failure, message: error.message, pause: error.failure === 'credential_rejected' || error.failure === 'remote_not_found' };
-  if (error instanceof OutboundRefusedError) return { code: 'remote_refused', message: error.message, pause: true };
-  if (error instanceof SecretOpenError || error instanceof CredentialUnusableError) return { code: 'credential_unusable', message: error.message, pause: true };
-  if ((error as NodeJS.ErrnoException).code === 'ENOTFOUND') return { code: 'remote_unreachable', message: `the remote's host name does not resolve`, pause: false };
-  return { code: 'internal', message: 'internal error during the sync (see the server log)', pause: false };
-}
 
 export class SyncScheduler {
   readonly #deps: SchedulerDeps;
   readonly #running = new Map<string, Promise<void>>();
-  readonly #debounce = new Map<string, NodeJS.Timeout>();
+  readonly #pushForward: PushForward;
   readonly #requests = new Map<string, Promise<unknown>>();
   #timer: NodeJS.Timeout | null = null;
   #ticking: Promise<void> | null = null;
@@ -93,12 +76,13 @@ export class SyncScheduler {
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
+    this.#pushForward = new PushForward(deps.db, (upstreamId) => this.request(upstreamId, { direction: 'push', trigger: 'push' }), deps.logger);
   }
 
   /** Re-queues runs a stop interrupted, then runs the loop and follows committed ref changes. */
   async start(): Promise<void> {
     await this.#deps.db.updateTable('sync_runs').set({ status: 'queued', started_at: null }).where('status', '=', 'running').execute();
-    this.#unsubscribe = this.#deps.events.subscribe((event) => this.#onEvent(event));
+    this.#unsubscribe = this.#deps.events.subscribe((event) => this.#pushForward.observe(event));
     this.#schedule(0);
   }
 
@@ -106,7 +90,7 @@ export class SyncScheduler {
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#timer !== null) clearTimeout(this.#timer);
-    for (const timer of this.#debounce.values()) clearTimeout(timer);
+    this.#pushForward.stop();
     await this.#ticking;
     await Promise.all(this.#running.values());
   }
@@ -231,7 +215,7 @@ export class SyncScheduler {
       if (free <= 0 || this.#stopped) return;
       if (this.#running.has(run.upstream_id)) continue;
       free--;
-      this.#track(run.upstream_id, this.#execute(run));
+      this.#track(run.upstream_id, this.#execute(run).then(() => undefined));
     }
     const now = new Date().toISOString();
     const due = await db.selectFrom('upstreams').select('id').where('state', '=', 'active').where('next_poll_at', '<=', now).orderBy('next_poll_at').limit(Math.max(1, free)).execute();
@@ -266,29 +250,31 @@ export class SyncScheduler {
     if (upstream === undefined || upstream.state !== 'active') return;
     const queued = await db.selectFrom('sync_runs').select('id').where('upstream_id', '=', upstreamId).where('status', '=', 'queued').executeTakeFirst();
     if (queued !== undefined) return; // the queue runs it first
-    let direction: SyncDirection | null;
     const started = performance.now();
     const observe = (result: string) => this.#deps.metrics.syncPolls.observe({ result }, (performance.now() - started) / 1000);
+    let decision: PollDecision;
     try {
-      direction = await this.#pollDirection(upstream);
+      decision = await this.#pollDecision(upstream);
     } catch (error) {
       observe('failed');
       await this.#failed(upstream, null, error);
       return;
     }
-    if (direction === null) {
+    // Nothing new since the run the last poll caused: a divergence that run reported stays reported, no run per interval.
+    if (decision.direction === null || decision.digest === upstream.poll_digest) {
       observe('noop');
       const now = Date.now();
       await db.updateTable('upstreams').set({ last_checked_at: new Date(now).toISOString(), next_poll_at: new Date(now + pollIntervalSeconds(upstream, now) * 1000).toISOString() }).where('id', '=', upstreamId).execute();
       return;
     }
     observe('run');
-    const run = await this.request(upstreamId, { direction, trigger: 'poll' });
-    await this.#execute(run);
+    const run = await this.request(upstreamId, { direction: decision.direction, trigger: 'poll' });
+    const status = await this.#execute(run);
+    // A failed run is retried by the next poll (after its backoff); any other ends this state.
+    if (status !== 'failed') await db.updateTable('upstreams').set({ poll_digest: decision.digest }).where('id', '=', upstreamId).execute();
   }
 
-  async #pollDirection(upstream: UpstreamWithRepo): Promise<SyncDirection | null> {
-    const rules = rulesOf(upstream);
+  async #pollDecision(upstream: UpstreamWithRepo): Promise<PollDecision> {
     const gitDir = this.#deps.gitDir(upstream.repo_id);
     await this.#deps.repoCache.ensure({ id: upstream.repo_id, gitDir, defaultBranch: upstream.default_branch });
     const snapshot = await this.#deps.refView.read(gitDir);
@@ -297,23 +283,16 @@ export class SyncScheduler {
     const grove = new Map(snapshot.refs.map((r) => [r.name, r.oid]));
     const access = await remoteAccess(this.#deps.db, this.#deps.secrets, this.#deps.outbound, upstream);
     const remote = await listRemoteRefs(this.#deps.git, access, this.#deps.remote);
-    let pull = false;
-    let push = false;
-    for (const ref of new Set([...remote.keys(), ...tracking.keys(), ...grove.keys()])) {
-      const rule = ruleFor(rules, ref);
-      if (pulls(rule) && remote.get(ref) !== tracking.get(ref)) pull = true;
-      // A pushed ref differs from the last agreement (a push-forward lost to a stop re-queues here).
-      if (pushes(rule) && (grove.get(ref) !== tracking.get(ref) || remote.get(ref) !== tracking.get(ref))) push = true;
-    }
-    return pull && push ? 'both' : pull ? 'pull' : push ? 'push' : null;
+    return pollDecision(rulesOf(upstream), remote, tracking, grove);
   }
 
-  async #execute(queued: SyncRunsTable): Promise<void> {
+  /** Runs a queued run; its final status (null when another node or call claimed it, or its upstream is gone). */
+  async #execute(queued: SyncRunsTable): Promise<SyncRunsTable['status'] | null> {
     const { db, events } = this.#deps;
     const claimed = await db.updateTable('sync_runs').set({ status: 'running', started_at: new Date().toISOString() }).where('id', '=', queued.id).where('status', '=', 'queued').executeTakeFirst();
-    if (claimed.numUpdatedRows === 0n) return;
+    if (claimed.numUpdatedRows === 0n) return null;
     const upstream = await findUpstreamById(db, queued.upstream_id);
-    if (upstream === undefined) return; // deleted meanwhile (its runs with it)
+    if (upstream === undefined) return null; // deleted meanwhile (its runs with it)
     const run = { ...queued, status: 'running' as const };
     let report: SyncReport;
     try {
@@ -330,7 +309,7 @@ export class SyncScheduler {
       }, { runId: run.id, direction: run.direction, refs: run.requested_refs === null ? null : (JSON.parse(run.requested_refs) as string[]), dryRun: run.dry_run === 1 }, access);
     } catch (error) {
       await this.#failed(upstream, run, error);
-      return;
+      return 'failed';
     }
     const now = Date.now();
     const finished = new Date(now).toISOString();
@@ -365,6 +344,7 @@ export class SyncScheduler {
     const pushed = report.refs.some((r) => r.side === 'push' && ['created', 'updated', 'forced', 'deleted'].includes(r.outcome));
     if (report.moved > 0 || pushed) this.#deps.metrics.syncLag.observe({ kind: run.trigger === 'push' ? 'push_forward' : `pull_${run.trigger}` }, (now - Date.parse(run.created_at)) / 1000);
     if (pushFailure?.pause) await this.#pause(upstream, pushFailure);
+    return report.status;
   }
 
   async #failed(upstream: UpstreamWithRepo, run: SyncRunsTable | null, error: unknown): Promise<void> {
@@ -401,30 +381,9 @@ export class SyncScheduler {
     return { type, org: upstream.org_name, repo: upstream.repo_name, repoId: upstream.repo_id, actor: syncActor({ upstreamId: upstream.id, upstreamName: upstream.name }), payload: { upstream: upstream.name, upstreamId: upstream.id, ...payload } };
   }
 
-  /** Push-forward: a ref change that a push rule covers queues a push run (debounced). */
-  #onEvent(event: StoredEvent): void {
-    if (this.#stopped || event.repo === null || !REF_EVENTS.has(event.type) || event.actor.kind === 'sync') return;
-    const refs = (event.payload.refs as { ref?: unknown }[] | undefined)?.map((r) => r.ref).filter((r): r is string => typeof r === 'string') ?? [];
-    if (refs.length === 0) return;
-    void upstreamsOfRepo(this.#deps.db, event.org, event.repo).then((upstreams) => {
-      for (const upstream of upstreams) {
-        if (upstream.state !== 'active' || upstream.push_forward !== 1) continue;
-        const rules = rulesOf(upstream);
-        if (!refs.some((ref) => pushes(ruleFor(rules, ref)))) continue;
-        if (this.#debounce.has(upstream.id)) continue;
-        this.#debounce.set(upstream.id, setTimeout(() => {
-          this.#debounce.delete(upstream.id);
-          void this.request(upstream.id, { direction: 'push', trigger: 'push' }).catch((error: unknown) => this.#deps.logger.warn({ err: error }, 'remote sync: queueing a push-forward failed'));
-        }, PUSH_DEBOUNCE_MS));
-      }
-    }, (error: unknown) => this.#deps.logger.warn({ err: error }, 'remote sync: reading upstreams for push-forward failed'));
-  }
-
   /** The upstream was deleted: a pending push-forward is dropped and a running run finishes first. */
   async forget(upstreamId: string): Promise<void> {
-    const timer = this.#debounce.get(upstreamId);
-    if (timer !== undefined) clearTimeout(timer);
-    this.#debounce.delete(upstreamId);
+    this.#pushForward.forget(upstreamId);
     await this.#running.get(upstreamId);
   }
 
