@@ -5,9 +5,10 @@
  * pushes), manual runs (some waited for, some not), polls (some awaited, some not) and the
  * push-forward runs Grove queues by itself — often two or three of them at once. One
  * upstream pulls and pushes every branch under onDivergence overwrite (the most dangerous
- * setting), another under skip. A seeded PRNG drives each; the seed is printed, and
- * GROVE_RACE_SEED replays it (GROVE_RACE_STEPS: the number of steps; GROVE_RACE_LOG=<file>:
- * every step of a failed scenario is written there).
+ * setting), another under skip; the two play at once. A seeded PRNG drives each; the seed
+ * is printed, and GROVE_RACE_SEED replays the same steps (not the timing of the races they
+ * make, nor the tips a client reads; GROVE_RACE_STEPS: the number of steps;
+ * GROVE_RACE_LOG=<file>: every step of a failed scenario is written there).
  *
  * At the end everything settles (the work in flight, the queued runs, then runs until one
  * changes nothing), and then:
@@ -51,6 +52,7 @@ const ORG = 'races';
 const BRANCHES = ['main', 'feature', 'agent/one', 'agent/two'] as const;
 const STEPS = Number(process.env.GROVE_RACE_STEPS ?? 200);
 const SEED = process.env.GROVE_RACE_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.GROVE_RACE_SEED);
+if (!Number.isSafeInteger(SEED) || !Number.isSafeInteger(STEPS)) throw new Error('GROVE_RACE_SEED and GROVE_RACE_STEPS must be integers');
 const CHANGED = ['created', 'updated', 'forced', 'deleted'] as const;
 const UNSETTLED = [...CHANGED, 'stale', 'failed', 'rejected'] as const;
 
@@ -113,7 +115,9 @@ class Acks {
 interface ScenarioOptions {
   readonly name: string;
   readonly onDivergence: 'overwrite' | 'skip';
+  /** GROVE_RACE_SEED's value; each scenario draws its own stream from it. */
   readonly seed: number;
+  readonly stream: number;
   readonly steps: number;
 }
 
@@ -137,21 +141,27 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
 
   async function scenario(t: TestContext, options: ScenarioOptions): Promise<void> {
     const log: string[] = [];
-    t.diagnostic(`seed ${options.seed} (replay with GROVE_RACE_SEED=${options.seed}), ${options.steps} steps`);
+    t.diagnostic(`GROVE_RACE_SEED=${options.seed} replays this (${options.steps} steps)`);
     try {
       await play(t, options, log);
     } catch (error) {
       if (process.env.GROVE_RACE_LOG !== undefined) await writeFile(process.env.GROVE_RACE_LOG, `${log.join('\n')}\n`);
       const tail = log.slice(-60).join('\n');
-      if (error instanceof Error) error.message = `seed ${options.seed} (GROVE_RACE_SEED=${options.seed}): ${error.message}\n--- the last ${Math.min(60, log.length)} of ${log.length} steps:\n${tail}`;
+      // The reporter prints the stack (which starts with the message): the seed goes first, the steps last.
+      if (error instanceof Error) error.stack = `GROVE_RACE_SEED=${options.seed}: ${error.stack}\n--- the last ${Math.min(60, log.length)} of ${log.length} steps:\n${tail}`;
       throw error;
     }
   }
 
-  async function play(t: TestContext, { name, onDivergence, seed, steps }: ScenarioOptions, log: string[]): Promise<void> {
-    const random = prng(seed);
-    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-    const chance = (p: number) => random() < p;
+  async function play(t: TestContext, { name, onDivergence, seed, stream, steps }: ScenarioOptions, log: string[]): Promise<void> {
+    const random = prng(seed + stream * 0x9e3779b9);
+    // Each step draws from a stream of its own, so steps running at once draw the same choices
+    // whatever order they reach them in.
+    const dice = () => {
+      const own = prng(Math.floor(random() * 2 ** 32));
+      return { pick: <T>(items: readonly T[]): T => items[Math.floor(own() * items.length)]!, chance: (p: number) => own() < p };
+    };
+    type Dice = ReturnType<typeof dice>;
     const note = (line: string) => log.push(`${String(log.length + 1).padStart(3)} ${line}`);
     const short = (oid: string | null | undefined) => (oid == null ? '-' : oid.slice(0, 8));
 
@@ -162,8 +172,8 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
     await gitOk(['init', '-q', '--bare', client]);
     const tree = (await gitOk(['--git-dir', client, 'mktree'], { input: '' })).trim();
     let made = 0;
-    const commit = async (who: string, parent: string | null) =>
-      (await gitOk(['--git-dir', client, 'commit-tree', tree, ...(parent === null ? [] : ['-p', parent]), '-m', `${who} ${++made} (seed ${seed})`])).trim();
+    const commit = async (who: string, parents: readonly string[]) =>
+      (await gitOk(['--git-dir', client, 'commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-m', `${who} ${++made} (seed ${seed})`])).trim();
 
     const remoteUrl = rig.remote.authedUrl(name);
     await rig.remote.createRepo(name);
@@ -172,7 +182,7 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
     /** Every value a branch was seen to have on each side: the bases of later commits. */
     const seen: Record<Side, string[]> = { grove: [], remote: [] };
 
-    const root = await commit('human', null);
+    const root = await commit('human', []);
     await gitOk(['--git-dir', client, 'push', '-q', remoteUrl, `${root}:refs/heads/main`]);
     acks.remote.ack(root, 'main');
     seen.remote.push(root);
@@ -193,22 +203,28 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
     };
 
     /** A client of `side` pushes a new commit to `branch` (force: `+`); the acknowledgement is recorded. */
-    const push = async (side: Side, force: boolean) => {
+    const push = async ({ pick, chance }: Dice, side: Side, force: boolean) => {
       const branch = pick(BRANCHES);
       const ref = `refs/heads/${branch}`;
       // Half the time the client fetched first (mostly a fast-forward, unless someone races
-      // it); otherwise it builds on some earlier tip it saw (mostly refused without force).
+      // it), and then now and then merges the other side's tip too (a hand-made resolution
+      // of a divergence); otherwise it builds on some earlier tip it saw (mostly refused
+      // without force), now and then one it saw on the other side.
+      const other: Side = side === 'grove' ? 'remote' : 'grove';
       const fresh = !force && chance(0.5) ? await tipOf(side, branch) : null;
-      const base = fresh ?? pick(seen[side]);
-      const oid = await commit(side === 'grove' ? 'agent' : 'human', base);
+      const base = fresh ?? pick(seen[chance(0.2) ? other : side]);
+      const merged = fresh !== null && chance(0.3) ? await tipOf(other, branch) : null;
+      const parents = merged === null || merged === base ? [base] : [base, merged];
+      const oid = await commit(side === 'grove' ? 'agent' : 'human', parents);
       const url = side === 'grove' ? groveUrl : remoteUrl;
       const result = await git(['-c', 'core.abbrev=40', '--git-dir', client, 'push', '--porcelain', url, `${force ? '+' : ''}${oid}:${ref}`]);
       const line = porcelain(result.stdout, ref);
       const who = side === 'grove' ? 'agent pushes to Grove' : 'human pushes to the remote';
+      const on = parents.map(short).join('+');
       if (line === null || !line.ok) {
         // A refusal is a normal one (non-fast-forward, or the ref moved since git read it), never a server error.
         assert.doesNotMatch(result.stdout + result.stderr, side === 'grove' ? /HTTP 5\d\d|internal error|cannot lock|\.lock/ : /HTTP 5\d\d/, `${who}: ${result.stdout}${result.stderr}`);
-        note(`${who}${force ? ' (force)' : ''} ${branch} ${short(oid)} on ${short(base)}: refused (${line?.summary ?? result.stderr.trim().split('\n').pop()})`);
+        note(`${who}${force ? ' (force)' : ''} ${branch} ${short(oid)} on ${on}: refused (${line?.summary ?? result.stderr.trim().split('\n').pop()})`);
         return;
       }
       acks[side].ack(oid, branch);
@@ -218,7 +234,7 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
         const dropped = (await gitOk(['--git-dir', client, 'rev-list', line.replaced, '--not', oid])).split('\n').filter((l) => l !== '');
         for (const gone of dropped) acks[side].release(gone, branch);
       }
-      note(`${who}${force ? ' (force)' : ''} ${branch} ${short(oid)} on ${short(base)}: accepted${line.replaced !== null ? `, replacing ${short(line.replaced)}` : ''}`);
+      note(`${who}${force ? ' (force)' : ''} ${branch} ${short(oid)} on ${on}: accepted${line.replaced !== null ? `, replacing ${short(line.replaced)}` : ''}`);
     };
 
     const background: Promise<unknown>[] = [];
@@ -234,7 +250,7 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
       }
     };
 
-    const sync = async () => {
+    const sync = async ({ chance }: Dice) => {
       const wait = chance(0.4);
       const run = await rig.ok('POST', `${route}/syncs`, { direction: 'both' }, 202);
       if (!wait) {
@@ -245,7 +261,7 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
       note(`sync run ${run.id} ${done.status}: ${JSON.stringify(done.counts)}`);
     };
 
-    const poll = async () => {
+    const poll = async ({ chance }: Dice) => {
       const work = rig.grove.server.sync.pollNow(upstream.id);
       if (chance(0.5)) {
         background.push(work);
@@ -265,12 +281,13 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
     };
     const step = () => {
       const r = random();
-      if (r < 0.35) return timed('agent push', () => push('grove', false));
-      if (r < 0.43) return timed('agent force push', () => push('grove', true));
-      if (r < 0.6) return timed('human push', () => push('remote', false));
-      if (r < 0.68) return timed('human force push', () => push('remote', true));
-      if (r < 0.88) return timed('sync', sync);
-      return timed('poll', poll);
+      const own = dice();
+      if (r < 0.35) return timed('agent push', () => push(own, 'grove', false));
+      if (r < 0.43) return timed('agent force push', () => push(own, 'grove', true));
+      if (r < 0.6) return timed('human push', () => push(own, 'remote', false));
+      if (r < 0.68) return timed('human force push', () => push(own, 'remote', true));
+      if (r < 0.88) return timed('sync', () => sync(own));
+      return timed('poll', () => poll(own));
     };
 
     for (let done = 0; done < steps;) {
@@ -364,7 +381,7 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
     assert.ok(settled, 'the sync settles within six runs');
     for (const run of checks) {
       assert.deepEqual(changes(run), [], `a run after settling changes nothing: ${JSON.stringify(run.refs)}`);
-      // Under skip, a branch both sides changed stays `diverged` on the push side, run after run: that is a report, not a change.
+      // Under skip, a branch both sides changed is reported `diverged` run after run: a report, not a change.
       const allowed = onDivergence === 'overwrite' ? ['unchanged'] : ['unchanged', 'diverged'];
       assert.deepEqual(Object.keys(run.counts).filter((k) => !allowed.includes(k)), [], `only ${allowed.join(' or ')} refs after settling: ${JSON.stringify(run.refs)}`);
     }
@@ -374,10 +391,10 @@ describe('remote sync under randomized bidirectional races', { concurrency: true
   }
 
   it(`keeps every acknowledged commit reachable and settles without loops when both sides race under onDivergence overwrite (${STEPS} steps)`, async (t) => {
-    await scenario(t, { name: 'overwrite', onDivergence: 'overwrite', seed: SEED, steps: STEPS });
+    await scenario(t, { name: 'overwrite', onDivergence: 'overwrite', seed: SEED, stream: 0, steps: STEPS });
   });
 
   it(`keeps every acknowledged commit reachable and settles without loops when both sides race under onDivergence skip (${STEPS} steps)`, async (t) => {
-    await scenario(t, { name: 'skip', onDivergence: 'skip', seed: SEED + 1, steps: STEPS });
+    await scenario(t, { name: 'skip', onDivergence: 'skip', seed: SEED, stream: 1, steps: STEPS });
   });
 });

@@ -120,4 +120,8 @@ describe('parsePorcelain', () => {
       }
     }), { numRuns: 300 });
   });
+  it('counts the remote losing its own compare-and-swap at update time as stale, not as a refusal', () => {
+    const [result] = parsePorcelain(`To http://h/r.git\n!\t${OID}:refs/heads/raced\t[remote rejected] (failed to update ref)\nDone\n`, ['refs/heads/raced']);
+    assert.deepEqual(result, { ref: 'refs/heads/raced', ok: false, reason: 'failed to update ref', stale: true });
+  });
 });

@@ -240,7 +240,8 @@ export function parsePorcelain(stdout: string, refs: readonly string[]): PushRef
       continue;
     }
     const reason = /\((.*)\)\s*$/.exec(summary)?.[1] ?? summary.replace(/^\[[^\]]*\]\s*/, '');
-    results.push({ ref, ok: false, reason, stale: /stale info|fetch first/.test(summary) });
+    // A lease that failed on our side (stale info), or the remote's own compare-and-swap losing a race at update time.
+    results.push({ ref, ok: false, reason, stale: /stale info|fetch first|failed to update ref|cannot lock ref|failed to lock/.test(summary) });
   }
   return results;
 }
