@@ -316,6 +316,7 @@ export class SyncScheduler {
     const recorded = report.refs.slice(0, MAX_RECORDED_REFS);
     const counts = Object.fromEntries(Object.entries(report.counts).filter(([, n]) => n > 0));
     const pushFailure = report.pushError === null ? null : failureOf(report.pushError);
+    if (pushFailure?.pause) await this.#pause(upstream, pushFailure);
     await events.change(async (trx) => {
       await trx.updateTable('sync_runs').set({
         status: report.status,
@@ -343,7 +344,6 @@ export class SyncScheduler {
     for (const [outcome, n] of Object.entries(counts)) if (outcome !== 'unchanged') this.#deps.metrics.syncRefOutcomes.inc({ outcome }, n);
     const pushed = report.refs.some((r) => r.side === 'push' && ['created', 'updated', 'forced', 'deleted'].includes(r.outcome));
     if (report.moved > 0 || pushed) this.#deps.metrics.syncLag.observe({ kind: run.trigger === 'push' ? 'push_forward' : `pull_${run.trigger}` }, (now - Date.parse(run.created_at)) / 1000);
-    if (pushFailure?.pause) await this.#pause(upstream, pushFailure);
     return report.status;
   }
 
@@ -353,6 +353,8 @@ export class SyncScheduler {
     const now = Date.now();
     const failures = upstream.consecutive_failures + 1;
     const finished = new Date(now).toISOString();
+    // Paused before the run shows as failed: whoever waits for the run then sees the pause too.
+    if (failure.pause || failures >= PAUSE_AFTER_FAILURES) await this.#pause(upstream, failure.pause ? failure : { code: 'too_many_failures', message: `${failures} failures in a row; the last: ${failure.message}` });
     await this.#deps.events.change(async (trx) => {
       if (run !== null) {
         await trx.updateTable('sync_runs').set({ status: 'failed', error_code: failure.code, error_message: failure.message, finished_at: finished }).where('id', '=', run.id).execute();
@@ -360,7 +362,6 @@ export class SyncScheduler {
       await trx.updateTable('upstreams').set({ consecutive_failures: failures, last_error: failure.message, last_checked_at: finished, next_poll_at: new Date(now + backoffMs(failures)).toISOString() }).where('id', '=', upstream.id).execute();
     }, () => (run === null ? [] : [this.#event(upstream, 'sync.failed', { runId: run.id, direction: run.direction, trigger: run.trigger, error: { code: failure.code, message: failure.message } })]));
     if (run !== null) this.#deps.metrics.syncRuns.inc({ direction: run.direction, status: 'failed' });
-    if (failure.pause || failures >= PAUSE_AFTER_FAILURES) await this.#pause(upstream, failure.pause ? failure : { code: 'too_many_failures', message: `${failures} failures in a row; the last: ${failure.message}` });
   }
 
   /** Stops syncing an upstream until someone acts (rotates its credential, or resumes it). */
