@@ -9,12 +9,10 @@
  *   POST   /repos/{org}/{repo}/upstreams/{name}/syncs    queue a run (write; a branch-limited key names its refs)
  *   GET    /repos/{org}/{repo}/upstreams/{name}/syncs[/{id}]  runs with per-ref outcomes (read)
  */
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { refGlobsWithinGrants } from '../auth/authorize.ts';
 import { isUniqueViolation } from '../db/database.ts';
 import { findRepo, type RepoWithOrg } from '../db/repos.ts';
-import type { UpstreamsTable } from '../db/schema.ts';
 import { GroveError, notFound } from '../errors.ts';
 import { ZERO_OID } from '../git/oid.ts';
 import { actorOf, type NewEvent } from '../events/types.ts';
@@ -23,9 +21,8 @@ import { checkName } from '../names.ts';
 import { OutboundRefusedError } from '../outbound/guarded-fetch.ts';
 import { checkRemoteUrl } from '../repo/remote-env.ts';
 import { listRemoteRefs, RemoteGitError } from '../repo/remote-git.ts';
-import { upstreamWebhookSecretOwner } from '../secrets/secret-store.ts';
 import { DEFAULT_RULES, HIDDEN_PREFIX, MIRROR_RULES, parseSyncRules, pushes, type SyncRule } from '../sync/rules.ts';
-import { findUpstreamById, newId, remoteAccess, syncRunJson, upstreamJson, type UpstreamWithRepo } from '../sync/upstream-store.ts';
+import { findUpstreamById, newUpstreamRow, remoteAccess, syncRunJson, upstreamJson, type UpstreamWithRepo } from '../sync/upstream-store.ts';
 import { principalOf, requireAccess } from './principal.ts';
 import { errorResponses, paginationQuery } from './schemas.ts';
 import { API_PREFIX } from './prefix.ts';
@@ -228,25 +225,10 @@ export async function upstreamRoutes(app: FastifyInstance, ctx: AppContext): Pro
     let webhookSecret: string | null = null;
     let id: string;
     if (existing === undefined) {
-      webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
-      id = newId('up');
-      const row: UpstreamsTable = {
-        id,
-        repo_id: repoRow.id,
-        name,
-        ...settings,
-        webhook_secret: ctx.secrets.seal(webhookSecret, upstreamWebhookSecretOwner(id)),
-        state: 'active',
-        paused_reason: null,
-        consecutive_failures: 0,
-        next_poll_at: now,
-        last_checked_at: null,
-        last_success_at: null,
-        last_webhook_at: null,
-        last_error: null,
-        poll_digest: null,
-        created_at: now,
-      };
+      const made = newUpstreamRow(ctx.secrets, { repo_id: repoRow.id, name, ...settings }, now);
+      const row = made.row;
+      webhookSecret = made.webhookSecret;
+      id = row.id;
       try {
         await ctx.events.change((trx) => trx.insertInto('upstreams').values(row).execute(), () => [event('upstream.created', { ...row, org_name: org, repo_name: repo, default_branch: repoRow.default_branch }, request)]);
       } catch (error) {

@@ -12,18 +12,16 @@
  * the repository (its name is free again) and keeps the import record with the reason.
  */
 import { rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import type { Principal } from '../auth/principal.ts';
 import { findRepoByIdCached, updateRepo, type RepoRow } from '../db/repos.ts';
-import type { RepoImportsTable, UpstreamsTable } from '../db/schema.ts';
+import type { RepoImportsTable } from '../db/schema.ts';
 import { actorOf, type NewEvent } from '../events/types.ts';
 import { ZERO_OID } from '../git/oid.ts';
 import type { AppContext } from '../http/context.ts';
 import { adoptClone, cloneBare, RemoteGitError } from '../repo/remote-git.ts';
 import { OutboundRefusedError } from '../outbound/guarded-fetch.ts';
-import { upstreamWebhookSecretOwner } from '../secrets/secret-store.ts';
 import { MIRROR_RULES, trackingRef } from '../sync/rules.ts';
-import { newId, remoteAccess } from '../sync/upstream-store.ts';
+import { newId, newUpstreamRow, remoteAccess } from '../sync/upstream-store.ts';
 import { deleteRepository } from './repositories.ts';
 
 export interface ImportSpec {
@@ -148,11 +146,7 @@ export class Imports {
 
   /** The read-only upstream of a mirror import, paused until the import ends (its tracking refs come with the imported refs). */
   async #attachMirror(ctx: AppContext, repo: RepoRow, spec: ImportSpec): Promise<{ id: string; webhookSecret: string }> {
-    const id = newId('up');
-    const now = new Date().toISOString();
-    const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
-    const row: UpstreamsTable = {
-      id,
+    const { row, webhookSecret } = newUpstreamRow(ctx.secrets, {
       repo_id: repo.id,
       name: 'origin',
       url: spec.url,
@@ -161,20 +155,10 @@ export class Imports {
       read_only: 1,
       poll_interval_s: ctx.config.sync.pollSeconds,
       push_forward: 0,
-      webhook_secret: ctx.secrets.seal(webhookSecret, upstreamWebhookSecretOwner(id)),
       state: 'paused',
       paused_reason: 'importing',
-      consecutive_failures: 0,
-      next_poll_at: now,
-      last_checked_at: null,
-      last_success_at: null,
-      last_webhook_at: null,
-      last_error: null,
-      poll_digest: null,
-      created_at: now,
-      updated_at: now,
-    };
+    }, new Date().toISOString());
     await ctx.db.insertInto('upstreams').values(row).execute();
-    return { id, webhookSecret };
+    return { id: row.id, webhookSecret };
   }
 }

@@ -9,7 +9,7 @@ import type { Db } from '../db/database.ts';
 import type { CredentialsTable, SyncRunsTable, UpstreamsTable } from '../db/schema.ts';
 import type { GuardedFetch } from '../outbound/guarded-fetch.ts';
 import type { RemoteAccess } from '../repo/remote-env.ts';
-import { credentialSecretOwner, type SecretStore } from '../secrets/secret-store.ts';
+import { credentialSecretOwner, upstreamWebhookSecretOwner, type SecretStore } from '../secrets/secret-store.ts';
 import type { RefOutcome } from './decide.ts';
 import { parseSyncRules, type SyncRule } from './rules.ts';
 import type { RefReport } from './sync-run.ts';
@@ -24,28 +24,48 @@ export interface UpstreamWithRepo extends UpstreamsTable {
   readonly default_branch: string;
 }
 
-export async function findUpstreamById(db: Db, id: string): Promise<UpstreamWithRepo | undefined> {
+/** Upstreams with the names of their repository and org. */
+function upstreamsWithRepo(db: Db) {
   return db
     .selectFrom('upstreams')
     .innerJoin('repos', 'repos.id', 'upstreams.repo_id')
     .innerJoin('orgs', 'orgs.id', 'repos.org_id')
     .selectAll('upstreams')
-    .select(['orgs.name as org_name', 'repos.name as repo_name', 'repos.default_branch'])
-    .where('upstreams.id', '=', id)
-    .executeTakeFirst();
+    .select(['orgs.name as org_name', 'repos.name as repo_name', 'repos.default_branch']);
+}
+
+export async function findUpstreamById(db: Db, id: string): Promise<UpstreamWithRepo | undefined> {
+  return upstreamsWithRepo(db).where('upstreams.id', '=', id).executeTakeFirst();
 }
 
 /** The upstreams of a repository by its org and name (what a committed event names). */
 export async function upstreamsOfRepo(db: Db, org: string, repo: string): Promise<UpstreamWithRepo[]> {
-  return db
-    .selectFrom('upstreams')
-    .innerJoin('repos', 'repos.id', 'upstreams.repo_id')
-    .innerJoin('orgs', 'orgs.id', 'repos.org_id')
-    .selectAll('upstreams')
-    .select(['orgs.name as org_name', 'repos.name as repo_name', 'repos.default_branch'])
-    .where('orgs.name', '=', org)
-    .where('repos.name', '=', repo)
-    .execute();
+  return upstreamsWithRepo(db).where('orgs.name', '=', org).where('repos.name', '=', repo).execute();
+}
+
+/** A new upstream's row (active unless `state` says otherwise) and its webhook secret in the clear (shown once). */
+export function newUpstreamRow(secrets: SecretStore, fields: Pick<UpstreamsTable, 'repo_id' | 'name' | 'url' | 'credential_id' | 'rules' | 'read_only' | 'poll_interval_s' | 'push_forward'> & Partial<Pick<UpstreamsTable, 'state' | 'paused_reason'>>, now: string): { row: UpstreamsTable; webhookSecret: string } {
+  const id = newId('up');
+  const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
+  return {
+    webhookSecret,
+    row: {
+      id,
+      state: 'active',
+      paused_reason: null,
+      ...fields,
+      webhook_secret: secrets.seal(webhookSecret, upstreamWebhookSecretOwner(id)),
+      consecutive_failures: 0,
+      next_poll_at: now,
+      last_checked_at: null,
+      last_success_at: null,
+      last_webhook_at: null,
+      last_error: null,
+      poll_digest: null,
+      created_at: now,
+      updated_at: now,
+    },
+  };
 }
 
 /** The URL a read-only mirror follows, or null when the repository is no mirror (only the sync may move its refs). */
